@@ -1,0 +1,419 @@
+//! Settings, layered: the embedded `config/default.toml`, then `--config FILE`, then environment
+//! variables `LANTERN__SECTION__KEY`.
+//!
+//! Every section refuses unknown keys. A misspelt key in an operator's file would otherwise be
+//! ignored without a word, and the operator would believe a capacity or a topic had changed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::registry::{Capacities, Registry, RegistryError};
+
+/// The defaults, compiled in.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// The environment variable prefix; `LANTERN__KAFKA__BROKERS` sets `kafka.brokers`.
+pub const ENV_PREFIX: &str = "LANTERN";
+
+/// Why configuration could not be loaded. Messages name the key and where it came from.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {path} does not exist; pass an existing file to --config")]
+    FileMissing { path: String },
+    #[error("configuration ({layers}): {message}")]
+    Invalid { layers: String, message: String },
+    #[error("configuration key `{key}` (from {layers}): {message}")]
+    Value {
+        key: String,
+        layers: String,
+        message: String,
+    },
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("pseudonymization key: {0}")]
+    Key(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub data: DataSettings,
+    pub registry: RegistrySettings,
+    pub kafka: KafkaSettings,
+    pub topics: Topics,
+    pub pseudonymization: PseudonymSettings,
+    pub capacity: Capacities,
+    pub ingest: IngestSettings,
+    pub logging: LoggingSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSettings {
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrySettings {
+    /// Empty means the embedded registry.
+    pub file: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSettings {
+    pub brokers: String,
+    pub group_id: String,
+    pub client_id: String,
+    /// Passed to librdkafka verbatim (security settings and tuning).
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topics {
+    pub utility_arrears: String,
+    pub council_reports: String,
+    pub service_gaps: String,
+    pub case_outcomes: String,
+    pub case_intake: String,
+    pub dead_letter: String,
+}
+
+impl Topics {
+    /// The topic a signal kind is consumed from.
+    pub fn for_kind(&self, kind: crate::contract::SignalKind) -> &str {
+        use crate::contract::SignalKind;
+        match kind {
+            SignalKind::UtilityArrears => &self.utility_arrears,
+            SignalKind::CouncilReport => &self.council_reports,
+            SignalKind::ServiceGap => &self.service_gaps,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PseudonymSettings {
+    pub fields: Vec<String>,
+    pub key_env: String,
+    pub key_file: String,
+}
+
+impl PseudonymSettings {
+    /// Reads the HMAC key from the configured source. The key must be at least 16 bytes: a
+    /// shorter key makes the pseudonyms guessable by brute force over identifiers.
+    pub fn load_key(&self) -> Result<Vec<u8>, ConfigError> {
+        let key = if !self.key_file.is_empty() {
+            std::fs::read(&self.key_file).map_err(|e| {
+                ConfigError::Key(format!(
+                    "cannot read pseudonymization.key_file {}: {e}",
+                    self.key_file
+                ))
+            })?
+        } else {
+            std::env::var(&self.key_env)
+                .map_err(|_| {
+                    ConfigError::Key(format!(
+                        "environment variable {} is not set; set it to a secret of at least \
+                         16 bytes, or set pseudonymization.key_file",
+                        self.key_env
+                    ))
+                })?
+                .into_bytes()
+        };
+        let trimmed: Vec<u8> = key.trim_ascii().to_vec();
+        if trimmed.len() < 16 {
+            return Err(ConfigError::Key(format!(
+                "the key is {} bytes; at least 16 are required",
+                trimmed.len()
+            )));
+        }
+        Ok(trimmed)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestSettings {
+    pub batch_records: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Plain,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+/// Where settings come from, for loading and for error messages.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// `--config FILE`.
+    pub file: Option<PathBuf>,
+    /// Environment variables; `None` reads the process environment. Tests pass their own map
+    /// so that they never depend on, or change, the real environment.
+    pub env: Option<BTreeMap<String, String>>,
+}
+
+impl Sources {
+    fn describe(&self) -> String {
+        let mut parts = vec!["embedded config/default.toml".to_string()];
+        if let Some(f) = &self.file {
+            parts.push(f.display().to_string());
+        }
+        parts.push(format!("{ENV_PREFIX}__* environment variables"));
+        parts.join(" < ")
+    }
+}
+
+impl Settings {
+    /// The embedded defaults alone.
+    pub fn defaults() -> Settings {
+        Settings::load(&Sources {
+            file: None,
+            env: Some(BTreeMap::new()),
+        })
+        .expect("embedded config/default.toml is valid (checked by tests)")
+    }
+
+    /// Loads and checks the layered settings.
+    pub fn load(sources: &Sources) -> Result<Settings, ConfigError> {
+        use config::{Config, Environment, File, FileFormat};
+        let layers = sources.describe();
+        let mut builder =
+            Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+        if let Some(path) = &sources.file {
+            if !path.exists() {
+                return Err(ConfigError::FileMissing {
+                    path: path.display().to_string(),
+                });
+            }
+            builder = builder.add_source(File::from(path.as_path()).format(FileFormat::Toml));
+        }
+        let env = Environment::with_prefix(ENV_PREFIX)
+            .prefix_separator("__")
+            .separator("__")
+            .list_separator(",")
+            .with_list_parse_key("pseudonymization.fields")
+            .try_parsing(true);
+        let env = match &sources.env {
+            Some(map) => env.source(Some(map.clone().into_iter().collect())),
+            None => env,
+        };
+        builder = builder.add_source(env);
+        let cfg = builder.build().map_err(|e| convert(e, &layers))?;
+        let settings: Settings = cfg.try_deserialize().map_err(|e| convert(e, &layers))?;
+        settings.check(&layers)?;
+        Ok(settings)
+    }
+
+    /// Rules serde cannot express.
+    fn check(&self, layers: &str) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: String| ConfigError::Value {
+            key: key.to_string(),
+            layers: layers.to_string(),
+            message,
+        };
+        if self.kafka.brokers.trim().is_empty() {
+            return Err(bad("kafka.brokers", "must name at least one host:port".into()));
+        }
+        for (key, topic) in [
+            ("topics.utility_arrears", &self.topics.utility_arrears),
+            ("topics.council_reports", &self.topics.council_reports),
+            ("topics.service_gaps", &self.topics.service_gaps),
+            ("topics.case_outcomes", &self.topics.case_outcomes),
+            ("topics.case_intake", &self.topics.case_intake),
+            ("topics.dead_letter", &self.topics.dead_letter),
+        ] {
+            let ok = !topic.is_empty()
+                && topic.len() <= 249
+                && topic
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+            if !ok {
+                return Err(bad(
+                    key,
+                    format!("`{topic}` is not a valid Kafka topic name (letters, digits, . _ -)"),
+                ));
+            }
+        }
+        if self.ingest.batch_records == 0 {
+            return Err(bad("ingest.batch_records", "must be at least 1".into()));
+        }
+        let level = self.logging.level.to_ascii_lowercase();
+        if !["error", "warn", "info", "debug", "trace"].contains(&level.as_str()) {
+            return Err(bad(
+                "logging.level",
+                format!(
+                    "`{}` is not one of error, warn, info, debug, trace",
+                    self.logging.level
+                ),
+            ));
+        }
+        let registry = self.registry()?;
+        if let Some(code) = self.capacity.unknown_overrides(&registry).first() {
+            return Err(bad(
+                &format!("capacity.districts.{code}"),
+                format!("district {code} is not in the district registry"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The district registry these settings point at.
+    pub fn registry(&self) -> Result<Registry, ConfigError> {
+        if self.registry.file.is_empty() {
+            Ok(Registry::embedded())
+        } else {
+            Ok(Registry::from_file(Path::new(&self.registry.file))?)
+        }
+    }
+}
+
+/// Turns the `config` crate's errors into ours, keeping the key and the origin it names.
+fn convert(e: config::ConfigError, layers: &str) -> ConfigError {
+    match e {
+        config::ConfigError::Type {
+            origin,
+            unexpected,
+            expected,
+            key,
+        } => ConfigError::Value {
+            key: key.unwrap_or_else(|| "?".into()),
+            layers: origin.unwrap_or_else(|| layers.to_string()),
+            message: format!("found {unexpected}, expected {expected}"),
+        },
+        other => ConfigError::Invalid {
+            layers: layers.to_string(),
+            message: other.to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Sources {
+        Sources {
+            file: None,
+            env: Some(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+        }
+    }
+
+    #[test]
+    fn embedded_defaults_load() {
+        let s = Settings::defaults();
+        assert_eq!(s.topics.utility_arrears, "signals.utility-arrears");
+        assert_eq!(s.capacity.county, 8);
+        assert_eq!(s.logging.format, LogFormat::Plain);
+    }
+
+    #[test]
+    fn file_layer_overrides_defaults_and_env_overrides_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("site.toml");
+        std::fs::write(
+            &path,
+            "[kafka]\nbrokers = \"k1:9092\"\n[capacity]\ncity = 25\n[capacity.districts]\n\"11110\" = 40\n",
+        )
+        .unwrap();
+        let mut src = env(&[("LANTERN__KAFKA__BROKERS", "k2:9092")]);
+        src.file = Some(path);
+        let s = Settings::load(&src).unwrap();
+        assert_eq!(s.kafka.brokers, "k2:9092");
+        assert_eq!(s.capacity.city, 25);
+        assert_eq!(s.capacity.districts.get("11110"), Some(&40));
+        assert_eq!(s.capacity.county, 8);
+    }
+
+    #[test]
+    fn env_sets_nested_maps_and_numbers() {
+        let s = Settings::load(&env(&[
+            ("LANTERN__CAPACITY__COUNTY", "11"),
+            ("LANTERN__CAPACITY__DISTRICTS__41110", "33"),
+            ("LANTERN__PSEUDONYMIZATION__FIELDS", "customer_no,meter_owner"),
+        ]))
+        .unwrap();
+        assert_eq!(s.capacity.county, 11);
+        assert_eq!(s.capacity.districts.get("41110"), Some(&33));
+        assert_eq!(s.pseudonymization.fields, vec!["customer_no", "meter_owner"]);
+    }
+
+    #[test]
+    fn a_bad_value_names_the_key_and_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "[capacity]\ncity = \"lots\"\n").unwrap();
+        let mut src = env(&[]);
+        src.file = Some(path.clone());
+        let msg = Settings::load(&src).unwrap_err().to_string();
+        assert!(msg.contains("capacity.city"), "{msg}");
+        assert!(msg.contains("bad.toml"), "{msg}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("typo.toml");
+        std::fs::write(&path, "[kafka]\nbrokerz = \"x\"\n").unwrap();
+        let mut src = env(&[]);
+        src.file = Some(path);
+        let msg = Settings::load(&src).unwrap_err().to_string();
+        assert!(msg.contains("brokerz"), "{msg}");
+        assert!(msg.contains("typo.toml"), "{msg}");
+    }
+
+    #[test]
+    fn semantic_checks_name_the_key() {
+        let msg = Settings::load(&env(&[("LANTERN__LOGGING__LEVEL", "loud")]))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("logging.level"), "{msg}");
+        let msg = Settings::load(&env(&[("LANTERN__TOPICS__CASE_INTAKE", "bad topic!")]))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("topics.case_intake"), "{msg}");
+        let msg = Settings::load(&env(&[("LANTERN__CAPACITY__DISTRICTS__99999", "3")]))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("capacity.districts.99999"), "{msg}");
+    }
+
+    #[test]
+    fn a_missing_config_file_says_so() {
+        let mut src = env(&[]);
+        src.file = Some(PathBuf::from("/nonexistent/lantern.toml"));
+        let msg = Settings::load(&src).unwrap_err().to_string();
+        assert!(msg.contains("/nonexistent/lantern.toml"), "{msg}");
+    }
+
+    #[test]
+    fn pseudonym_key_comes_from_a_file_and_must_be_long_enough() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        std::fs::write(&path, "short\n").unwrap();
+        let mut p = Settings::defaults().pseudonymization;
+        p.key_file = path.display().to_string();
+        assert!(p.load_key().unwrap_err().to_string().contains("at least 16"));
+        std::fs::write(&path, "0123456789abcdef0123\n").unwrap();
+        assert_eq!(p.load_key().unwrap(), b"0123456789abcdef0123");
+    }
+}

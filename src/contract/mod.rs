@@ -1,0 +1,311 @@
+//! The interface contract (`../shared/SPEC.md`) as Rust types.
+//!
+//! Everything that crosses Lantern's boundary is one of these types: signals and case outcomes
+//! coming in, the households reference, and referrals going out. Records arrive as bytes and
+//! become typed only through [`Validator`], which enforces every rule of the contract and says
+//! precisely why a record was refused ([`Rejection`]). Nothing downstream ever sees an unchecked
+//! record, so later stages never re-validate.
+//!
+//! Extensions to SPEC made here (backward compatible, documented in `docs/CONTRACT.md`):
+//! - `reported_on`, like `observed_on`, may not lie after the ingest day plus one;
+//! - the reason codes of [`RejectReason`] are the published dead-letter vocabulary.
+
+mod reject;
+pub mod rrn;
+mod validate;
+mod vocab;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub use reject::{RejectReason, Rejection};
+pub use validate::{Record, Validator, NOTE_MAX_CHARS};
+pub use vocab::{
+    AgeBand, Concern, Gap, HouseholdType, Outcome, Program, ReporterRole, SignalKind, Utility,
+    Vocab,
+};
+
+/// One crisis signal from a sending agency (SPEC §1).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Signal {
+    /// The idempotency key: a re-sent event carries the same id and counts once.
+    pub event_id: String,
+    /// The sending agency, e.g. `kepco`.
+    pub source: String,
+    /// Pseudonymous household token.
+    pub household_id: String,
+    pub district_code: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dong_code: Option<String>,
+    /// The day the fact holds.
+    pub observed_on: NaiveDate,
+    /// The day the agency knew it. `None` means "the day it was ingested"; the lake fills it in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reported_on: Option<NaiveDate>,
+    #[serde(flatten)]
+    pub body: SignalBody,
+}
+
+impl Signal {
+    pub fn kind(&self) -> SignalKind {
+        match self.body {
+            SignalBody::UtilityArrears(_) => SignalKind::UtilityArrears,
+            SignalBody::CouncilReport(_) => SignalKind::CouncilReport,
+            SignalBody::ServiceGap(_) => SignalKind::ServiceGap,
+        }
+    }
+}
+
+/// The kind-specific part of a signal; serialized flat beside the envelope, tagged by `kind`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SignalBody {
+    UtilityArrears(UtilityArrears),
+    CouncilReport(CouncilReport),
+    ServiceGap(ServiceGap),
+}
+
+/// An unpaid bill or a cut-off.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UtilityArrears {
+    pub utility: Utility,
+    /// 0–240.
+    pub months_overdue: u16,
+    /// 0–10,000,000,000.
+    pub amount_krw: u64,
+    /// 단전/단수/단가스 or line suspension.
+    pub service_cut: bool,
+}
+
+/// A report from the human safety net (인적안전망).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CouncilReport {
+    pub reporter_role: ReporterRole,
+    /// Non-empty, unique.
+    pub concerns: Vec<Concern>,
+    /// 1–3; 3 means act now.
+    pub urgency: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// A benefit or service that stopped, or never started.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServiceGap {
+    pub program: Program,
+    pub gap: Gap,
+}
+
+/// The result of a visit, linked to the referral that caused it (SPEC §3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CaseOutcome {
+    pub referral_id: String,
+    pub household_id: String,
+    pub district_code: String,
+    pub outcome: Outcome,
+    pub decided_on: NaiveDate,
+}
+
+/// One row of the optional households reference (SPEC §2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Household {
+    pub household_id: String,
+    pub district_code: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dong_code: Option<String>,
+    /// 1–20.
+    pub members: u8,
+    pub head_age_band: AgeBand,
+    pub household_type: HouseholdType,
+    pub disability: bool,
+}
+
+/// One explained reason behind a referral.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReasonCode {
+    /// Stable code, e.g. `service_cut_recent`.
+    pub code: String,
+    pub label_ko: String,
+    pub label_en: String,
+    /// The reason's share of the score, in the model's own units; larger first.
+    pub contribution: f64,
+}
+
+/// One household on a district's list (SPEC §4).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Referral {
+    pub referral_id: String,
+    pub as_of: NaiveDate,
+    pub district_code: String,
+    pub dong_code: Option<String>,
+    pub household_id: String,
+    /// 1 = highest risk within the district.
+    pub rank: u32,
+    /// Calibrated probability that a visit confirms a crisis.
+    pub score: f64,
+    /// `name@version`.
+    pub model: String,
+    /// At most three, largest contribution first.
+    pub reasons: Vec<ReasonCode>,
+}
+
+/// The most reasons a referral carries.
+pub const MAX_REASONS: usize = 3;
+
+/// Why a referral we are about to publish breaks SPEC §4. Produced by our own code, so any of
+/// these is a bug in Lantern, not in the input.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ReferralError {
+    #[error("referral {referral_id}: score {score} is not a probability in [0, 1]")]
+    Score { referral_id: String, score: f64 },
+    #[error("referral {referral_id}: rank must start at 1")]
+    Rank { referral_id: String },
+    #[error("referral {referral_id}: {count} reasons, at most {MAX_REASONS} allowed")]
+    TooManyReasons { referral_id: String, count: usize },
+    #[error("referral {referral_id}: reasons are not ordered largest contribution first")]
+    ReasonOrder { referral_id: String },
+    #[error("referral {referral_id}: model `{model}` is not `name@version`")]
+    Model { referral_id: String, model: String },
+    #[error("referral {referral_id}: id is not the one derived from household, as_of and model")]
+    Id { referral_id: String },
+}
+
+impl Referral {
+    /// Checks the output rules of SPEC §4 before a referral leaves the system.
+    pub fn check(&self) -> Result<(), ReferralError> {
+        let id = || self.referral_id.clone();
+        if !(0.0..=1.0).contains(&self.score) {
+            return Err(ReferralError::Score {
+                referral_id: id(),
+                score: self.score,
+            });
+        }
+        if self.rank == 0 {
+            return Err(ReferralError::Rank { referral_id: id() });
+        }
+        if self.reasons.len() > MAX_REASONS {
+            return Err(ReferralError::TooManyReasons {
+                referral_id: id(),
+                count: self.reasons.len(),
+            });
+        }
+        if self
+            .reasons
+            .windows(2)
+            .any(|w| w[0].contribution < w[1].contribution)
+        {
+            return Err(ReferralError::ReasonOrder { referral_id: id() });
+        }
+        match self.model.split_once('@') {
+            Some((name, version)) if !name.is_empty() && !version.is_empty() => {}
+            _ => {
+                return Err(ReferralError::Model {
+                    referral_id: id(),
+                    model: self.model.clone(),
+                })
+            }
+        }
+        if self.referral_id != referral_id(&self.household_id, self.as_of, &self.model) {
+            return Err(ReferralError::Id { referral_id: id() });
+        }
+        Ok(())
+    }
+}
+
+/// The referral id of SPEC §4: deterministic from household, screening date and model version,
+/// so that re-running a night yields the same ids and a district never sees a duplicate.
+///
+/// `ref_` and the first 24 hex digits (96 bits) of SHA-256 over the three parts, separated by a
+/// byte that cannot occur in any of them.
+pub fn referral_id(household_id: &str, as_of: NaiveDate, model: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(household_id.as_bytes());
+    h.update([0x1f]);
+    h.update(as_of.format("%Y-%m-%d").to_string().as_bytes());
+    h.update([0x1f]);
+    h.update(model.as_bytes());
+    let digest = h.finalize();
+    format!("ref_{}", hex::encode(&digest[..12]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn referral() -> Referral {
+        let as_of = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
+        Referral {
+            referral_id: referral_id("hh_0001abcd", as_of, "logit@3"),
+            as_of,
+            district_code: "11110".into(),
+            dong_code: None,
+            household_id: "hh_0001abcd".into(),
+            rank: 1,
+            score: 0.7,
+            model: "logit@3".into(),
+            reasons: vec![
+                ReasonCode {
+                    code: "a".into(),
+                    label_ko: "가".into(),
+                    label_en: "A".into(),
+                    contribution: 0.5,
+                },
+                ReasonCode {
+                    code: "b".into(),
+                    label_ko: "나".into(),
+                    label_en: "B".into(),
+                    contribution: 0.2,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn referral_id_is_deterministic_and_depends_on_all_three_parts() {
+        let d = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
+        let a = referral_id("hh_0001abcd", d, "logit@3");
+        assert_eq!(a, referral_id("hh_0001abcd", d, "logit@3"));
+        assert_eq!(a.len(), 28);
+        assert_ne!(a, referral_id("hh_0001abce", d, "logit@3"));
+        assert_ne!(a, referral_id("hh_0001abcd", d.succ_opt().unwrap(), "logit@3"));
+        assert_ne!(a, referral_id("hh_0001abcd", d, "logit@4"));
+    }
+
+    #[test]
+    fn a_well_formed_referral_passes_the_output_check() {
+        referral().check().unwrap();
+    }
+
+    #[test]
+    fn referral_check_enforces_each_output_rule() {
+        let mut r = referral();
+        r.score = 1.2;
+        assert!(matches!(r.check(), Err(ReferralError::Score { .. })));
+        let mut r = referral();
+        r.rank = 0;
+        assert!(matches!(r.check(), Err(ReferralError::Rank { .. })));
+        let mut r = referral();
+        r.reasons.reverse();
+        assert!(matches!(r.check(), Err(ReferralError::ReasonOrder { .. })));
+        let mut r = referral();
+        let extra = r.reasons[1].clone();
+        r.reasons.push(extra.clone());
+        r.reasons.push(extra);
+        assert!(matches!(r.check(), Err(ReferralError::TooManyReasons { .. })));
+        let mut r = referral();
+        r.model = "logit".into();
+        assert!(matches!(r.check(), Err(ReferralError::Model { .. })));
+        let mut r = referral();
+        r.referral_id = "ref_000".into();
+        assert!(matches!(r.check(), Err(ReferralError::Id { .. })));
+    }
+
+    #[test]
+    fn referral_json_round_trips() {
+        let r = referral();
+        let json = serde_json::to_string(&r).unwrap();
+        let back: Referral = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, r);
+    }
+}

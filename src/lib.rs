@@ -1,0 +1,35 @@
+//! # Lantern
+//!
+//! Lantern finds households in crisis before they fall through the cracks. Agencies send crisis
+//! signals (unpaid bills, cut-offs, council reports, lapsed benefits); every night Lantern ranks
+//! households by risk and gives each district (시군구) a short, explained referral list sized to
+//! what its caseworkers can handle. Visit outcomes come back as labels.
+//!
+//! The pipeline, stage by stage (each a module):
+//!
+//! ```text
+//!  sources                 transforms                          sinks
+//!  ───────                 ──────────                          ─────
+//!  Kafka signal topics ─┐                                   ┌─ Parquet lake (by kind, month)
+//!  NDJSON backfills ────┼─ ingest: validate → pseudonymize ─┤
+//!  case-outcomes ───────┘          → deduplicate            └─ dead-letter sink (with reason)
+//!
+//!  lake ─ features (DataFusion SQL, as of a date) ─ model (score + reasons) ─ screen
+//!                                                                              │
+//!           case-intake topic, per-district CSV / Parquet / HTML, audit log ◄─┘
+//! ```
+//!
+//! - [`contract`]: the interface contract (`SPEC.md`) as types, and the validator every record
+//!   passes before anything else sees it.
+//! - [`registry`]: the 229 districts and their nightly capacity.
+//! - [`config`]: layered settings (embedded defaults, `--config FILE`, `LANTERN__*`).
+//! - [`sim`]: a seeded synthetic population with a latent crisis process, for the demo, tests
+//!   and back-tests.
+//! - [`logging`]: `tracing` setup, plain or JSON.
+
+pub mod config;
+pub mod contract;
+pub mod logging;
+pub mod progress;
+pub mod registry;
+pub mod sim;

@@ -1,0 +1,353 @@
+//! The `lantern` command line.
+//!
+//! Each subcommand is a thin shell over a library stage; all real work lives in the library so
+//! that tests and benchmarks exercise the same code. Errors end here: printed as one line on
+//! stderr (`lantern: error: ...`) with a non-zero exit status.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand};
+
+use lantern::config::{LogFormat, Settings, Sources};
+use lantern::contract::{Record, RejectReason, Validator};
+use lantern::sim::{self, SimParams};
+
+/// Lantern finds households in crisis before they fall through the cracks.
+///
+/// Agencies send crisis signals (unpaid bills, service cut-offs, council reports, lapsed
+/// benefits). Every night Lantern ranks households by risk and gives each district (시군구) a
+/// short, explained referral list sized to its caseworkers' capacity.
+///
+/// Start with `lantern demo`, which runs the whole pipeline on a simulated population with no
+/// outside services.
+#[derive(Debug, Parser)]
+#[command(name = "lantern", version, propagate_version = true, max_term_width = 100)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct Global {
+    /// Configuration file, layered over the built-in defaults (config/default.toml). Environment
+    /// variables LANTERN__SECTION__KEY override both.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Where the lake, models, referral lists and the audit log live [default: data.dir from
+    /// the configuration, `lantern-data`].
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// Log format: `plain` for people, `json` for log collectors [default: logging.format].
+    #[arg(long, global = true, value_name = "FORMAT")]
+    log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the whole pipeline end to end on a simulated population, with an in-process Kafka.
+    Demo(DemoArgs),
+    /// Write a synthetic population: households, signals, past referrals and their outcomes,
+    /// and (separately) the ground truth.
+    Simulate(SimulateArgs),
+    /// Check NDJSON files (signals or outcomes) against the contract without loading them, and
+    /// report every rejected line with its reason.
+    Check(CheckArgs),
+    /// Validate and load signals and outcomes into the lake, from NDJSON files or Kafka.
+    Ingest(IngestArgs),
+    /// Fit the risk model on outcomes decided before a date, and save it under models/.
+    Train(TrainArgs),
+    /// Score and rank households as of a date and write each district's referral list.
+    Screen(ScreenArgs),
+    /// Temporal back-test: ranking, calibration and fairness metrics per model and baseline.
+    Backtest(BacktestArgs),
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Households to simulate; fewer runs faster.
+    #[arg(long, default_value_t = 50_000)]
+    households: u64,
+}
+
+#[derive(Debug, Args)]
+struct SimulateArgs {
+    /// Number of households.
+    #[arg(long, default_value_t = 20_000)]
+    households: u64,
+    /// Months of history, ending with the month of --end.
+    #[arg(long, default_value_t = 18)]
+    months: u32,
+    /// Random seed; the same seed gives byte-identical output.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Output folder (created if missing).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// The simulation's last day (YYYY-MM-DD).
+    #[arg(long, default_value = "2026-10-31", value_parser = parse_date)]
+    end: NaiveDate,
+    /// Share of signal records replaced by one that breaks a contract rule, to exercise the
+    /// dead-letter path.
+    #[arg(long, default_value_t = 0.002)]
+    invalid_rate: f64,
+    /// Share of valid signal records sent twice, to exercise deduplication.
+    #[arg(long, default_value_t = 0.01)]
+    duplicate_rate: f64,
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    /// NDJSON files, plain or .ndjson.gz.
+    #[arg(required = true, value_name = "PATH")]
+    files: Vec<PathBuf>,
+    /// Treat dates as if ingested on this day (YYYY-MM-DD) [default: today].
+    #[arg(long, value_parser = parse_date)]
+    ingest_day: Option<NaiveDate>,
+    /// Print at most this many rejected lines.
+    #[arg(long, default_value_t = 20)]
+    show: usize,
+}
+
+#[derive(Debug, Args)]
+struct IngestArgs {
+    /// NDJSON files (signals or outcomes), plain or .ndjson.gz.
+    #[arg(long = "file", value_name = "PATH", num_args = 1.., conflicts_with = "kafka")]
+    files: Vec<PathBuf>,
+    /// Consume the signal and outcome topics from the configured brokers.
+    #[arg(long, required_unless_present = "files")]
+    kafka: bool,
+    /// With --kafka: stop once the topics are drained.
+    #[arg(long, requires = "kafka")]
+    until_idle: bool,
+}
+
+#[derive(Debug, Args)]
+struct TrainArgs {
+    /// Use outcomes decided before this date (YYYY-MM-DD).
+    #[arg(long, value_parser = parse_date)]
+    as_of: NaiveDate,
+}
+
+#[derive(Debug, Args)]
+struct ScreenArgs {
+    /// The screening date (YYYY-MM-DD).
+    #[arg(long, value_parser = parse_date)]
+    as_of: NaiveDate,
+    /// Also send the referrals to the case-intake topic.
+    #[arg(long)]
+    publish: bool,
+}
+
+#[derive(Debug, Args)]
+struct BacktestArgs {}
+
+fn parse_date(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| format!("`{s}` is not a date; write it as YYYY-MM-DD"))
+}
+
+/// A command whose stage has not been built yet. It exits non-zero and says so, rather than
+/// pretending to succeed.
+#[derive(Debug, thiserror::Error)]
+#[error("`lantern {command}` is not implemented yet (tracked in issue #{issue}); it will {what}")]
+struct NotYet {
+    command: &'static str,
+    issue: u32,
+    what: &'static str,
+}
+
+/// Exit status for a command that is not implemented yet.
+const EXIT_NOT_YET: u8 = 3;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(), // --help and --version
+        Err(e) => {
+            // clap's own message spans several lines; operators' scripts want one.
+            let rendered = e.render().to_string();
+            let first = rendered.lines().next().unwrap_or("invalid arguments");
+            let first = first.trim_start_matches("error: ");
+            eprintln!("lantern: error: {first}; run `lantern --help` for usage");
+            return ExitCode::from(2);
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lantern: error: {e:#}");
+            if e.downcast_ref::<NotYet>().is_some() {
+                ExitCode::from(EXIT_NOT_YET)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let mut settings = Settings::load(&Sources {
+        file: cli.global.config.clone(),
+        env: None,
+    })?;
+    if let Some(dir) = &cli.global.data_dir {
+        settings.data.dir = dir.clone();
+    }
+    let format = cli.global.log_format.unwrap_or(settings.logging.format);
+    lantern::logging::init(format, &settings.logging.level);
+
+    match cli.command {
+        Command::Simulate(args) => simulate(&settings, args),
+        Command::Check(args) => check(&settings, args),
+        Command::Demo(_) => Err(NotYet {
+            command: "demo",
+            issue: 5,
+            what: "simulate a population, produce it to an in-process Kafka, ingest, train, \
+                   back-test, screen tonight and publish the referral lists",
+        }
+        .into()),
+        Command::Ingest(_) => Err(NotYet {
+            command: "ingest",
+            issue: 3,
+            what: "validate, deduplicate and pseudonymize signals into the Parquet lake",
+        }
+        .into()),
+        Command::Train(_) => Err(NotYet {
+            command: "train",
+            issue: 4,
+            what: "fit calibrated, explainable risk models on point-in-time features",
+        }
+        .into()),
+        Command::Screen(_) => Err(NotYet {
+            command: "screen",
+            issue: 5,
+            what: "write each district's ranked, explained referral list",
+        }
+        .into()),
+        Command::Backtest(_) => Err(NotYet {
+            command: "backtest",
+            issue: 4,
+            what: "report ranking, calibration and fairness metrics over rolling time splits",
+        }
+        .into()),
+    }
+}
+
+fn simulate(settings: &Settings, args: SimulateArgs) -> Result<()> {
+    let registry = settings.registry()?;
+    let mut params = SimParams::new(args.households, args.months, args.seed);
+    params.end = args.end;
+    params.invalid_rate = args.invalid_rate;
+    params.duplicate_rate = args.duplicate_rate;
+    let bar = lantern::progress::bar(args.households, "households");
+    let started = std::time::Instant::now();
+    let manifest = sim::simulate(&params, &registry, &args.out, &bar)?;
+    bar.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    let signals = manifest.total_valid_signals() + manifest.total_invalid() + manifest.duplicate_lines;
+    tracing::info!(
+        households = manifest.households,
+        signals,
+        seconds = format!("{secs:.2}"),
+        "simulation written"
+    );
+    println!(
+        "Simulated {} households over {} months ({} to {}) into {}",
+        manifest.households,
+        args.months,
+        manifest.params.start,
+        manifest.params.end,
+        args.out.display()
+    );
+    println!(
+        "  signals: {} valid, {} planted invalid, {} planted duplicates",
+        manifest.total_valid_signals(),
+        manifest.total_invalid(),
+        manifest.duplicate_lines
+    );
+    println!(
+        "  past rounds: {}, referrals: {}, open: {}, rule precision {:.1}%, crisis prevalence {:.2}%",
+        manifest.referral_rounds.len(),
+        manifest.referrals,
+        manifest.open_referrals,
+        manifest.rule_precision * 100.0,
+        manifest.crisis_prevalence * 100.0
+    );
+    println!(
+        "  {:.0} households/s, {:.0} signals/s; ground truth in {}",
+        manifest.households as f64 / secs.max(1e-9),
+        signals as f64 / secs.max(1e-9),
+        args.out.join("truth").display()
+    );
+    Ok(())
+}
+
+/// Opens a file, gunzipping `.gz` transparently.
+fn open_ndjson(path: &PathBuf) -> Result<Box<dyn BufRead>> {
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("cannot open {}; check the path", path.display()))?;
+    let reader: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(flate2::read::MultiGzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    Ok(Box::new(BufReader::with_capacity(1 << 20, reader)))
+}
+
+fn check(settings: &Settings, args: CheckArgs) -> Result<()> {
+    let registry = settings.registry()?;
+    let day = args
+        .ingest_day
+        .unwrap_or_else(|| chrono::Local::now().date_naive());
+    let validator = Validator::new(&registry, day);
+    let mut accepted = 0u64;
+    let mut rejected: std::collections::BTreeMap<RejectReason, u64> = Default::default();
+    let mut shown = 0usize;
+    for path in &args.files {
+        let mut reader = open_ndjson(path)?;
+        let mut line = Vec::new();
+        let mut number = 0u64;
+        loop {
+            line.clear();
+            let n = reader
+                .read_until(b'\n', &mut line)
+                .with_context(|| format!("reading {} after line {number}", path.display()))?;
+            if n == 0 {
+                break;
+            }
+            number += 1;
+            let bytes = line.strip_suffix(b"\n").unwrap_or(&line);
+            let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match validator.record(bytes) {
+                Ok(Record::Signal(_) | Record::Outcome(_)) => accepted += 1,
+                Err(r) => {
+                    *rejected.entry(r.reason).or_default() += 1;
+                    if shown < args.show {
+                        shown += 1;
+                        println!("{}:{number}: {r}", path.display());
+                    }
+                }
+            }
+        }
+    }
+    let total_rejected: u64 = rejected.values().sum();
+    println!("{accepted} accepted, {total_rejected} rejected");
+    for (reason, n) in &rejected {
+        println!("  {n:>8}  {reason}");
+    }
+    if total_rejected > 0 {
+        bail!("{total_rejected} lines break the contract (reasons above); fix them at the sender or let `lantern ingest` route them to the dead-letter sink")
+    }
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! The `lantern` binary as an operator meets it: help text, one-line errors, exit codes.
+
+use std::process::{Command, Output};
+
+fn lantern(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lantern"))
+        .args(args)
+        .env("LANTERN_NO_PROGRESS", "1")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+fn lantern_env(args: &[&str], key: &str, value: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lantern"))
+        .args(args)
+        .env("LANTERN_NO_PROGRESS", "1")
+        .env(key, value)
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn help_lists_every_command_of_the_contract() {
+    let o = lantern(&["--help"]);
+    assert!(o.status.success());
+    let text = String::from_utf8_lossy(&o.stdout);
+    for cmd in ["demo", "simulate", "ingest", "train", "screen", "backtest", "--config", "--data-dir"] {
+        assert!(text.contains(cmd), "--help does not mention {cmd}");
+    }
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for (cmd, must) in [
+        ("demo", "--households"),
+        ("simulate", "--seed"),
+        ("ingest", "--kafka"),
+        ("train", "--as-of"),
+        ("screen", "--publish"),
+        ("backtest", "Usage"),
+        ("check", "--ingest-day"),
+    ] {
+        let o = lantern(&[cmd, "--help"]);
+        assert!(o.status.success(), "{cmd} --help failed");
+        assert!(String::from_utf8_lossy(&o.stdout).contains(must), "{cmd} --help lacks {must}");
+    }
+}
+
+#[test]
+fn an_unknown_flag_is_a_one_line_error_with_exit_2() {
+    let o = lantern(&["simulate", "--out", "x", "--housholds", "5"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("--housholds"), "{err}");
+}
+
+#[test]
+fn a_bad_date_is_a_one_line_error() {
+    let o = lantern(&["train", "--as-of", "2026-13-01"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("YYYY-MM-DD"), "{err}");
+}
+
+#[test]
+fn a_bad_config_value_is_a_one_line_error_naming_the_key() {
+    let o = lantern_env(&["backtest"], "LANTERN__CAPACITY__CITY", "lots");
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("capacity.city"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("site.toml");
+    std::fs::write(&path, "[kafka]\nbrokers = 5\ngroup = \"x\"\n").unwrap();
+    let o = lantern(&["--config", path.to_str().unwrap(), "backtest"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("site.toml"), "{err}");
+}
+
+#[test]
+fn unbuilt_commands_say_so_and_fail() {
+    for args in [
+        vec!["demo"],
+        vec!["ingest", "--kafka"],
+        vec!["train", "--as-of", "2026-10-01"],
+        vec!["screen", "--as-of", "2026-10-01"],
+        vec!["backtest"],
+    ] {
+        let o = lantern(&args);
+        assert_eq!(o.status.code(), Some(3), "{args:?}");
+        assert!(stderr(&o).contains("not implemented yet"), "{args:?}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn simulate_then_check_reports_the_planted_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sim");
+    let o = lantern(&[
+        "simulate", "--households", "2000", "--months", "6", "--seed", "3", "--out",
+        out.to_str().unwrap(), "--invalid-rate", "0.05",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Simulated 2000 households"));
+
+    let file = out.join("signals/utility-arrears.ndjson");
+    let o = lantern(&["check", "--ingest-day", "2026-11-01", file.to_str().unwrap()]);
+    // Planted invalid records make `check` fail, and it lists them by reason.
+    assert_eq!(o.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("rejected"), "{text}");
+    assert!(text.contains("utility-arrears.ndjson:"), "{text}");
+
+    let outcomes = out.join("outcomes/case-outcomes.ndjson");
+    let o = lantern(&["check", "--ingest-day", "2026-11-01", outcomes.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+}
+
+#[test]
+fn json_logs_are_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sim");
+    let o = lantern(&[
+        "--log-format", "json", "simulate", "--households", "200", "--months", "3", "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    let line = err.lines().find(|l| l.contains("simulation written")).expect("a log line");
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(v["level"], "INFO");
+}
