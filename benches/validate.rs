@@ -19,7 +19,13 @@ fn lines() -> Vec<Vec<u8>> {
     let mut p = SimParams::new(5_000, 12, 7);
     p.invalid_rate = 0.0;
     p.duplicate_rate = 0.0;
-    sim::simulate(&p, &Registry::embedded(), dir.path(), &indicatif::ProgressBar::hidden()).unwrap();
+    sim::simulate(
+        &p,
+        &Registry::embedded(),
+        dir.path(),
+        &indicatif::ProgressBar::hidden(),
+    )
+    .unwrap();
     let mut out = Vec::new();
     for f in ["utility-arrears", "council-reports", "service-gaps"] {
         let text = std::fs::read_to_string(dir.path().join(format!("signals/{f}.ndjson"))).unwrap();

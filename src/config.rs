@@ -227,7 +227,10 @@ impl Settings {
             message,
         };
         if self.kafka.brokers.trim().is_empty() {
-            return Err(bad("kafka.brokers", "must name at least one host:port".into()));
+            return Err(bad(
+                "kafka.brokers",
+                "must name at least one host:port".into(),
+            ));
         }
         for (key, topic) in [
             ("topics.utility_arrears", &self.topics.utility_arrears),
@@ -349,12 +352,18 @@ mod tests {
         let s = Settings::load(&env(&[
             ("LANTERN__CAPACITY__COUNTY", "11"),
             ("LANTERN__CAPACITY__DISTRICTS__41110", "33"),
-            ("LANTERN__PSEUDONYMIZATION__FIELDS", "customer_no,meter_owner"),
+            (
+                "LANTERN__PSEUDONYMIZATION__FIELDS",
+                "customer_no,meter_owner",
+            ),
         ]))
         .unwrap();
         assert_eq!(s.capacity.county, 11);
         assert_eq!(s.capacity.districts.get("41110"), Some(&33));
-        assert_eq!(s.pseudonymization.fields, vec!["customer_no", "meter_owner"]);
+        assert_eq!(
+            s.pseudonymization.fields,
+            vec!["customer_no", "meter_owner"]
+        );
     }
 
     #[test]
@@ -412,7 +421,11 @@ mod tests {
         std::fs::write(&path, "short\n").unwrap();
         let mut p = Settings::defaults().pseudonymization;
         p.key_file = path.display().to_string();
-        assert!(p.load_key().unwrap_err().to_string().contains("at least 16"));
+        assert!(p
+            .load_key()
+            .unwrap_err()
+            .to_string()
+            .contains("at least 16"));
         std::fs::write(&path, "0123456789abcdef0123\n").unwrap();
         assert_eq!(p.load_key().unwrap(), b"0123456789abcdef0123");
     }

@@ -25,7 +25,12 @@ use lantern::sim::{self, SimParams};
 /// Start with `lantern demo`, which runs the whole pipeline on a simulated population with no
 /// outside services.
 #[derive(Debug, Parser)]
-#[command(name = "lantern", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "lantern",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 struct Cli {
     #[command(flatten)]
     global: Global,
@@ -252,7 +257,8 @@ fn simulate(settings: &Settings, args: SimulateArgs) -> Result<()> {
     let manifest = sim::simulate(&params, &registry, &args.out, &bar)?;
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
-    let signals = manifest.total_valid_signals() + manifest.total_invalid() + manifest.duplicate_lines;
+    let signals =
+        manifest.total_valid_signals() + manifest.total_invalid() + manifest.duplicate_lines;
     tracing::info!(
         households = manifest.households,
         signals,

@@ -115,15 +115,22 @@ impl Registry {
                 .position(|h| h.trim_start_matches('\u{feff}') == name)
                 .ok_or_else(|| row_err(1, format!("missing column `{name}`")))
         };
-        let (c_code, c_sido, c_name, c_kind) =
-            (col("district_code")?, col("sido")?, col("name")?, col("kind")?);
+        let (c_code, c_sido, c_name, c_kind) = (
+            col("district_code")?,
+            col("sido")?,
+            col("name")?,
+            col("kind")?,
+        );
         let mut districts = BTreeMap::new();
         for (i, row) in reader.records().enumerate() {
             let line = i as u64 + 2;
             let row = row.map_err(|e| row_err(line, e.to_string()))?;
             let code = row.get(c_code).unwrap_or_default().to_string();
             if code.len() != 5 || !code.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(row_err(line, format!("district_code `{code}` is not 5 digits")));
+                return Err(row_err(
+                    line,
+                    format!("district_code `{code}` is not 5 digits"),
+                ));
             }
             let kind_s = row.get(c_kind).unwrap_or_default();
             let kind = DistrictKind::parse(kind_s).ok_or_else(|| {
@@ -139,7 +146,10 @@ impl Registry {
                 kind,
             };
             if districts.insert(code.clone(), district).is_some() {
-                return Err(row_err(line, format!("district_code `{code}` appears twice")));
+                return Err(row_err(
+                    line,
+                    format!("district_code `{code}` appears twice"),
+                ));
             }
         }
         if districts.is_empty() {
@@ -248,7 +258,10 @@ mod tests {
     fn embedded_registry_matches_the_shared_registry_when_present() {
         let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/districts.csv");
         if let Ok(text) = std::fs::read_to_string(shared) {
-            assert_eq!(text, EMBEDDED_DISTRICTS_CSV, "data/districts.csv is out of date");
+            assert_eq!(
+                text, EMBEDDED_DISTRICTS_CSV,
+                "data/districts.csv is out of date"
+            );
         }
     }
 

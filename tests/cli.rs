@@ -29,7 +29,16 @@ fn help_lists_every_command_of_the_contract() {
     let o = lantern(&["--help"]);
     assert!(o.status.success());
     let text = String::from_utf8_lossy(&o.stdout);
-    for cmd in ["demo", "simulate", "ingest", "train", "screen", "backtest", "--config", "--data-dir"] {
+    for cmd in [
+        "demo",
+        "simulate",
+        "ingest",
+        "train",
+        "screen",
+        "backtest",
+        "--config",
+        "--data-dir",
+    ] {
         assert!(text.contains(cmd), "--help does not mention {cmd}");
     }
 }
@@ -47,7 +56,10 @@ fn every_subcommand_has_help() {
     ] {
         let o = lantern(&[cmd, "--help"]);
         assert!(o.status.success(), "{cmd} --help failed");
-        assert!(String::from_utf8_lossy(&o.stdout).contains(must), "{cmd} --help lacks {must}");
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains(must),
+            "{cmd} --help lacks {must}"
+        );
     }
 }
 
@@ -98,7 +110,11 @@ fn unbuilt_commands_say_so_and_fail() {
     ] {
         let o = lantern(&args);
         assert_eq!(o.status.code(), Some(3), "{args:?}");
-        assert!(stderr(&o).contains("not implemented yet"), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("not implemented yet"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
     }
 }
 
@@ -107,14 +123,28 @@ fn simulate_then_check_reports_the_planted_records() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("sim");
     let o = lantern(&[
-        "simulate", "--households", "2000", "--months", "6", "--seed", "3", "--out",
-        out.to_str().unwrap(), "--invalid-rate", "0.05",
+        "simulate",
+        "--households",
+        "2000",
+        "--months",
+        "6",
+        "--seed",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+        "--invalid-rate",
+        "0.05",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("Simulated 2000 households"));
 
     let file = out.join("signals/utility-arrears.ndjson");
-    let o = lantern(&["check", "--ingest-day", "2026-11-01", file.to_str().unwrap()]);
+    let o = lantern(&[
+        "check",
+        "--ingest-day",
+        "2026-11-01",
+        file.to_str().unwrap(),
+    ]);
     // Planted invalid records make `check` fail, and it lists them by reason.
     assert_eq!(o.status.code(), Some(1));
     let text = String::from_utf8_lossy(&o.stdout);
@@ -122,7 +152,12 @@ fn simulate_then_check_reports_the_planted_records() {
     assert!(text.contains("utility-arrears.ndjson:"), "{text}");
 
     let outcomes = out.join("outcomes/case-outcomes.ndjson");
-    let o = lantern(&["check", "--ingest-day", "2026-11-01", outcomes.to_str().unwrap()]);
+    let o = lantern(&[
+        "check",
+        "--ingest-day",
+        "2026-11-01",
+        outcomes.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
 }
 
@@ -131,12 +166,22 @@ fn json_logs_are_json() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("sim");
     let o = lantern(&[
-        "--log-format", "json", "simulate", "--households", "200", "--months", "3", "--out",
+        "--log-format",
+        "json",
+        "simulate",
+        "--households",
+        "200",
+        "--months",
+        "3",
+        "--out",
         out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let err = stderr(&o);
-    let line = err.lines().find(|l| l.contains("simulation written")).expect("a log line");
+    let line = err
+        .lines()
+        .find(|l| l.contains("simulation written"))
+        .expect("a log line");
     let v: serde_json::Value = serde_json::from_str(line).unwrap();
     assert_eq!(v["level"], "INFO");
 }

@@ -17,7 +17,10 @@ fn day() -> NaiveDate {
 }
 
 fn codes() -> Vec<String> {
-    Registry::embedded().iter().map(|d| d.code.clone()).collect()
+    Registry::embedded()
+        .iter()
+        .map(|d| d.code.clone())
+        .collect()
 }
 
 /// Dates from 2000 to the ingest day plus one, the range the contract accepts.
@@ -153,7 +156,7 @@ proptest! {
         let v = Validator::new(&reg, day());
         let bytes = serde_json::to_vec(&s).unwrap();
         let back = v.signal(&bytes);
-        prop_assert_eq!(back.as_ref().ok(), Some(&s), "{:?}", back.err());
+        prop_assert_eq!(back.as_ref().ok(), Some(&s), "{:?}", back.as_ref().err());
         prop_assert_eq!(v.record(&bytes).ok(), Some(Record::Signal(s)));
     }
 }

@@ -91,11 +91,10 @@ fn expect(mut v: Value, field: &str, value: Option<Value>, reason: R, at: &str) 
             v.as_object_mut().unwrap().remove(field);
         }
     }
-    let got = if v.get("outcome").is_some() && v.get("kind").is_none() {
-        validate_outcome(&v).map(|_| ())
-    } else {
-        validate(&v).map(|_| ())
-    };
+    // Through `record`, the mixed-stream entry point, which must route each to its rules.
+    let reg = Registry::embedded();
+    let bytes = serde_json::to_vec(&v).unwrap();
+    let got = Validator::new(&reg, day()).record(&bytes).map(|_| ());
     let err = got.expect_err(&format!("{field} = {:?} should be rejected", v.get(field)));
     assert_eq!(err.reason, reason, "{err}");
     assert_eq!(err.field, at, "{err}");
@@ -103,9 +102,18 @@ fn expect(mut v: Value, field: &str, value: Option<Value>, reason: R, at: &str) 
 
 #[test]
 fn the_base_records_are_valid() {
-    assert!(matches!(validate(&arrears()).unwrap(), SignalBody::UtilityArrears(_)));
-    assert!(matches!(validate(&council()).unwrap(), SignalBody::CouncilReport(_)));
-    assert!(matches!(validate(&gap()).unwrap(), SignalBody::ServiceGap(_)));
+    assert!(matches!(
+        validate(&arrears()).unwrap(),
+        SignalBody::UtilityArrears(_)
+    ));
+    assert!(matches!(
+        validate(&council()).unwrap(),
+        SignalBody::CouncilReport(_)
+    ));
+    assert!(matches!(
+        validate(&gap()).unwrap(),
+        SignalBody::ServiceGap(_)
+    ));
     let o = validate_outcome(&outcome()).unwrap();
     assert_eq!(o.outcome, Outcome::Supported);
 }
@@ -129,19 +137,43 @@ fn every_required_envelope_field_is_required() {
 
 #[test]
 fn event_id_is_1_to_64_chars() {
-    expect(arrears(), "event_id", Some(json!("")), R::InvalidLength, "event_id");
-    expect(arrears(), "event_id", Some(json!("x".repeat(65))), R::InvalidLength, "event_id");
+    expect(
+        arrears(),
+        "event_id",
+        Some(json!("")),
+        R::InvalidLength,
+        "event_id",
+    );
+    expect(
+        arrears(),
+        "event_id",
+        Some(json!("x".repeat(65))),
+        R::InvalidLength,
+        "event_id",
+    );
     // 64 multi-byte characters are 64 characters, not 192 bytes.
     let mut v = arrears();
     v["event_id"] = json!("가".repeat(64));
     validate(&v).unwrap();
-    expect(arrears(), "event_id", Some(json!(17)), R::WrongType, "event_id");
+    expect(
+        arrears(),
+        "event_id",
+        Some(json!(17)),
+        R::WrongType,
+        "event_id",
+    );
 }
 
 #[test]
 fn source_matches_its_pattern() {
     for bad in ["KEPCO", "ke pco", "", &"a".repeat(33), "kepco!"] {
-        expect(arrears(), "source", Some(json!(bad)), R::InvalidFormat, "source");
+        expect(
+            arrears(),
+            "source",
+            Some(json!(bad)),
+            R::InvalidFormat,
+            "source",
+        );
     }
     let mut v = arrears();
     v["source"] = json!("k-water_2");
@@ -150,8 +182,20 @@ fn source_matches_its_pattern() {
 
 #[test]
 fn household_id_matches_its_pattern() {
-    for bad in ["short", "has space1", &"a".repeat(65), "한글한글한글한글", "abc/defgh"] {
-        expect(arrears(), "household_id", Some(json!(bad)), R::InvalidFormat, "household_id");
+    for bad in [
+        "short",
+        "has space1",
+        &"a".repeat(65),
+        "한글한글한글한글",
+        "abc/defgh",
+    ] {
+        expect(
+            arrears(),
+            "household_id",
+            Some(json!(bad)),
+            R::InvalidFormat,
+            "household_id",
+        );
     }
     let mut v = arrears();
     v["household_id"] = json!("Ab_-1234");
@@ -160,12 +204,36 @@ fn household_id_matches_its_pattern() {
 
 #[test]
 fn district_code_is_five_digits_and_registered() {
-    expect(arrears(), "district_code", Some(json!("1111")), R::InvalidFormat, "district_code");
-    expect(arrears(), "district_code", Some(json!("1111a")), R::InvalidFormat, "district_code");
+    expect(
+        arrears(),
+        "district_code",
+        Some(json!("1111")),
+        R::InvalidFormat,
+        "district_code",
+    );
+    expect(
+        arrears(),
+        "district_code",
+        Some(json!("1111a")),
+        R::InvalidFormat,
+        "district_code",
+    );
     let mut v = arrears();
     v.as_object_mut().unwrap().remove("dong_code");
-    expect(v, "district_code", Some(json!("99999")), R::UnknownDistrict, "district_code");
-    expect(arrears(), "district_code", Some(json!(11110)), R::WrongType, "district_code");
+    expect(
+        v,
+        "district_code",
+        Some(json!("99999")),
+        R::UnknownDistrict,
+        "district_code",
+    );
+    expect(
+        arrears(),
+        "district_code",
+        Some(json!(11110)),
+        R::WrongType,
+        "district_code",
+    );
 }
 
 #[test]
@@ -175,15 +243,46 @@ fn dong_code_is_optional_ten_digits_within_the_district() {
     validate(&v).unwrap();
     v["dong_code"] = Value::Null;
     validate(&v).unwrap();
-    expect(arrears(), "dong_code", Some(json!("111105150")), R::InvalidFormat, "dong_code");
-    expect(arrears(), "dong_code", Some(json!("111105150x")), R::InvalidFormat, "dong_code");
-    expect(arrears(), "dong_code", Some(json!("2611051500")), R::DongDistrictMismatch, "dong_code");
+    expect(
+        arrears(),
+        "dong_code",
+        Some(json!("111105150")),
+        R::InvalidFormat,
+        "dong_code",
+    );
+    expect(
+        arrears(),
+        "dong_code",
+        Some(json!("111105150x")),
+        R::InvalidFormat,
+        "dong_code",
+    );
+    expect(
+        arrears(),
+        "dong_code",
+        Some(json!("2611051500")),
+        R::DongDistrictMismatch,
+        "dong_code",
+    );
 }
 
 #[test]
 fn observed_on_is_a_real_date_not_after_ingest_day_plus_one() {
-    for bad in ["2026-02-30", "2026-13-01", "26-10-01", "2026/10/01", "2026-10-1", "yesterday"] {
-        expect(arrears(), "observed_on", Some(json!(bad)), R::InvalidDate, "observed_on");
+    for bad in [
+        "2026-02-30",
+        "2026-13-01",
+        "26-10-01",
+        "2026/10/01",
+        "2026-10-1",
+        "yesterday",
+    ] {
+        expect(
+            arrears(),
+            "observed_on",
+            Some(json!(bad)),
+            R::InvalidDate,
+            "observed_on",
+        );
     }
     // Ingest day is 2026-11-01: the 2nd is allowed, the 3rd is not.
     let mut v = arrears();
@@ -192,13 +291,31 @@ fn observed_on_is_a_real_date_not_after_ingest_day_plus_one() {
     validate(&v).unwrap();
     let mut v = arrears();
     v.as_object_mut().unwrap().remove("reported_on");
-    expect(v, "observed_on", Some(json!("2026-11-03")), R::FutureDate, "observed_on");
+    expect(
+        v,
+        "observed_on",
+        Some(json!("2026-11-03")),
+        R::FutureDate,
+        "observed_on",
+    );
 }
 
 #[test]
 fn kind_is_one_of_the_three() {
-    expect(arrears(), "kind", Some(json!("utility")), R::UnknownValue, "kind");
-    expect(arrears(), "kind", Some(json!(["utility_arrears"])), R::WrongType, "kind");
+    expect(
+        arrears(),
+        "kind",
+        Some(json!("utility")),
+        R::UnknownValue,
+        "kind",
+    );
+    expect(
+        arrears(),
+        "kind",
+        Some(json!(["utility_arrears"])),
+        R::WrongType,
+        "kind",
+    );
 }
 
 #[test]
@@ -206,10 +323,28 @@ fn reported_on_is_optional_and_not_before_observed_on() {
     let mut v = arrears();
     v.as_object_mut().unwrap().remove("reported_on");
     validate(&v).unwrap();
-    expect(arrears(), "reported_on", Some(json!("2026-10-30")), R::ReportedBeforeObserved, "reported_on");
-    expect(arrears(), "reported_on", Some(json!("2026-10-32")), R::InvalidDate, "reported_on");
+    expect(
+        arrears(),
+        "reported_on",
+        Some(json!("2026-10-30")),
+        R::ReportedBeforeObserved,
+        "reported_on",
+    );
+    expect(
+        arrears(),
+        "reported_on",
+        Some(json!("2026-10-32")),
+        R::InvalidDate,
+        "reported_on",
+    );
     // Extension (docs/CONTRACT.md): a knowledge date cannot lie in the future either.
-    expect(arrears(), "reported_on", Some(json!("2026-12-01")), R::FutureDate, "reported_on");
+    expect(
+        arrears(),
+        "reported_on",
+        Some(json!("2026-12-01")),
+        R::FutureDate,
+        "reported_on",
+    );
 }
 
 #[test]
@@ -224,11 +359,24 @@ fn unknown_extra_fields_are_ignored() {
 
 #[test]
 fn utility_is_in_its_value_set() {
-    expect(arrears(), "utility", Some(json!("cable_tv")), R::UnknownValue, "utility");
+    expect(
+        arrears(),
+        "utility",
+        Some(json!("cable_tv")),
+        R::UnknownValue,
+        "utility",
+    );
     expect(arrears(), "utility", None, R::MissingField, "utility");
     for u in [
-        "electricity", "water", "gas", "telecom", "health_insurance", "housing_fee", "rent",
-        "pension_loan", "credit",
+        "electricity",
+        "water",
+        "gas",
+        "telecom",
+        "health_insurance",
+        "housing_fee",
+        "rent",
+        "pension_loan",
+        "credit",
     ] {
         let mut v = arrears();
         v["utility"] = json!(u);
@@ -238,11 +386,41 @@ fn utility_is_in_its_value_set() {
 
 #[test]
 fn months_overdue_is_an_integer_0_to_240() {
-    expect(arrears(), "months_overdue", Some(json!(241)), R::OutOfRange, "months_overdue");
-    expect(arrears(), "months_overdue", Some(json!(-1)), R::OutOfRange, "months_overdue");
-    expect(arrears(), "months_overdue", Some(json!(2.5)), R::WrongType, "months_overdue");
-    expect(arrears(), "months_overdue", Some(json!("3")), R::WrongType, "months_overdue");
-    expect(arrears(), "months_overdue", None, R::MissingField, "months_overdue");
+    expect(
+        arrears(),
+        "months_overdue",
+        Some(json!(241)),
+        R::OutOfRange,
+        "months_overdue",
+    );
+    expect(
+        arrears(),
+        "months_overdue",
+        Some(json!(-1)),
+        R::OutOfRange,
+        "months_overdue",
+    );
+    expect(
+        arrears(),
+        "months_overdue",
+        Some(json!(2.5)),
+        R::WrongType,
+        "months_overdue",
+    );
+    expect(
+        arrears(),
+        "months_overdue",
+        Some(json!("3")),
+        R::WrongType,
+        "months_overdue",
+    );
+    expect(
+        arrears(),
+        "months_overdue",
+        None,
+        R::MissingField,
+        "months_overdue",
+    );
     for ok in [0, 240] {
         let mut v = arrears();
         v["months_overdue"] = json!(ok);
@@ -252,10 +430,34 @@ fn months_overdue_is_an_integer_0_to_240() {
 
 #[test]
 fn amount_krw_is_an_integer_0_to_ten_billion() {
-    expect(arrears(), "amount_krw", Some(json!(10_000_000_001u64)), R::OutOfRange, "amount_krw");
-    expect(arrears(), "amount_krw", Some(json!(-5)), R::OutOfRange, "amount_krw");
-    expect(arrears(), "amount_krw", Some(json!(u64::MAX)), R::OutOfRange, "amount_krw");
-    expect(arrears(), "amount_krw", Some(json!(1.5e3)), R::WrongType, "amount_krw");
+    expect(
+        arrears(),
+        "amount_krw",
+        Some(json!(10_000_000_001u64)),
+        R::OutOfRange,
+        "amount_krw",
+    );
+    expect(
+        arrears(),
+        "amount_krw",
+        Some(json!(-5)),
+        R::OutOfRange,
+        "amount_krw",
+    );
+    expect(
+        arrears(),
+        "amount_krw",
+        Some(json!(u64::MAX)),
+        R::OutOfRange,
+        "amount_krw",
+    );
+    expect(
+        arrears(),
+        "amount_krw",
+        Some(json!(1.5e3)),
+        R::WrongType,
+        "amount_krw",
+    );
     expect(arrears(), "amount_krw", None, R::MissingField, "amount_krw");
     let mut v = arrears();
     v["amount_krw"] = json!(10_000_000_000u64);
@@ -264,40 +466,128 @@ fn amount_krw_is_an_integer_0_to_ten_billion() {
 
 #[test]
 fn service_cut_is_a_boolean() {
-    expect(arrears(), "service_cut", Some(json!("true")), R::WrongType, "service_cut");
-    expect(arrears(), "service_cut", Some(json!(1)), R::WrongType, "service_cut");
-    expect(arrears(), "service_cut", None, R::MissingField, "service_cut");
+    expect(
+        arrears(),
+        "service_cut",
+        Some(json!("true")),
+        R::WrongType,
+        "service_cut",
+    );
+    expect(
+        arrears(),
+        "service_cut",
+        Some(json!(1)),
+        R::WrongType,
+        "service_cut",
+    );
+    expect(
+        arrears(),
+        "service_cut",
+        None,
+        R::MissingField,
+        "service_cut",
+    );
 }
 
 // ---- council_report ---------------------------------------------------------------------------
 
 #[test]
 fn reporter_role_is_in_its_value_set() {
-    expect(council(), "reporter_role", Some(json!("mayor")), R::UnknownValue, "reporter_role");
-    expect(council(), "reporter_role", None, R::MissingField, "reporter_role");
+    expect(
+        council(),
+        "reporter_role",
+        Some(json!("mayor")),
+        R::UnknownValue,
+        "reporter_role",
+    );
+    expect(
+        council(),
+        "reporter_role",
+        None,
+        R::MissingField,
+        "reporter_role",
+    );
 }
 
 #[test]
 fn concerns_is_a_non_empty_unique_array_of_known_values() {
-    expect(council(), "concerns", Some(json!([])), R::EmptyArray, "concerns");
-    expect(council(), "concerns", Some(json!(["food", "debt", "food"])), R::DuplicateValue, "concerns[2]");
-    expect(council(), "concerns", Some(json!(["food", "loneliness"])), R::UnknownValue, "concerns[1]");
-    expect(council(), "concerns", Some(json!(["food", 3])), R::WrongType, "concerns[1]");
-    expect(council(), "concerns", Some(json!("food")), R::WrongType, "concerns");
+    expect(
+        council(),
+        "concerns",
+        Some(json!([])),
+        R::EmptyArray,
+        "concerns",
+    );
+    expect(
+        council(),
+        "concerns",
+        Some(json!(["food", "debt", "food"])),
+        R::DuplicateValue,
+        "concerns[2]",
+    );
+    expect(
+        council(),
+        "concerns",
+        Some(json!(["food", "loneliness"])),
+        R::UnknownValue,
+        "concerns[1]",
+    );
+    expect(
+        council(),
+        "concerns",
+        Some(json!(["food", 3])),
+        R::WrongType,
+        "concerns[1]",
+    );
+    expect(
+        council(),
+        "concerns",
+        Some(json!("food")),
+        R::WrongType,
+        "concerns",
+    );
     expect(council(), "concerns", None, R::MissingField, "concerns");
     let mut v = council();
     v["concerns"] = json!([
-        "isolation", "food", "housing", "health", "mental_health", "addiction", "debt",
-        "child_care", "elder_care", "disability_care", "suicide_risk", "unemployment"
+        "isolation",
+        "food",
+        "housing",
+        "health",
+        "mental_health",
+        "addiction",
+        "debt",
+        "child_care",
+        "elder_care",
+        "disability_care",
+        "suicide_risk",
+        "unemployment"
     ]);
     validate(&v).unwrap();
 }
 
 #[test]
 fn urgency_is_an_integer_1_to_3() {
-    expect(council(), "urgency", Some(json!(0)), R::OutOfRange, "urgency");
-    expect(council(), "urgency", Some(json!(4)), R::OutOfRange, "urgency");
-    expect(council(), "urgency", Some(json!("3")), R::WrongType, "urgency");
+    expect(
+        council(),
+        "urgency",
+        Some(json!(0)),
+        R::OutOfRange,
+        "urgency",
+    );
+    expect(
+        council(),
+        "urgency",
+        Some(json!(4)),
+        R::OutOfRange,
+        "urgency",
+    );
+    expect(
+        council(),
+        "urgency",
+        Some(json!("3")),
+        R::WrongType,
+        "urgency",
+    );
     expect(council(), "urgency", None, R::MissingField, "urgency");
 }
 
@@ -309,7 +599,13 @@ fn note_is_optional_and_at_most_500_chars() {
     let mut v = council();
     v["note"] = json!("가".repeat(NOTE_MAX_CHARS));
     validate(&v).unwrap();
-    expect(council(), "note", Some(json!("가".repeat(NOTE_MAX_CHARS + 1))), R::InvalidLength, "note");
+    expect(
+        council(),
+        "note",
+        Some(json!("가".repeat(NOTE_MAX_CHARS + 1))),
+        R::InvalidLength,
+        "note",
+    );
     expect(council(), "note", Some(json!(42)), R::WrongType, "note");
 }
 
@@ -317,9 +613,21 @@ fn note_is_optional_and_at_most_500_chars() {
 
 #[test]
 fn program_and_gap_are_in_their_value_sets() {
-    expect(gap(), "program", Some(json!("lottery")), R::UnknownValue, "program");
+    expect(
+        gap(),
+        "program",
+        Some(json!("lottery")),
+        R::UnknownValue,
+        "program",
+    );
     expect(gap(), "program", None, R::MissingField, "program");
-    expect(gap(), "gap", Some(json!("forgotten")), R::UnknownValue, "gap");
+    expect(
+        gap(),
+        "gap",
+        Some(json!("forgotten")),
+        R::UnknownValue,
+        "gap",
+    );
     expect(gap(), "gap", None, R::MissingField, "gap");
 }
 
@@ -328,15 +636,51 @@ fn program_and_gap_are_in_their_value_sets() {
 #[test]
 fn a_resident_registration_number_anywhere_rejects_the_record() {
     // In a known field, an unknown field, an array, a nested object, and without the hyphen.
-    expect(council(), "note", Some(json!("주민번호 900101-1234567")), R::PersonalIdentifier, "note");
-    expect(arrears(), "memo", Some(json!("9001012234567")), R::PersonalIdentifier, "memo");
-    expect(arrears(), "extra", Some(json!(["a", "850505-2345678"])), R::PersonalIdentifier, "extra[1]");
-    expect(arrears(), "extra", Some(json!({"who": "850505-2345678"})), R::PersonalIdentifier, "extra.who");
-    expect(arrears(), "household_id", Some(json!("x9001011234567")), R::PersonalIdentifier, "household_id");
+    expect(
+        council(),
+        "note",
+        Some(json!("주민번호 900101-1234567")),
+        R::PersonalIdentifier,
+        "note",
+    );
+    expect(
+        arrears(),
+        "memo",
+        Some(json!("9001012234567")),
+        R::PersonalIdentifier,
+        "memo",
+    );
+    expect(
+        arrears(),
+        "extra",
+        Some(json!(["a", "850505-2345678"])),
+        R::PersonalIdentifier,
+        "extra[1]",
+    );
+    expect(
+        arrears(),
+        "extra",
+        Some(json!({"who": "850505-2345678"})),
+        R::PersonalIdentifier,
+        "extra.who",
+    );
+    expect(
+        arrears(),
+        "household_id",
+        Some(json!("x9001011234567")),
+        R::PersonalIdentifier,
+        "household_id",
+    );
     // The guard runs before any other rule, so the sender always hears about the leak.
     let mut v = council();
     v.as_object_mut().unwrap().remove("event_id");
-    expect(v, "note", Some(json!("850505-2345678")), R::PersonalIdentifier, "note");
+    expect(
+        v,
+        "note",
+        Some(json!("850505-2345678")),
+        R::PersonalIdentifier,
+        "note",
+    );
 }
 
 #[test]
@@ -372,17 +716,71 @@ fn malformed_input_is_a_rejection_not_a_panic() {
 
 #[test]
 fn outcome_fields_follow_their_rules() {
-    for f in ["referral_id", "household_id", "district_code", "outcome", "decided_on"] {
+    for f in [
+        "referral_id",
+        "household_id",
+        "district_code",
+        "outcome",
+        "decided_on",
+    ] {
         expect(outcome(), f, None, R::MissingField, f);
     }
-    expect(outcome(), "outcome", Some(json!("helped")), R::UnknownValue, "outcome");
-    expect(outcome(), "decided_on", Some(json!("2026-11-05")), R::FutureDate, "decided_on");
-    expect(outcome(), "decided_on", Some(json!("2026-02-29")), R::InvalidDate, "decided_on");
-    expect(outcome(), "district_code", Some(json!("99999")), R::UnknownDistrict, "district_code");
-    expect(outcome(), "household_id", Some(json!("tiny")), R::InvalidFormat, "household_id");
-    expect(outcome(), "referral_id", Some(json!("")), R::InvalidLength, "referral_id");
-    expect(outcome(), "referral_id", Some(json!("r".repeat(65))), R::InvalidLength, "referral_id");
-    for o in ["supported", "declined_support", "no_crisis", "unreachable", "moved"] {
+    expect(
+        outcome(),
+        "outcome",
+        Some(json!("helped")),
+        R::UnknownValue,
+        "outcome",
+    );
+    expect(
+        outcome(),
+        "decided_on",
+        Some(json!("2026-11-05")),
+        R::FutureDate,
+        "decided_on",
+    );
+    expect(
+        outcome(),
+        "decided_on",
+        Some(json!("2026-02-29")),
+        R::InvalidDate,
+        "decided_on",
+    );
+    expect(
+        outcome(),
+        "district_code",
+        Some(json!("99999")),
+        R::UnknownDistrict,
+        "district_code",
+    );
+    expect(
+        outcome(),
+        "household_id",
+        Some(json!("tiny")),
+        R::InvalidFormat,
+        "household_id",
+    );
+    expect(
+        outcome(),
+        "referral_id",
+        Some(json!("")),
+        R::InvalidLength,
+        "referral_id",
+    );
+    expect(
+        outcome(),
+        "referral_id",
+        Some(json!("r".repeat(65))),
+        R::InvalidLength,
+        "referral_id",
+    );
+    for o in [
+        "supported",
+        "declined_support",
+        "no_crisis",
+        "unreachable",
+        "moved",
+    ] {
         let mut v = outcome();
         v["outcome"] = json!(o);
         validate_outcome(&v).unwrap();
@@ -425,7 +823,10 @@ fn household_row(overrides: &[(&str, &str)]) -> Result<lantern::contract::Househ
 fn household_rows_follow_their_rules() {
     let h = household_row(&[]).unwrap();
     assert_eq!(h.members, 1);
-    assert!(household_row(&[("dong_code", "")]).unwrap().dong_code.is_none());
+    assert!(household_row(&[("dong_code", "")])
+        .unwrap()
+        .dong_code
+        .is_none());
     let cases: &[(&str, &str, R)] = &[
         ("members", "0", R::OutOfRange),
         ("members", "21", R::OutOfRange),

@@ -43,14 +43,21 @@ fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 
 #[test]
 fn same_seed_gives_byte_identical_output_and_another_seed_does_not() {
-    let (a, b, c) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b, c) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
     run(3_000, 12, 7, a.path());
     run(3_000, 12, 7, b.path());
     run(3_000, 12, 8, c.path());
     let (fa, fb, fc) = (files(a.path()), files(b.path()), files(c.path()));
     assert_eq!(fa.keys().collect::<Vec<_>>(), fb.keys().collect::<Vec<_>>());
     for (name, bytes) in &fa {
-        assert!(bytes == &fb[name], "{name} differs between two runs with seed 7");
+        assert!(
+            bytes == &fb[name],
+            "{name} differs between two runs with seed 7"
+        );
     }
     assert_ne!(fa["households.csv"], fc["households.csv"]);
 }
@@ -109,7 +116,10 @@ fn output_is_contract_valid_except_the_planted_records() {
 
     // Past referrals obey SPEC §4, and outcomes link to them.
     let text = std::fs::read_to_string(dir.path().join("history/referrals.ndjson")).unwrap();
-    let referrals: Vec<Referral> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let referrals: Vec<Referral> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(referrals.len() as u64, m.referrals);
     let referral_ids: HashSet<&str> = referrals.iter().map(|r| r.referral_id.as_str()).collect();
     for r in &referrals {
@@ -124,7 +134,10 @@ fn output_is_contract_valid_except_the_planted_records() {
             panic!("not an outcome: {line}")
         };
         assert!(referral_ids.contains(o.referral_id.as_str()));
-        assert!(o.decided_on >= last_decided, "outcomes arrive in decision order");
+        assert!(
+            o.decided_on >= last_decided,
+            "outcomes arrive in decision order"
+        );
         last_decided = o.decided_on;
         outcomes += 1;
     }
@@ -141,17 +154,27 @@ fn the_population_resembles_korea() {
     let share = |t: &str| m.households_by_type[t] as f64 / m.households as f64;
     let alone = share("single") + share("elderly_single");
     assert!((0.31..0.39).contains(&alone), "one-person share {alone}");
-    assert!((0.3..0.7).contains(&m.rule_precision), "rule precision {}", m.rule_precision);
+    assert!(
+        (0.3..0.7).contains(&m.rule_precision),
+        "rule precision {}",
+        m.rule_precision
+    );
     assert!(
         (0.005..0.08).contains(&m.crisis_prevalence),
         "crisis prevalence {}",
         m.crisis_prevalence
     );
     assert!(m.moved_unregistered > 0);
-    assert!(m.outcomes_by_type[Outcome::Supported.as_str()] > m.outcomes_by_type[Outcome::Moved.as_str()]);
+    assert!(
+        m.outcomes_by_type[Outcome::Supported.as_str()]
+            > m.outcomes_by_type[Outcome::Moved.as_str()]
+    );
     // About one to two signals per household per year, as national volumes suggest.
     let per_household_year = m.total_valid_signals() as f64 / m.households as f64 / 2.0;
-    assert!((0.5..4.0).contains(&per_household_year), "{per_household_year} signals per household-year");
+    assert!(
+        (0.5..4.0).contains(&per_household_year),
+        "{per_household_year} signals per household-year"
+    );
     // Council reports are rare next to arrears.
     assert!(m.valid_signals["council_report"] * 10 < m.valid_signals["utility_arrears"]);
 }

@@ -216,8 +216,10 @@ impl Referral {
 /// The referral id of SPEC §4: deterministic from household, screening date and model version,
 /// so that re-running a night yields the same ids and a district never sees a duplicate.
 ///
-/// `ref_` and the first 24 hex digits (96 bits) of SHA-256 over the three parts, separated by a
-/// byte that cannot occur in any of them.
+/// `ref_` and 20 lowercase letters encoding the first 96 bits of SHA-256 over the three parts,
+/// separated by a byte that cannot occur in any of them. Letters, not hex: hex digits can form a
+/// 13-digit run, which the resident-registration-number guard would refuse when the id comes
+/// back on an outcome.
 pub fn referral_id(household_id: &str, as_of: NaiveDate, model: &str) -> String {
     let mut h = Sha256::new();
     h.update(household_id.as_bytes());
@@ -226,7 +228,20 @@ pub fn referral_id(household_id: &str, as_of: NaiveDate, model: &str) -> String 
     h.update([0x1f]);
     h.update(model.as_bytes());
     let digest = h.finalize();
-    format!("ref_{}", hex::encode(&digest[..12]))
+    let mut bytes = [0u8; 16];
+    bytes[4..].copy_from_slice(&digest[..12]);
+    format!("ref_{}", letters(u128::from_be_bytes(bytes), 20))
+}
+
+/// `n` base-26 lowercase letters of `x`, most significant first. Ids built this way carry no
+/// digits, so no id can ever look like a resident registration number.
+pub fn letters(mut x: u128, n: usize) -> String {
+    let mut out = vec![b'a'; n];
+    for c in out.iter_mut().rev() {
+        *c = b'a' + (x % 26) as u8;
+        x /= 26;
+    }
+    String::from_utf8(out).expect("ascii letters")
 }
 
 #[cfg(test)]
@@ -266,9 +281,13 @@ mod tests {
         let d = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
         let a = referral_id("hh_0001abcd", d, "logit@3");
         assert_eq!(a, referral_id("hh_0001abcd", d, "logit@3"));
-        assert_eq!(a.len(), 28);
+        assert_eq!(a.len(), 24);
+        assert!(!a.bytes().any(|b| b.is_ascii_digit()));
         assert_ne!(a, referral_id("hh_0001abce", d, "logit@3"));
-        assert_ne!(a, referral_id("hh_0001abcd", d.succ_opt().unwrap(), "logit@3"));
+        assert_ne!(
+            a,
+            referral_id("hh_0001abcd", d.succ_opt().unwrap(), "logit@3")
+        );
         assert_ne!(a, referral_id("hh_0001abcd", d, "logit@4"));
     }
 
@@ -292,7 +311,10 @@ mod tests {
         let extra = r.reasons[1].clone();
         r.reasons.push(extra.clone());
         r.reasons.push(extra);
-        assert!(matches!(r.check(), Err(ReferralError::TooManyReasons { .. })));
+        assert!(matches!(
+            r.check(),
+            Err(ReferralError::TooManyReasons { .. })
+        ));
         let mut r = referral();
         r.model = "logit".into();
         assert!(matches!(r.check(), Err(ReferralError::Model { .. })));

@@ -78,10 +78,14 @@ impl<'r> Validator<'r> {
     }
 
     /// Validates a record that may be either a signal or an outcome: a record with a `kind` is a
-    /// signal, one with an `outcome` and no `kind` is an outcome.
+    /// signal; one without, carrying any of the outcome fields `referral_id`, `outcome` or
+    /// `decided_on`, is an outcome (so a broken outcome is reported against the outcome rules).
     pub fn record(&self, bytes: &[u8]) -> Result<Record, Rejection> {
         let obj = parse_object(bytes)?;
-        if !obj.contains_key("kind") && obj.contains_key("outcome") {
+        let looks_like_outcome = ["referral_id", "outcome", "decided_on"]
+            .iter()
+            .any(|f| obj.contains_key(*f));
+        if !obj.contains_key("kind") && looks_like_outcome {
             self.outcome_object(&obj).map(Record::Outcome)
         } else {
             self.signal_object(&obj).map(Record::Signal)
@@ -98,7 +102,8 @@ impl<'r> Validator<'r> {
         let dong_code = dong_code(o, &district_code)?;
         let observed_on = self.date(o, "observed_on")?;
         let kind_s = required_str(o, "kind")?;
-        let kind = SignalKind::parse(kind_s).ok_or_else(|| unknown::<SignalKind>("kind", kind_s))?;
+        let kind =
+            SignalKind::parse(kind_s).ok_or_else(|| unknown::<SignalKind>("kind", kind_s))?;
         let reported_on = match optional(o, "reported_on") {
             None => None,
             Some(_) => {
@@ -181,12 +186,22 @@ impl<'r> Validator<'r> {
         let members_s = required_str(&o, "members")?;
         let members: u8 = members_s
             .parse::<u64>()
-            .map_err(|_| reject(R::WrongType, "members", format!("`{members_s}` is not a whole number")))
+            .map_err(|_| {
+                reject(
+                    R::WrongType,
+                    "members",
+                    format!("`{members_s}` is not a whole number"),
+                )
+            })
             .and_then(|m| {
                 if (1..=20).contains(&m) {
                     Ok(m as u8)
                 } else {
-                    Err(reject(R::OutOfRange, "members", format!("{m} is not within 1–20")))
+                    Err(reject(
+                        R::OutOfRange,
+                        "members",
+                        format!("{m} is not within 1–20"),
+                    ))
                 }
             })?;
         let head_age_band = vocab(&o, "head_age_band")?;
@@ -236,16 +251,17 @@ impl<'r> Validator<'r> {
     fn date(&self, o: &Obj, field: &str) -> Result<NaiveDate, Rejection> {
         let s = required_str(o, field)?;
         let d = parse_date(s).ok_or_else(|| {
-            reject(R::InvalidDate, field, format!("`{s}` is not a YYYY-MM-DD date"))
+            reject(
+                R::InvalidDate,
+                field,
+                format!("`{s}` is not a YYYY-MM-DD date"),
+            )
         })?;
         if d > self.latest_allowed() {
             return Err(reject(
                 R::FutureDate,
                 field,
-                format!(
-                    "{d} is after the ingest day {} plus one",
-                    self.ingest_day
-                ),
+                format!("{d} is after the ingest day {} plus one", self.ingest_day),
             ));
         }
         Ok(d)
@@ -433,7 +449,11 @@ fn integer(o: &Obj, field: &str, min: u64, max: u64) -> Result<u64, Rejection> {
     let value = if let Some(u) = n.as_u64() {
         u
     } else if n.as_i64().is_some() {
-        return Err(reject(R::OutOfRange, field, format!("{n} is not within {min}–{max}")));
+        return Err(reject(
+            R::OutOfRange,
+            field,
+            format!("{n} is not within {min}–{max}"),
+        ));
     } else {
         return Err(reject(
             R::WrongType,
@@ -442,7 +462,11 @@ fn integer(o: &Obj, field: &str, min: u64, max: u64) -> Result<u64, Rejection> {
         ));
     };
     if value < min || value > max {
-        return Err(reject(R::OutOfRange, field, format!("{n} is not within {min}–{max}")));
+        return Err(reject(
+            R::OutOfRange,
+            field,
+            format!("{n} is not within {min}–{max}"),
+        ));
     }
     Ok(value)
 }
@@ -478,7 +502,11 @@ fn council_report(o: &Obj) -> Result<CouncilReport, Rejection> {
         ));
     };
     if items.is_empty() {
-        return Err(reject(R::EmptyArray, "concerns", "at least one concern is required"));
+        return Err(reject(
+            R::EmptyArray,
+            "concerns",
+            "at least one concern is required",
+        ));
     }
     let mut concerns: Vec<Concern> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {

@@ -42,8 +42,8 @@ pub use population::{SimDistrict, NATIONAL_HOUSEHOLDS};
 pub use process::{Timeline, CRISIS_THRESHOLD};
 
 use crate::contract::{
-    referral_id, CaseOutcome, HouseholdType, Outcome, ReasonCode, Referral, SignalBody,
-    SignalKind, Vocab,
+    referral_id, CaseOutcome, HouseholdType, Outcome, ReasonCode, Referral, SignalBody, SignalKind,
+    Vocab,
 };
 use crate::registry::Registry;
 
@@ -86,7 +86,10 @@ impl SimParams {
     fn check(&self) -> Result<(), SimError> {
         let bad = |m: String| Err(SimError::Params(m));
         if self.households == 0 || self.households > 100_000_000 {
-            return bad(format!("--households {} must be 1–100,000,000", self.households));
+            return bad(format!(
+                "--households {} must be 1–100,000,000",
+                self.households
+            ));
         }
         if self.households > u32::MAX as u64 {
             return bad("--households must fit in 32 bits".into());
@@ -176,15 +179,10 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// A u64 in 14 lowercase letters. Ids carry no digits at all, so no id can ever look like a
-/// resident registration number and be refused by the guard.
-fn letters(mut x: u64) -> String {
-    let mut out = [b'a'; 14];
-    for c in out.iter_mut().rev() {
-        *c = b'a' + (x % 26) as u8;
-        x /= 26;
-    }
-    String::from_utf8(out.to_vec()).expect("ascii letters")
+/// A u64 in 14 lowercase letters (26^14 > 2^64). Ids carry no digits at all, so no id can ever
+/// look like a resident registration number and be refused by the guard.
+fn letters(x: u64) -> String {
+    crate::contract::letters(x as u128, 14)
 }
 
 /// The pseudonymous token of household number `idx` under `seed`.
@@ -340,8 +338,14 @@ pub fn simulate(
                     same[rng.random_range(0..same.len())].code.clone()
                 }
             };
-            let run =
-                process::run_household(&hh, district, &timeline, &mut rng, &mut other, &mut next_id);
+            let run = process::run_household(
+                &hh,
+                district,
+                &timeline,
+                &mut rng,
+                &mut other,
+                &mut next_id,
+            );
             if run
                 .signals
                 .iter()
@@ -361,7 +365,9 @@ pub fn simulate(
                 if rng.random_bool(params.invalid_rate) {
                     let (line, reason) = corrupt::corrupt(s, &mut rng);
                     writeln!(w.signals[k], "{line}").map_err(io(out))?;
-                    *invalid_by_reason.entry(reason.code().to_string()).or_default() += 1;
+                    *invalid_by_reason
+                        .entry(reason.code().to_string())
+                        .or_default() += 1;
                     continue;
                 }
                 let line = serde_json::to_string(s).expect("signals serialize");
@@ -449,7 +455,9 @@ pub fn simulate(
     let manifest_path = out.join("truth").join("manifest.json");
     let mut f = create(&manifest_path)?;
     serde_json::to_writer_pretty(&mut f, &manifest).expect("manifest serializes");
-    writeln!(f).and_then(|_| f.flush()).map_err(io(&manifest_path))?;
+    writeln!(f)
+        .and_then(|_| f.flush())
+        .map_err(io(&manifest_path))?;
     Ok(manifest)
 }
 
@@ -726,8 +734,14 @@ mod tests {
     fn timeline_ends_with_the_month_of_end() {
         let t = Timeline::new(NaiveDate::from_ymd_opt(2026, 10, 31).unwrap(), 18);
         assert_eq!(t.start, NaiveDate::from_ymd_opt(2025, 5, 1).unwrap());
-        assert_eq!(t.month_end(17), NaiveDate::from_ymd_opt(2026, 10, 31).unwrap());
-        assert_eq!(t.month_end(0), NaiveDate::from_ymd_opt(2025, 5, 31).unwrap());
+        assert_eq!(
+            t.month_end(17),
+            NaiveDate::from_ymd_opt(2026, 10, 31).unwrap()
+        );
+        assert_eq!(
+            t.month_end(0),
+            NaiveDate::from_ymd_opt(2025, 5, 31).unwrap()
+        );
     }
 
     #[test]
@@ -743,6 +757,10 @@ mod tests {
         assert!(p.check().unwrap_err().to_string().contains("--households"));
         p.households = 10;
         p.invalid_rate = 2.0;
-        assert!(p.check().unwrap_err().to_string().contains("--invalid-rate"));
+        assert!(p
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("--invalid-rate"));
     }
 }

@@ -90,11 +90,7 @@ pub fn dong_code(district: &str, i: u32) -> String {
 }
 
 /// Draws one household's reference attributes.
-pub fn household(
-    id: String,
-    district: &SimDistrict,
-    rng: &mut ChaCha8Rng,
-) -> Household {
+pub fn household(id: String, district: &SimDistrict, rng: &mut ChaCha8Rng) -> Household {
     // Counties are older: more elderly single households, fewer young singles.
     let elderly_share = match district.kind {
         DistrictKind::County => 0.19,
@@ -113,11 +109,47 @@ pub fn household(
     );
     let head_age_band = match household_type {
         HouseholdType::ElderlySingle => AgeBand::Over65,
-        HouseholdType::Single => pick(rng, &[(AgeBand::Under20, 0.04), (AgeBand::From20To39, 0.52), (AgeBand::From40To64, 0.44)]),
-        HouseholdType::SingleParent => pick(rng, &[(AgeBand::From20To39, 0.35), (AgeBand::From40To64, 0.6), (AgeBand::Over65, 0.05)]),
-        HouseholdType::Couple => pick(rng, &[(AgeBand::From20To39, 0.2), (AgeBand::From40To64, 0.4), (AgeBand::Over65, 0.4)]),
-        HouseholdType::Family => pick(rng, &[(AgeBand::From20To39, 0.25), (AgeBand::From40To64, 0.62), (AgeBand::Over65, 0.13)]),
-        HouseholdType::Other => pick(rng, &[(AgeBand::Under20, 0.02), (AgeBand::From20To39, 0.3), (AgeBand::From40To64, 0.45), (AgeBand::Over65, 0.23)]),
+        HouseholdType::Single => pick(
+            rng,
+            &[
+                (AgeBand::Under20, 0.04),
+                (AgeBand::From20To39, 0.52),
+                (AgeBand::From40To64, 0.44),
+            ],
+        ),
+        HouseholdType::SingleParent => pick(
+            rng,
+            &[
+                (AgeBand::From20To39, 0.35),
+                (AgeBand::From40To64, 0.6),
+                (AgeBand::Over65, 0.05),
+            ],
+        ),
+        HouseholdType::Couple => pick(
+            rng,
+            &[
+                (AgeBand::From20To39, 0.2),
+                (AgeBand::From40To64, 0.4),
+                (AgeBand::Over65, 0.4),
+            ],
+        ),
+        HouseholdType::Family => pick(
+            rng,
+            &[
+                (AgeBand::From20To39, 0.25),
+                (AgeBand::From40To64, 0.62),
+                (AgeBand::Over65, 0.13),
+            ],
+        ),
+        HouseholdType::Other => pick(
+            rng,
+            &[
+                (AgeBand::Under20, 0.02),
+                (AgeBand::From20To39, 0.3),
+                (AgeBand::From40To64, 0.45),
+                (AgeBand::Over65, 0.23),
+            ],
+        ),
     };
     let members = match household_type {
         HouseholdType::Single | HouseholdType::ElderlySingle => 1,
@@ -126,7 +158,11 @@ pub fn household(
         HouseholdType::Family => rng.random_range(3..=6),
         HouseholdType::Other => rng.random_range(2..=5),
     };
-    let disability_p = if head_age_band == AgeBand::Over65 { 0.09 } else { 0.035 };
+    let disability_p = if head_age_band == AgeBand::Over65 {
+        0.09
+    } else {
+        0.035
+    };
     let disability = rng.random_bool(disability_p);
     let dong = rng.random_range(0..district.dongs);
     Household {

@@ -23,7 +23,7 @@ use rand_distr::{Distribution, Exp, Normal};
 use super::population::{pick, SimDistrict};
 use crate::contract::{
     AgeBand, Concern, CouncilReport, Gap, Household, HouseholdType, Program, ReporterRole,
-    ServiceGap, Signal, SignalBody, Utility, UtilityArrears,
+    ServiceGap, Signal, SignalBody, Utility, UtilityArrears, Vocab,
 };
 use crate::registry::DistrictKind;
 
@@ -120,7 +120,10 @@ fn baseline(hh: &Household, district: &SimDistrict, rng: &mut ChaCha8Rng) -> f64
         AgeBand::Over65 => 0.2,
     };
     let individual: f64 = Normal::new(0.0, 0.65).expect("positive sd").sample(rng);
-    -0.6 + by_type + by_age + if hh.disability { 0.45 } else { 0.0 } + district.deprivation
+    -0.6 + by_type
+        + by_age
+        + if hh.disability { 0.45 } else { 0.0 }
+        + district.deprivation
         + individual
 }
 
@@ -277,12 +280,20 @@ pub fn run_household(
         let depth = sigmoid(2.5 * (z - CRISIS_THRESHOLD));
         if rng.random_bool(0.0004 + 0.05 * depth) {
             let observed_on = random_day(timeline, m, rng);
-            let reported_on =
-                observed_on + Days::new(pick(rng, &[(0, 0.4), (1, 0.3), (2, 0.15), (4, 0.1), (7, 0.05)]));
+            let reported_on = observed_on
+                + Days::new(pick(
+                    rng,
+                    &[(0, 0.4), (1, 0.3), (2, 0.15), (4, 0.1), (7, 0.05)],
+                ));
             if reported_on <= timeline.end {
                 let body = SignalBody::CouncilReport(council_report(hh, z, county, rng));
-                run.signals
-                    .push(envelope("council", observed_on, reported_on, body, next_id()));
+                run.signals.push(envelope(
+                    "council",
+                    observed_on,
+                    reported_on,
+                    body,
+                    next_id(),
+                ));
             }
         }
 
