@@ -23,13 +23,22 @@
 //!   passes before anything else sees it.
 //! - [`registry`]: the 229 districts and their nightly capacity.
 //! - [`config`]: layered settings (embedded defaults, `--config FILE`, `LANTERN__*`).
+//! - [`ingest`]: Kafka and NDJSON sources into the lake, with the dead-letter sink.
+//! - [`lake`]: the Parquet lake: layout, atomic writes, deduplication by key, compaction.
+//! - [`pseudonym`]: keyed HMAC pseudonyms for source-side identifiers.
+//! - [`kafka`]: client settings shared by every producer and consumer.
 //! - [`sim`]: a seeded synthetic population with a latent crisis process, for the demo, tests
 //!   and back-tests.
 //! - [`logging`]: `tracing` setup, plain or JSON.
 
 pub mod config;
 pub mod contract;
+pub mod ingest;
+pub mod kafka;
+pub mod lake;
 pub mod logging;
+pub mod metrics;
 pub mod progress;
+pub mod pseudonym;
 pub mod registry;
 pub mod sim;

@@ -4,16 +4,18 @@
 //! that tests and benchmarks exercise the same code. Errors end here: printed as one line on
 //! stderr (`lantern: error: ...`) with a non-zero exit status.
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 
 use lantern::config::{LogFormat, Settings, Sources};
 use lantern::contract::{Record, RejectReason, Validator};
+use lantern::ingest::{self, FileDeadLetters, Ingestor};
+use lantern::lake::{Lake, LakeWriter};
+use lantern::pseudonym::Pseudonymizer;
 use lantern::sim::{self, SimParams};
 
 /// Lantern finds households in crisis before they fall through the cracks.
@@ -67,6 +69,9 @@ enum Command {
     Check(CheckArgs),
     /// Validate and load signals and outcomes into the lake, from NDJSON files or Kafka.
     Ingest(IngestArgs),
+    /// Maintain the Parquet lake.
+    #[command(subcommand)]
+    Lake(LakeCommand),
     /// Fit the risk model on outcomes decided before a date, and save it under models/.
     Train(TrainArgs),
     /// Score and rank households as of a date and write each district's referral list.
@@ -132,6 +137,24 @@ struct IngestArgs {
     /// With --kafka: stop once the topics are drained.
     #[arg(long, requires = "kafka")]
     until_idle: bool,
+    /// With --kafka: serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR", requires = "kafka")]
+    metrics_addr: Option<std::net::SocketAddr>,
+    /// Treat dates as if ingested on this day (YYYY-MM-DD) [default: today]. For replaying
+    /// history in tests and back-fills.
+    #[arg(long, value_parser = parse_date, hide = true)]
+    ingest_day: Option<NaiveDate>,
+}
+
+#[derive(Debug, Subcommand)]
+enum LakeCommand {
+    /// Merge each month's small files into one, dropping repeated keys and leftovers of
+    /// interrupted writes.
+    Compact {
+        /// Compact partitions holding more files than this.
+        #[arg(long, default_value_t = 1)]
+        max_files: usize,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -219,12 +242,16 @@ fn run(cli: Cli) -> Result<()> {
                    back-test, screen tonight and publish the referral lists",
         }
         .into()),
-        Command::Ingest(_) => Err(NotYet {
-            command: "ingest",
-            issue: 3,
-            what: "validate, deduplicate and pseudonymize signals into the Parquet lake",
+        Command::Ingest(args) => ingest(&settings, args),
+        Command::Lake(LakeCommand::Compact { max_files }) => {
+            let lake = Lake::in_data_dir(&settings.data.dir);
+            let r = lake.compact(max_files)?;
+            println!(
+                "Compacted {} partitions: {} files into {}, {} rows kept, {} repeated keys dropped, {} interrupted writes removed",
+                r.partitions, r.files_before, r.files_after, r.rows, r.duplicates_removed, r.partials_removed
+            );
+            Ok(())
         }
-        .into()),
         Command::Train(_) => Err(NotYet {
             command: "train",
             issue: 4,
@@ -296,18 +323,6 @@ fn simulate(settings: &Settings, args: SimulateArgs) -> Result<()> {
     Ok(())
 }
 
-/// Opens a file, gunzipping `.gz` transparently.
-fn open_ndjson(path: &PathBuf) -> Result<Box<dyn BufRead>> {
-    let file = std::fs::File::open(path)
-        .with_context(|| format!("cannot open {}; check the path", path.display()))?;
-    let reader: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
-        Box::new(flate2::read::MultiGzDecoder::new(file))
-    } else {
-        Box::new(file)
-    };
-    Ok(Box::new(BufReader::with_capacity(1 << 20, reader)))
-}
-
 fn check(settings: &Settings, args: CheckArgs) -> Result<()> {
     let registry = settings.registry()?;
     let day = args
@@ -317,24 +332,10 @@ fn check(settings: &Settings, args: CheckArgs) -> Result<()> {
     let mut accepted = 0u64;
     let mut rejected: std::collections::BTreeMap<RejectReason, u64> = Default::default();
     let mut shown = 0usize;
+    let bar = indicatif::ProgressBar::hidden();
     for path in &args.files {
-        let mut reader = open_ndjson(path)?;
-        let mut line = Vec::new();
-        let mut number = 0u64;
-        loop {
-            line.clear();
-            let n = reader
-                .read_until(b'\n', &mut line)
-                .with_context(|| format!("reading {} after line {number}", path.display()))?;
-            if n == 0 {
-                break;
-            }
-            number += 1;
-            let bytes = line.strip_suffix(b"\n").unwrap_or(&line);
-            let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-            if bytes.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
+        let mut reader = ingest::file::open(path, &bar)?;
+        ingest::file::for_each_line(path, reader.as_mut(), |bytes, number| {
             match validator.record(bytes) {
                 Ok(Record::Signal(_) | Record::Outcome(_)) => accepted += 1,
                 Err(r) => {
@@ -345,7 +346,8 @@ fn check(settings: &Settings, args: CheckArgs) -> Result<()> {
                     }
                 }
             }
-        }
+            Ok(())
+        })?;
     }
     let total_rejected: u64 = rejected.values().sum();
     println!("{accepted} accepted, {total_rejected} rejected");
@@ -356,4 +358,79 @@ fn check(settings: &Settings, args: CheckArgs) -> Result<()> {
         bail!("{total_rejected} lines break the contract (reasons above); fix them at the sender or let `lantern ingest` route them to the dead-letter sink")
     }
     Ok(())
+}
+
+/// The pseudonymizer the settings ask for, if any fields are configured.
+fn pseudonymizer(settings: &Settings) -> Result<Option<Pseudonymizer>> {
+    let p = &settings.pseudonymization;
+    if p.fields.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Pseudonymizer::new(p.load_key()?, p.fields.clone())))
+}
+
+fn ingest(settings: &Settings, args: IngestArgs) -> Result<()> {
+    let registry = settings.registry()?;
+    let day = args
+        .ingest_day
+        .unwrap_or_else(|| chrono::Local::now().date_naive());
+    let validator = Validator::new(&registry, day);
+    let lake = Lake::in_data_dir(&settings.data.dir);
+    let writer = LakeWriter::new(lake.clone());
+    let pseudo = pseudonymizer(settings)?;
+    let started = std::time::Instant::now();
+    if args.kafka {
+        let dead = ingest::kafka::KafkaDeadLetters::new(settings)?;
+        let mut ingestor = Ingestor::new(validator, pseudo, writer, Box::new(dead));
+        let mut opts = ingest::kafka::KafkaIngestOptions::new(settings.ingest.batch_records);
+        opts.until_idle = args.until_idle;
+        opts.stop = ingest::kafka::stop_on_signals();
+        if let Some(addr) = args.metrics_addr {
+            let stats = std::sync::Arc::new(std::sync::Mutex::new(Default::default()));
+            lantern::metrics::serve(addr, stats.clone())?;
+            opts.stats_out = Some(stats);
+            tracing::info!(%addr, "serving metrics at /metrics");
+        }
+        let report = ingest::kafka::consume(settings, &mut ingestor, &opts)?;
+        ingestor.log_summary("kafka");
+        print_summary(ingestor.stats(), started, &lake);
+        println!(
+            "  {} messages, {} offset commits",
+            report.messages, report.commits
+        );
+        return Ok(());
+    }
+    let mut dead = FileDeadLetters::for_run(&settings.data.dir);
+    let mut ingestor = Ingestor::new(validator, pseudo, writer, Box::new(&mut dead));
+    let bar = lantern::progress::bytes_bar(0, "ingesting");
+    ingest::file::ingest_files(
+        &mut ingestor,
+        &args.files,
+        settings.ingest.batch_records,
+        &bar,
+    )?;
+    bar.finish_and_clear();
+    ingestor.log_summary("files");
+    let stats = ingestor.stats().clone();
+    drop(ingestor);
+    print_summary(&stats, started, &lake);
+    if stats.total_rejected() > 0 {
+        println!("  dead letters: {}", dead.path().display());
+    }
+    Ok(())
+}
+
+fn print_summary(s: &ingest::IngestStats, started: std::time::Instant, lake: &Lake) {
+    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    println!(
+        "Ingested {} new records into {} ({} duplicates skipped, {} rejected) in {secs:.1}s, {:.0} records/s",
+        s.accepted,
+        lake.root().display(),
+        s.duplicates,
+        s.total_rejected(),
+        s.seen() as f64 / secs
+    );
+    for (reason, n) in &s.rejected {
+        println!("  {n:>8}  {reason}");
+    }
 }

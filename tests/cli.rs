@@ -49,6 +49,7 @@ fn every_subcommand_has_help() {
         ("demo", "--households"),
         ("simulate", "--seed"),
         ("ingest", "--kafka"),
+        ("lake", "compact"),
         ("train", "--as-of"),
         ("screen", "--publish"),
         ("backtest", "Usage"),
@@ -103,7 +104,6 @@ fn a_bad_config_value_is_a_one_line_error_naming_the_key() {
 fn unbuilt_commands_say_so_and_fail() {
     for args in [
         vec!["demo"],
-        vec!["ingest", "--kafka"],
         vec!["train", "--as-of", "2026-10-01"],
         vec!["screen", "--as-of", "2026-10-01"],
         vec!["backtest"],

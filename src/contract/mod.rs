@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use reject::{RejectReason, Rejection};
-pub use validate::{Record, Validator, NOTE_MAX_CHARS};
+pub use validate::{decode, JsonObject, Record, Validator, NOTE_MAX_CHARS};
 pub use vocab::{
     AgeBand, Concern, Gap, HouseholdType, Outcome, Program, ReporterRole, SignalKind, Utility,
     Vocab,

@@ -67,21 +67,24 @@ impl<'r> Validator<'r> {
 
     /// Validates one signal from raw bytes (a Kafka payload or an NDJSON line).
     pub fn signal(&self, bytes: &[u8]) -> Result<Signal, Rejection> {
-        let obj = parse_object(bytes)?;
-        self.signal_object(&obj)
+        self.signal_object(&decode(bytes)?)
     }
 
     /// Validates one case outcome from raw bytes.
     pub fn outcome(&self, bytes: &[u8]) -> Result<CaseOutcome, Rejection> {
-        let obj = parse_object(bytes)?;
-        self.outcome_object(&obj)
+        self.outcome_object(&decode(bytes)?)
     }
 
     /// Validates a record that may be either a signal or an outcome: a record with a `kind` is a
     /// signal; one without, carrying any of the outcome fields `referral_id`, `outcome` or
     /// `decided_on`, is an outcome (so a broken outcome is reported against the outcome rules).
     pub fn record(&self, bytes: &[u8]) -> Result<Record, Rejection> {
-        let obj = parse_object(bytes)?;
+        self.record_object(&decode(bytes)?)
+    }
+
+    /// [`Validator::record`] for an object already decoded by [`decode`] (and perhaps
+    /// pseudonymized in between).
+    pub fn record_object(&self, obj: &JsonObject) -> Result<Record, Rejection> {
         let looks_like_outcome = ["referral_id", "outcome", "decided_on"]
             .iter()
             .any(|f| obj.contains_key(*f));
@@ -92,7 +95,8 @@ impl<'r> Validator<'r> {
         }
     }
 
-    fn signal_object(&self, o: &Obj) -> Result<Signal, Rejection> {
+    /// Validates a decoded object as a signal.
+    pub fn signal_object(&self, o: &JsonObject) -> Result<Signal, Rejection> {
         let event_id = string_len(o, "event_id", 1, 64)?;
         let source = patterned(o, "source", 1, 32, |b| {
             b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
@@ -138,7 +142,8 @@ impl<'r> Validator<'r> {
         })
     }
 
-    fn outcome_object(&self, o: &Obj) -> Result<CaseOutcome, Rejection> {
+    /// Validates a decoded object as a case outcome.
+    pub fn outcome_object(&self, o: &JsonObject) -> Result<CaseOutcome, Rejection> {
         let referral_id = string_len(o, "referral_id", 1, 64)?.to_string();
         let household_id = household_id(o)?.to_string();
         let district_code = self.district(o)?;
@@ -268,8 +273,13 @@ impl<'r> Validator<'r> {
     }
 }
 
-/// Decodes bytes to a JSON object and runs the personal-identifier guard over all of it.
-fn parse_object(bytes: &[u8]) -> Result<Obj, Rejection> {
+/// A decoded JSON record.
+pub type JsonObject = Map<String, Value>;
+
+/// Decodes bytes to a JSON object and runs the personal-identifier guard over all of it. The
+/// first step of every validation; exposed so that ingest can pseudonymize between decoding and
+/// checking the fields.
+pub fn decode(bytes: &[u8]) -> Result<JsonObject, Rejection> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
         reject(
             R::InvalidEncoding,

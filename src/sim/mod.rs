@@ -623,7 +623,7 @@ fn refer_and_decide(
             let mut rng = ChaCha8Rng::seed_from_u64(
                 mix(params.seed ^ 0x0C7C) ^ mix(((round as u64) << 32) | c.household as u64),
             );
-            let decided_on = as_of + Days::new(rng.random_range(5..45));
+            let decided_on = as_of + Days::new(rng.random_range(7..75));
             let outcome = (decided_on <= params.end).then(|| {
                 let unreachable_p = 0.05 + if c.isolated { 0.06 } else { 0.0 };
                 let outcome = if rng.random_bool(if c.moved { 0.35 } else { 0.015 }) {

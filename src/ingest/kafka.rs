@@ -1,0 +1,382 @@
+//! `lantern ingest --kafka`: the signal and outcome topics into the lake.
+//!
+//! One consumer in the configured group subscribes to the three signal topics and the outcome
+//! topic; partitions are shared among all ingest processes in the group. Offsets are committed
+//! by hand, and only after [`Ingestor::flush`] has made the lake files and dead letters durable,
+//! so a crash at any point loses nothing; what is delivered again is recognised by its key.
+//!
+//! The loop never sleeps: it polls with a short timeout, and flushes when the batch is full or
+//! the flush interval has passed since the last flush.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::{DeadLetter, DeadLetterSink, Expect, IngestError, Ingestor, Origin};
+use crate::config::Settings;
+use crate::contract::{SignalKind, Vocab};
+
+fn kafka_err(what: &str) -> impl FnOnce(KafkaError) -> IngestError + '_ {
+    move |e| IngestError::Kafka(format!("{what}: {e}"))
+}
+
+/// How a Kafka ingest run behaves.
+#[derive(Debug, Clone)]
+pub struct KafkaIngestOptions {
+    /// Stop once every assigned partition is drained.
+    pub until_idle: bool,
+    /// Set to stop gracefully (SIGINT/SIGTERM set it).
+    pub stop: Arc<AtomicBool>,
+    /// Records per lake flush.
+    pub batch: usize,
+    /// Flush at least this often when anything is buffered.
+    pub flush_interval: Duration,
+    /// Give up when no partition has been assigned after this long.
+    pub assignment_timeout: Duration,
+    /// Updated after every flush, for the metrics endpoint.
+    pub stats_out: Option<Arc<Mutex<super::IngestStats>>>,
+}
+
+impl KafkaIngestOptions {
+    pub fn new(batch: usize) -> KafkaIngestOptions {
+        KafkaIngestOptions {
+            until_idle: false,
+            stop: Arc::new(AtomicBool::new(false)),
+            batch,
+            flush_interval: Duration::from_secs(1),
+            assignment_timeout: Duration::from_secs(60),
+            stats_out: None,
+        }
+    }
+}
+
+/// What a run consumed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct KafkaReport {
+    pub messages: u64,
+    pub commits: u64,
+}
+
+/// The topics consumed and what each carries.
+pub fn topics(settings: &Settings) -> Vec<(String, Expect)> {
+    let mut t: Vec<(String, Expect)> = SignalKind::ALL
+        .iter()
+        .map(|k| (settings.topics.for_kind(*k).to_string(), Expect::Kind(*k)))
+        .collect();
+    t.push((settings.topics.case_outcomes.clone(), Expect::Outcome));
+    t
+}
+
+/// Consumes until stopped (or drained, with `until_idle`), then flushes, commits and leaves the
+/// group.
+pub fn consume(
+    settings: &Settings,
+    ingestor: &mut Ingestor<'_>,
+    opts: &KafkaIngestOptions,
+) -> Result<KafkaReport, IngestError> {
+    let topics = topics(settings);
+    let expect: HashMap<String, Expect> = topics.iter().cloned().collect();
+    let consumer: BaseConsumer = crate::kafka::client_config(&settings.kafka)
+        .set("group.id", &settings.kafka.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .create()
+        .map_err(kafka_err(
+            "cannot create the consumer; check [kafka] settings",
+        ))?;
+    let names: Vec<&str> = topics.iter().map(|(t, _)| t.as_str()).collect();
+    consumer
+        .subscribe(&names)
+        .map_err(kafka_err("cannot subscribe"))?;
+    tracing::info!(topics = ?names, group = %settings.kafka.group_id, "consuming");
+
+    let started = Instant::now();
+    let mut report = KafkaReport::default();
+    // Next offset to commit per (topic, partition), and whether anything is uncommitted.
+    let mut next: HashMap<(String, i32), i64> = HashMap::new();
+    let mut dirty = false;
+    let mut last_flush = Instant::now();
+    let mut last_error_log: Option<Instant> = None;
+
+    loop {
+        if opts.stop.load(Ordering::Relaxed) {
+            tracing::info!("stop requested; flushing and leaving the group");
+            break;
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let topic = m.topic().to_string();
+                let e = expect.get(&topic).copied().unwrap_or(Expect::Any);
+                ingestor.process(
+                    m.payload().unwrap_or(&[]),
+                    Origin::Kafka {
+                        topic: topic.clone(),
+                        partition: m.partition(),
+                        offset: m.offset(),
+                    },
+                    e,
+                )?;
+                next.insert((topic, m.partition()), m.offset() + 1);
+                dirty = true;
+                report.messages += 1;
+            }
+            Some(Err(e)) => {
+                // Broker outages and rebalances surface here; librdkafka reconnects by itself.
+                let quiet = last_error_log.is_some_and(|t| t.elapsed() < Duration::from_secs(5));
+                if !quiet {
+                    tracing::warn!(error = %e, "kafka consumer error; retrying");
+                    last_error_log = Some(Instant::now());
+                }
+            }
+            None => {
+                if opts.until_idle && !dirty && ingestor.buffered() == 0 {
+                    match drained(&consumer, &next)? {
+                        Drained::Yes => break,
+                        Drained::NoAssignment if started.elapsed() > opts.assignment_timeout => {
+                            return Err(IngestError::Kafka(format!(
+                                "no partition assigned after {}s; check that the topics {names:?} exist and that kafka.brokers is right",
+                                opts.assignment_timeout.as_secs()
+                            )));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        let due = last_flush.elapsed() >= opts.flush_interval;
+        if ingestor.buffered() >= opts.batch || (dirty && due) {
+            flush_and_commit(&consumer, ingestor, &next, &mut dirty, &mut report)?;
+            last_flush = Instant::now();
+            if let Some(out) = &opts.stats_out {
+                *out.lock().expect("stats lock") = ingestor.stats().clone();
+            }
+        }
+    }
+    if dirty || ingestor.buffered() > 0 {
+        flush_and_commit(&consumer, ingestor, &next, &mut dirty, &mut report)?;
+    }
+    if let Some(out) = &opts.stats_out {
+        *out.lock().expect("stats lock") = ingestor.stats().clone();
+    }
+    consumer.unsubscribe();
+    // Dropping the consumer closes it, which leaves the group at once.
+    drop(consumer);
+    Ok(report)
+}
+
+fn flush_and_commit(
+    consumer: &BaseConsumer,
+    ingestor: &mut Ingestor<'_>,
+    next: &HashMap<(String, i32), i64>,
+    dirty: &mut bool,
+    report: &mut KafkaReport,
+) -> Result<(), IngestError> {
+    let flushed = ingestor.flush()?;
+    tracing::debug!(
+        files = flushed.files,
+        records = flushed.records,
+        "lake flush durable; committing offsets"
+    );
+    if next.is_empty() {
+        *dirty = false;
+        return Ok(());
+    }
+    let mut tpl = TopicPartitionList::new();
+    for ((topic, partition), offset) in next {
+        tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
+            .map_err(kafka_err("building the offset list"))?;
+    }
+    match consumer.commit(&tpl, CommitMode::Sync) {
+        Ok(()) => {
+            *dirty = false;
+            report.commits += 1;
+        }
+        // The data is durable; an uncommitted offset only means redelivery, which the lake
+        // recognises. Keep `dirty` so the next flush tries again.
+        Err(e) => tracing::warn!(error = %e, "offset commit failed; will retry"),
+    }
+    Ok(())
+}
+
+enum Drained {
+    Yes,
+    No,
+    NoAssignment,
+}
+
+/// Whether every assigned partition has been read to its high watermark.
+fn drained(
+    consumer: &BaseConsumer,
+    next: &HashMap<(String, i32), i64>,
+) -> Result<Drained, IngestError> {
+    let assignment = consumer
+        .assignment()
+        .map_err(kafka_err("reading the assignment"))?;
+    if assignment.count() == 0 {
+        return Ok(Drained::NoAssignment);
+    }
+    let committed = consumer
+        .committed(Duration::from_secs(10))
+        .unwrap_or_else(|_| TopicPartitionList::new());
+    for el in assignment.elements() {
+        let (topic, partition) = (el.topic().to_string(), el.partition());
+        let Ok((low, high)) = consumer.fetch_watermarks(&topic, partition, Duration::from_secs(5))
+        else {
+            return Ok(Drained::No);
+        };
+        let committed_offset =
+            committed
+                .find_partition(&topic, partition)
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                });
+        let position = next
+            .get(&(topic, partition))
+            .copied()
+            .or(committed_offset)
+            .unwrap_or(low);
+        if position < high {
+            return Ok(Drained::No);
+        }
+    }
+    Ok(Drained::Yes)
+}
+
+/// A flag set by SIGINT or SIGTERM, for a graceful stop.
+pub fn stop_on_signals() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async move {
+            #[cfg(unix)]
+            {
+                let mut term =
+                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    {
+                        Ok(s) => s,
+                        Err(_) => return,
+                    };
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {},
+                    _ = term.recv() => {},
+                }
+            }
+            #[cfg(not(unix))]
+            {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+            f.store(true, Ordering::Relaxed);
+        });
+    });
+    flag
+}
+
+/// Counts failed deliveries, so a flush can refuse to let offsets be committed past a dead
+/// letter that never reached the broker.
+#[derive(Default)]
+pub struct DeliveryCounter {
+    failed: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+impl ClientContext for DeliveryCounter {}
+
+impl ProducerContext for DeliveryCounter {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, _)) = result {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+            *self.last_error.lock().expect("error lock") = Some(e.to_string());
+        }
+    }
+}
+
+/// Dead letters to the `signals.dead-letter` topic, keyed by their origin.
+pub struct KafkaDeadLetters {
+    producer: BaseProducer<DeliveryCounter>,
+    topic: String,
+    count: u64,
+}
+
+impl KafkaDeadLetters {
+    pub fn new(settings: &Settings) -> Result<KafkaDeadLetters, IngestError> {
+        let producer = crate::kafka::producer_config(&settings.kafka)
+            .create_with_context(DeliveryCounter::default())
+            .map_err(kafka_err("cannot create the dead-letter producer"))?;
+        Ok(KafkaDeadLetters {
+            producer,
+            topic: settings.topics.dead_letter.clone(),
+            count: 0,
+        })
+    }
+}
+
+impl DeadLetterSink for KafkaDeadLetters {
+    fn send(&mut self, letter: &DeadLetter) -> Result<(), IngestError> {
+        let payload =
+            serde_json::to_string(letter).map_err(|e| IngestError::DeadLetter(e.to_string()))?;
+        let key = match &letter.origin {
+            Origin::Kafka {
+                topic,
+                partition,
+                offset,
+            } => format!("{topic}/{partition}/{offset}"),
+            Origin::File { file, line } => format!("{file}:{line}"),
+        };
+        let mut record = BaseRecord::to(&self.topic).key(&key).payload(&payload);
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => break,
+                Err((
+                    KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                    r,
+                )) => {
+                    // The local queue is full: serve delivery reports to make room.
+                    self.producer.poll(Duration::from_millis(100));
+                    record = r;
+                }
+                Err((e, _)) => return Err(IngestError::DeadLetter(e.to_string())),
+            }
+        }
+        self.count += 1;
+        self.producer.poll(Duration::ZERO);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), IngestError> {
+        self.producer
+            .flush(Duration::from_secs(60))
+            .map_err(|e| IngestError::DeadLetter(format!("flushing to {}: {e}", self.topic)))?;
+        let ctx = self.producer.context();
+        let failed = ctx.failed.swap(0, Ordering::Relaxed);
+        if failed > 0 {
+            let last = ctx.last_error.lock().expect("error lock").clone();
+            return Err(IngestError::DeadLetter(format!(
+                "{failed} dead letters were not delivered to {} ({}); offsets are not committed, so they will be retried",
+                self.topic,
+                last.unwrap_or_default()
+            )));
+        }
+        Ok(())
+    }
+
+    fn count(&self) -> u64 {
+        self.count
+    }
+}

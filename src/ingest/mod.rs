@@ -1,0 +1,279 @@
+//! Ingest: signals and outcomes from Kafka or NDJSON files into the lake.
+//!
+//! ```text
+//!  source (Kafka topic / NDJSON file)
+//!    └─► decode + personal-identifier guard ─► pseudonymize ─► validate ─► LakeWriter
+//!            │ rejected                                          │ (dedup by key)
+//!            └──────────────► dead-letter sink ◄─────────────────┘
+//! ```
+//!
+//! Both sources drive the same [`Ingestor`], so a backfill file and a live topic obey the same
+//! rules. A source calls [`Ingestor::flush`] before it acknowledges anything (commits Kafka
+//! offsets): the flush makes the lake files and the dead letters durable first. Delivery is
+//! therefore at least once, and the lake's key check makes the effect exactly once.
+
+pub mod deadletter;
+pub mod file;
+pub mod kafka;
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use crate::contract::{decode, rrn, Record, RejectReason, Rejection, SignalKind, Validator, Vocab};
+use crate::lake::{FlushReport, LakeError, LakeRecord, LakeWriter};
+use crate::pseudonym::Pseudonymizer;
+
+pub use deadletter::{DeadLetter, DeadLetterSink, FileDeadLetters};
+
+/// Why ingestion stopped. Rejected records are not errors: they go to the dead-letter sink.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    #[error("dead-letter sink: {0}")]
+    DeadLetter(String),
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("kafka: {0}")]
+    Kafka(String),
+}
+
+/// Where a record came from, kept with its dead letter so the sender can find it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Origin {
+    File {
+        file: String,
+        line: u64,
+    },
+    Kafka {
+        topic: String,
+        partition: i32,
+        offset: i64,
+    },
+}
+
+/// What a source expects a record to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// A signal or an outcome (a mixed NDJSON file).
+    Any,
+    /// A signal of this kind (its topic).
+    Kind(SignalKind),
+    /// A case outcome (the outcome topic).
+    Outcome,
+}
+
+/// Counters for one run, logged at the end and served as metrics while running.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct IngestStats {
+    /// New records written to the lake.
+    pub accepted: u64,
+    /// Records whose key the lake already held (re-sent or re-delivered).
+    pub duplicates: u64,
+    /// Rejected records, by reason code.
+    pub rejected: BTreeMap<String, u64>,
+    /// Values replaced by pseudonyms.
+    pub pseudonymized: u64,
+    /// Lake files written.
+    pub files: u64,
+}
+
+impl IngestStats {
+    pub fn total_rejected(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+
+    pub fn seen(&self) -> u64 {
+        self.accepted + self.duplicates + self.total_rejected()
+    }
+
+    /// The counters in Prometheus text format.
+    pub fn prometheus(&self) -> String {
+        let mut s = String::new();
+        s.push_str("# HELP lantern_ingest_records_total Records ingested, by result.\n");
+        s.push_str("# TYPE lantern_ingest_records_total counter\n");
+        s.push_str(&format!(
+            "lantern_ingest_records_total{{result=\"accepted\"}} {}\n",
+            self.accepted
+        ));
+        s.push_str(&format!(
+            "lantern_ingest_records_total{{result=\"duplicate\"}} {}\n",
+            self.duplicates
+        ));
+        for (reason, n) in &self.rejected {
+            s.push_str(&format!(
+                "lantern_ingest_records_total{{result=\"rejected\",reason=\"{reason}\"}} {n}\n"
+            ));
+        }
+        s.push_str("# TYPE lantern_ingest_lake_files_total counter\n");
+        s.push_str(&format!("lantern_ingest_lake_files_total {}\n", self.files));
+        s
+    }
+}
+
+/// The shared middle of every ingest path.
+pub struct Ingestor<'r> {
+    validator: Validator<'r>,
+    pseudonymizer: Option<Pseudonymizer>,
+    writer: LakeWriter,
+    dead: Box<dyn DeadLetterSink + 'r>,
+    stats: IngestStats,
+}
+
+impl<'r> Ingestor<'r> {
+    pub fn new(
+        validator: Validator<'r>,
+        pseudonymizer: Option<Pseudonymizer>,
+        writer: LakeWriter,
+        dead: Box<dyn DeadLetterSink + 'r>,
+    ) -> Ingestor<'r> {
+        Ingestor {
+            validator,
+            pseudonymizer,
+            writer,
+            dead,
+            stats: IngestStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> &IngestStats {
+        &self.stats
+    }
+
+    pub fn ingest_day(&self) -> NaiveDate {
+        self.validator.ingest_day()
+    }
+
+    /// Records buffered since the last flush.
+    pub fn buffered(&self) -> usize {
+        self.writer.pending()
+    }
+
+    /// Validates one record and buffers it for the lake, or sends it to the dead-letter sink.
+    /// Only a failure to write (lake or sink) is an error.
+    pub fn process(
+        &mut self,
+        payload: &[u8],
+        origin: Origin,
+        expect: Expect,
+    ) -> Result<(), IngestError> {
+        let mut obj = match decode(payload) {
+            Ok(obj) => obj,
+            Err(rejection) => {
+                let text = rrn::mask_rrn_bytes(payload);
+                let text = match &self.pseudonymizer {
+                    Some(p) => p.apply_to_text(&text),
+                    None => text,
+                };
+                return self.reject(rejection, origin, text);
+            }
+        };
+        if let Some(p) = &self.pseudonymizer {
+            self.stats.pseudonymized += p.apply(&mut obj) as u64;
+        }
+        let result = match expect {
+            Expect::Any => self.validator.record_object(&obj),
+            Expect::Outcome => self.validator.outcome_object(&obj).map(Record::Outcome),
+            Expect::Kind(kind) => self
+                .validator
+                .signal_object(&obj)
+                .and_then(|s| {
+                    if s.kind() == kind {
+                        Ok(s)
+                    } else {
+                        Err(Rejection::new(
+                            RejectReason::KindMismatch,
+                            "kind",
+                            format!(
+                                "`{}` arrived on the topic for `{}`",
+                                s.kind().as_str(),
+                                kind.as_str()
+                            ),
+                        ))
+                    }
+                })
+                .map(Record::Signal),
+        };
+        let record = match result {
+            Ok(r) => r,
+            Err(rejection) => {
+                // The decoded object is already pseudonymized, and decoding refused any
+                // resident registration number, so it can be kept as it is.
+                let text = serde_json::to_string(&obj).unwrap_or_default();
+                return self.reject(rejection, origin, text);
+            }
+        };
+        let now = chrono::Utc::now().timestamp_millis();
+        let lake_record = match record {
+            Record::Signal(signal) => LakeRecord::Signal {
+                known_on: signal.reported_on.unwrap_or(self.validator.ingest_day()),
+                signal,
+                ingested_at_ms: now,
+            },
+            Record::Outcome(outcome) => LakeRecord::Outcome {
+                outcome,
+                ingested_at_ms: now,
+            },
+        };
+        if self.writer.add(lake_record)? {
+            self.stats.accepted += 1;
+        } else {
+            self.stats.duplicates += 1;
+        }
+        Ok(())
+    }
+
+    fn reject(
+        &mut self,
+        rejection: Rejection,
+        origin: Origin,
+        payload: String,
+    ) -> Result<(), IngestError> {
+        tracing::debug!(?origin, %rejection, "rejected");
+        *self
+            .stats
+            .rejected
+            .entry(rejection.reason.code().to_string())
+            .or_default() += 1;
+        self.dead.send(&DeadLetter {
+            rejected_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            origin,
+            reason: rejection.reason.code().to_string(),
+            field: rejection.field,
+            detail: rejection.detail,
+            payload,
+        })
+    }
+
+    /// Makes everything processed so far durable: lake files first, then dead letters. Only
+    /// after this returns may a source acknowledge its input.
+    pub fn flush(&mut self) -> Result<FlushReport, IngestError> {
+        let report = self.writer.flush()?;
+        self.stats.files += report.files as u64;
+        self.dead.flush()?;
+        Ok(report)
+    }
+
+    /// Logs the run's counters.
+    pub fn log_summary(&self, what: &str) {
+        let s = &self.stats;
+        tracing::info!(
+            source = what,
+            accepted = s.accepted,
+            duplicates = s.duplicates,
+            rejected = s.total_rejected(),
+            pseudonymized = s.pseudonymized,
+            lake_files = s.files,
+            "ingest finished"
+        );
+        for (reason, n) in &s.rejected {
+            tracing::info!(reason = reason.as_str(), count = n, "rejected records");
+        }
+    }
+}

@@ -1,0 +1,507 @@
+//! The lake: Parquet files under `<data.dir>/lake`, one folder per table, one sub-folder per
+//! month, laid out for DataFusion and for anyone with pandas, polars or DuckDB:
+//!
+//! ```text
+//! lake/utility_arrears/month=2026-10/part-1763856000000-4242-000001.parquet
+//! lake/council_report/month=2026-10/...
+//! lake/service_gap/month=2026-10/...
+//! lake/outcomes/month=2026-10/...           (by decided_on)
+//! ```
+//!
+//! Signals are partitioned by the month they were observed, so a feature window reads only the
+//! months it covers, and retention drops whole months.
+//!
+//! **Durability.** A file is written under a temporary name, fsynced, renamed into place and
+//! the folder fsynced. Readers list only `*.parquet`, so they never see half a file, and a crash
+//! leaves at worst a `.partial` file that compaction removes.
+//!
+//! **Exactly-once effect.** A re-sent event has the same key ([`Table::key_columns`]) and the
+//! same partition date, so it lands in the same partition. Before writing, [`LakeWriter`] drops
+//! records whose key is already in the partition, using the keys read back from the partition's
+//! own files. Because those keys come from the durable files, not from memory, a crash between
+//! writing a file and committing Kafka offsets cannot produce a duplicate: the re-delivered
+//! records are recognised on the next run. Memory stays bounded: only the key sets of the most
+//! recently used partitions are cached (16-byte fingerprints).
+
+mod schema;
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::hash::{Hash, Hasher};
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+use chrono::{Datelike, NaiveDate};
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::Date32Type;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::parquet::arrow::{ArrowWriter, ProjectionMask};
+use datafusion::parquet::basic::Compression;
+use datafusion::parquet::file::properties::WriterProperties;
+
+pub use schema::{date_from_days, days_since_epoch, to_batch, LakeRecord, Table};
+
+/// Why the lake could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum LakeError {
+    #[error(
+        "lake I/O on {path}: {source}; check that the data directory is writable and not full"
+    )]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("lake file {path}: {message}")]
+    Parquet { path: PathBuf, message: String },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> LakeError + '_ {
+    move |source| LakeError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn pq_err(path: &Path) -> impl FnOnce(datafusion::parquet::errors::ParquetError) -> LakeError + '_ {
+    move |e| LakeError::Parquet {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+/// A table and a month: the unit of partitioning, deduplication and compaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Partition {
+    pub table: Table,
+    pub year: i32,
+    pub month: u32,
+}
+
+impl Partition {
+    pub fn of(table: Table, date: NaiveDate) -> Partition {
+        Partition {
+            table,
+            year: date.year(),
+            month: date.month(),
+        }
+    }
+
+    /// `month=YYYY-MM`, the Hive-style folder name.
+    pub fn folder(&self) -> String {
+        format!("month={:04}-{:02}", self.year, self.month)
+    }
+}
+
+/// A 128-bit fingerprint of a record key. Two SipHash passes with different prefixes; the
+/// chance that two of a billion distinct keys collide is about 10^-21.
+pub fn fingerprint(key: &str) -> u128 {
+    let mut a = std::collections::hash_map::DefaultHasher::new();
+    (0u8, key).hash(&mut a);
+    let mut b = std::collections::hash_map::DefaultHasher::new();
+    (1u8, key).hash(&mut b);
+    ((a.finish() as u128) << 64) | b.finish() as u128
+}
+
+/// The lake's root folder.
+#[derive(Debug, Clone)]
+pub struct Lake {
+    root: PathBuf,
+}
+
+impl Lake {
+    /// The lake under a data directory.
+    pub fn in_data_dir(data_dir: &Path) -> Lake {
+        Lake {
+            root: data_dir.join("lake"),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn table_dir(&self, table: Table) -> PathBuf {
+        self.root.join(table.name())
+    }
+
+    pub fn partition_dir(&self, p: &Partition) -> PathBuf {
+        self.table_dir(p.table).join(p.folder())
+    }
+
+    /// The partitions a table has on disk, in order.
+    pub fn partitions(&self, table: Table) -> Result<Vec<Partition>, LakeError> {
+        let dir = self.table_dir(table);
+        let mut out = Vec::new();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(io_err(&dir)(e)),
+        };
+        for e in entries {
+            let e = e.map_err(io_err(&dir))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(ym) = name.strip_prefix("month=") else {
+                continue;
+            };
+            let Some((y, m)) = ym.split_once('-') else {
+                continue;
+            };
+            if let (Ok(year), Ok(month)) = (y.parse(), m.parse()) {
+                out.push(Partition { table, year, month });
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// The finished Parquet files of a partition, in name order (which is write order).
+    pub fn files(&self, p: &Partition) -> Result<Vec<PathBuf>, LakeError> {
+        let dir = self.partition_dir(p);
+        let mut out = Vec::new();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(io_err(&dir)(e)),
+        };
+        for e in entries {
+            let path = e.map_err(io_err(&dir))?.path();
+            if path.extension().is_some_and(|x| x == "parquet") {
+                out.push(path);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// All finished files of a table.
+    pub fn table_files(&self, table: Table) -> Result<Vec<PathBuf>, LakeError> {
+        let mut out = Vec::new();
+        for p in self.partitions(table)? {
+            out.extend(self.files(&p)?);
+        }
+        Ok(out)
+    }
+
+    /// Reads every record batch of a file.
+    pub fn read_file(&self, path: &Path) -> Result<Vec<RecordBatch>, LakeError> {
+        let file = File::open(path).map_err(io_err(path))?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(pq_err(path))?
+            .with_batch_size(64 * 1024)
+            .build()
+            .map_err(pq_err(path))?;
+        reader
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| LakeError::Parquet {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })
+    }
+
+    /// The fingerprints of every key already stored in a partition.
+    pub fn partition_keys(&self, p: &Partition) -> Result<HashSet<u128>, LakeError> {
+        let mut keys = HashSet::new();
+        for path in self.files(p)? {
+            let file = File::open(&path).map_err(io_err(&path))?;
+            let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq_err(&path))?;
+            let mask =
+                ProjectionMask::columns(builder.parquet_schema(), p.table.key_columns().to_vec());
+            let reader = builder
+                .with_projection(mask)
+                .with_batch_size(64 * 1024)
+                .build()
+                .map_err(pq_err(&path))?;
+            for batch in reader {
+                let batch = batch.map_err(|e| LakeError::Parquet {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
+                for i in 0..batch.num_rows() {
+                    keys.insert(fingerprint(&key_at(p.table, &batch, i)));
+                }
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Writes one Parquet file into a partition, atomically and durably. Returns its path.
+    pub fn write_file(&self, p: &Partition, batch: &RecordBatch) -> Result<PathBuf, LakeError> {
+        let dir = self.partition_dir(p);
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let name = unique_file_name();
+        let tmp = dir.join(format!(".{name}.partial"));
+        let dest = dir.join(&name);
+        let file = File::create(&tmp).map_err(io_err(&tmp))?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_max_row_group_row_count(Some(256 * 1024))
+            .build();
+        let mut writer = ArrowWriter::try_new(
+            BufWriter::with_capacity(1 << 20, file),
+            batch.schema(),
+            Some(props),
+        )
+        .map_err(pq_err(&tmp))?;
+        writer.write(batch).map_err(pq_err(&tmp))?;
+        let buf = writer.into_inner().map_err(pq_err(&tmp))?;
+        let file = buf.into_inner().map_err(|e| io_err(&tmp)(e.into_error()))?;
+        file.sync_all().map_err(io_err(&tmp))?;
+        drop(file);
+        std::fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
+        sync_dir(&dir)?;
+        Ok(dest)
+    }
+}
+
+/// fsyncs a folder so a rename in it survives a power cut.
+fn sync_dir(dir: &Path) -> Result<(), LakeError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}
+
+/// `part-<unix ms>-<pid>-<seq>.parquet`: unique across processes and restarts, and sorting by
+/// name sorts by write time.
+fn unique_file_name() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    format!(
+        "part-{ms:014}-{:07}-{:06}.parquet",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The key of row `i` of a batch of `table` (which may hold only the key columns).
+fn key_at(table: Table, batch: &RecordBatch, i: usize) -> String {
+    let string = |name: &str| -> String {
+        batch
+            .column_by_name(name)
+            .and_then(|c| c.as_string_opt::<i32>())
+            .map(|c| c.value(i).to_string())
+            .unwrap_or_default()
+    };
+    match table {
+        Table::Outcomes => {
+            let days = batch
+                .column_by_name("decided_on")
+                .and_then(|c| c.as_primitive_opt::<Date32Type>())
+                .filter(|c| c.is_valid(i))
+                .map(|c| c.value(i))
+                .unwrap_or_default();
+            format!(
+                "{}\u{1f}{}\u{1f}{}",
+                string("referral_id"),
+                string("outcome"),
+                days
+            )
+        }
+        _ => string("event_id"),
+    }
+}
+
+/// What one flush wrote.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FlushReport {
+    pub files: usize,
+    pub records: u64,
+    /// Records dropped because the partition already held their key.
+    pub duplicates: u64,
+}
+
+/// Buffers records per partition and writes them as one file per partition on flush, dropping
+/// records whose key the partition already holds.
+#[derive(Debug)]
+pub struct LakeWriter {
+    lake: Lake,
+    pending: HashMap<Partition, Vec<LakeRecord>>,
+    pending_count: usize,
+    /// Key fingerprints per partition: those on disk plus those pending.
+    keys: HashMap<Partition, (HashSet<u128>, u64)>,
+    clock: u64,
+    max_cached_partitions: usize,
+}
+
+impl LakeWriter {
+    pub fn new(lake: Lake) -> LakeWriter {
+        LakeWriter {
+            lake,
+            pending: HashMap::new(),
+            pending_count: 0,
+            keys: HashMap::new(),
+            clock: 0,
+            max_cached_partitions: 48,
+        }
+    }
+
+    pub fn lake(&self) -> &Lake {
+        &self.lake
+    }
+
+    /// Records waiting for the next flush.
+    pub fn pending(&self) -> usize {
+        self.pending_count
+    }
+
+    /// Adds a record unless its key is already stored or pending. Returns false for a
+    /// duplicate.
+    pub fn add(&mut self, record: LakeRecord) -> Result<bool, LakeError> {
+        let p = Partition::of(record.table(), record.partition_date());
+        let fp = fingerprint(&record.key());
+        self.clock += 1;
+        if !self.keys.contains_key(&p) {
+            self.evict_if_full();
+            let keys = self.lake.partition_keys(&p)?;
+            self.keys.insert(p, (keys, self.clock));
+        }
+        let (keys, used) = self.keys.get_mut(&p).expect("inserted above");
+        *used = self.clock;
+        if !keys.insert(fp) {
+            return Ok(false);
+        }
+        self.pending.entry(p).or_default().push(record);
+        self.pending_count += 1;
+        Ok(true)
+    }
+
+    /// Drops the key set of the least recently used partition that has nothing pending, so
+    /// memory stays bounded however many months a backfill spans.
+    fn evict_if_full(&mut self) {
+        while self.keys.len() >= self.max_cached_partitions {
+            let victim = self
+                .keys
+                .iter()
+                .filter(|(p, _)| !self.pending.contains_key(p))
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(p, _)| *p);
+            match victim {
+                Some(p) => {
+                    self.keys.remove(&p);
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// Writes every pending partition as one durable file. When this returns, everything added
+    /// so far is on disk.
+    pub fn flush(&mut self) -> Result<FlushReport, LakeError> {
+        let mut report = FlushReport::default();
+        let mut parts: Vec<Partition> = self.pending.keys().copied().collect();
+        parts.sort();
+        for p in parts {
+            let records = self.pending.remove(&p).expect("listed above");
+            let refs: Vec<&LakeRecord> = records.iter().collect();
+            let batch = to_batch(p.table, &refs).map_err(|e| LakeError::Parquet {
+                path: self.lake.partition_dir(&p),
+                message: e.to_string(),
+            })?;
+            self.lake.write_file(&p, &batch)?;
+            report.files += 1;
+            report.records += records.len() as u64;
+        }
+        self.pending_count = 0;
+        Ok(report)
+    }
+}
+
+/// What compaction did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CompactReport {
+    pub partitions: usize,
+    pub files_before: usize,
+    pub files_after: usize,
+    pub rows: u64,
+    /// Rows dropped because an earlier file held the same key.
+    pub duplicates_removed: u64,
+    /// Leftover `.partial` files from interrupted writes, removed.
+    pub partials_removed: usize,
+}
+
+impl Lake {
+    /// Rewrites every partition holding more than `max_files` files as a single file, keeping
+    /// the first copy of each key, and removes leftover `.partial` files. Safe to interrupt:
+    /// the new file is complete before any old one is removed, and a reader or the
+    /// deduplicating writer treats a key present in both as one record.
+    pub fn compact(&self, max_files: usize) -> Result<CompactReport, LakeError> {
+        let mut report = CompactReport::default();
+        for table in Table::ALL {
+            for p in self.partitions(table)? {
+                report.partials_removed += self.remove_partials(&p)?;
+                let files = self.files(&p)?;
+                if files.len() <= max_files.max(1) {
+                    continue;
+                }
+                let mut seen = HashSet::new();
+                let mut kept: Vec<RecordBatch> = Vec::new();
+                for f in &files {
+                    for batch in self.read_file(f)? {
+                        let mut mask = Vec::with_capacity(batch.num_rows());
+                        for i in 0..batch.num_rows() {
+                            let fresh = seen.insert(fingerprint(&key_at(table, &batch, i)));
+                            if !fresh {
+                                report.duplicates_removed += 1;
+                            }
+                            mask.push(fresh);
+                        }
+                        let mask = datafusion::arrow::array::BooleanArray::from(mask);
+                        let filtered =
+                            datafusion::arrow::compute::filter_record_batch(&batch, &mask)
+                                .map_err(|e| LakeError::Parquet {
+                                    path: f.clone(),
+                                    message: e.to_string(),
+                                })?;
+                        if filtered.num_rows() > 0 {
+                            kept.push(filtered);
+                        }
+                    }
+                }
+                let schema = table.schema();
+                let merged =
+                    datafusion::arrow::compute::concat_batches(&schema, &kept).map_err(|e| {
+                        LakeError::Parquet {
+                            path: self.partition_dir(&p),
+                            message: e.to_string(),
+                        }
+                    })?;
+                report.rows += merged.num_rows() as u64;
+                self.write_file(&p, &merged)?;
+                for f in &files {
+                    std::fs::remove_file(f).map_err(io_err(f))?;
+                }
+                sync_dir(&self.partition_dir(&p))?;
+                report.partitions += 1;
+                report.files_before += files.len();
+                report.files_after += 1;
+            }
+        }
+        Ok(report)
+    }
+
+    fn remove_partials(&self, p: &Partition) -> Result<usize, LakeError> {
+        let dir = self.partition_dir(p);
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).map_err(io_err(&dir))? {
+            let path = e.map_err(io_err(&dir))?.path();
+            let stale = path
+                .file_name()
+                .map(|n| n.to_string_lossy().ends_with(".partial"))
+                .unwrap_or(false)
+                && path
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age.as_secs() > 3600);
+            if stale {
+                std::fs::remove_file(&path).map_err(io_err(&path))?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
