@@ -1,0 +1,222 @@
+//! Against a real Kafka-protocol broker process (tansu, SQLite storage, on 127.0.0.1): an
+//! ingest process rides out a broker restart and loses nothing.
+//!
+//! The broker binary comes from `scripts/tansu.sh install`, which `.ci/run` calls and whose
+//! path it passes in `LANTERN_TANSU`. Without it the test says so and does nothing, except in
+//! CI (`CI` set), where a missing broker is a failure.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use datafusion::arrow::array::AsArray;
+use rdkafka::producer::BaseProducer;
+
+use lantern::config::Settings;
+use lantern::contract::{SignalKind, Vocab};
+use lantern::lake::{Lake, Table};
+use lantern::registry::Registry;
+use lantern::sim::{self, SimParams};
+
+fn tansu() -> Option<PathBuf> {
+    match std::env::var_os("LANTERN_TANSU") {
+        Some(p) => Some(PathBuf::from(p)),
+        None if std::env::var_os("CI").is_some() => {
+            panic!(
+                "LANTERN_TANSU is not set: .ci/run must install the broker with scripts/tansu.sh"
+            )
+        }
+        None => {
+            eprintln!("skipped: set LANTERN_TANSU=$(scripts/tansu.sh install) to run against a real broker");
+            None
+        }
+    }
+}
+
+/// A broker process, killed when dropped.
+struct Broker {
+    child: Child,
+}
+
+impl Broker {
+    /// Starts tansu on `port` with its database in `dir`, and returns once it says it is ready.
+    fn start(bin: &Path, dir: &Path, port: u16) -> Broker {
+        let url = format!("tcp://127.0.0.1:{port}");
+        let mut child = Command::new(bin)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .current_dir(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tansu starts");
+        let out = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(out).lines();
+        loop {
+            match lines.next() {
+                Some(Ok(l)) if l.contains("ready in") => break,
+                Some(Ok(_)) => continue,
+                _ => panic!("tansu exited before it was ready"),
+            }
+        }
+        // Keep draining its output so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Broker { child }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn create_topic(bin: &Path, port: u16, name: &str) {
+    let ok = Command::new(bin)
+        .args(["topic", "create", name, "--partitions", "3"])
+        .args(["--broker", &format!("tcp://127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "cannot create topic {name}");
+}
+
+#[test]
+fn ingest_rides_out_a_broker_restart_and_loses_nothing() {
+    let Some(bin) = tansu() else { return };
+    let broker_dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut broker = Broker::start(&bin, broker_dir.path(), port);
+
+    let mut settings = Settings::defaults();
+    settings.kafka.brokers = format!("127.0.0.1:{port}");
+    settings.kafka.group_id = "lantern-real-broker".into();
+    for t in [
+        &settings.topics.utility_arrears,
+        &settings.topics.council_reports,
+        &settings.topics.service_gaps,
+        &settings.topics.case_outcomes,
+        &settings.topics.dead_letter,
+    ] {
+        create_topic(&bin, port, t);
+    }
+
+    let sim_dir = tempfile::tempdir().unwrap();
+    let mut p = SimParams::new(2_000, 8, 33);
+    p.invalid_rate = 0.01;
+    let m = sim::simulate(
+        &p,
+        &Registry::embedded(),
+        sim_dir.path(),
+        &indicatif::ProgressBar::hidden(),
+    )
+    .unwrap();
+    let producer: BaseProducer = lantern::kafka::producer_config(&settings.kafka)
+        .create()
+        .unwrap();
+    for kind in SignalKind::ALL {
+        lantern::kafka::produce_file(
+            &producer,
+            settings.topics.for_kind(*kind),
+            &sim::signal_file(sim_dir.path(), *kind),
+        )
+        .unwrap();
+    }
+    drop(producer);
+
+    let data = tempfile::tempdir().unwrap();
+    let mut ingest = Command::new(env!("CARGO_BIN_EXE_lantern"))
+        .args([
+            "--log-format",
+            "json",
+            "--data-dir",
+            data.path().to_str().unwrap(),
+        ])
+        .args([
+            "ingest",
+            "--kafka",
+            "--until-idle",
+            "--ingest-day",
+            "2026-11-01",
+        ])
+        .env("LANTERN__KAFKA__BROKERS", &settings.kafka.brokers)
+        .env("LANTERN__KAFKA__GROUP_ID", &settings.kafka.group_id)
+        .env("LANTERN__INGEST__BATCH_RECORDS", "500")
+        .env("RUST_LOG", "lantern=debug")
+        .env("LANTERN_NO_PROGRESS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(ingest.stderr.take().unwrap()).lines();
+    // After the first durable flush (most of the topics still unread), take the broker down
+    // hard and bring it back on the same storage.
+    for l in lines.by_ref() {
+        if l.unwrap().contains("lake flush durable") {
+            break;
+        }
+    }
+    broker.kill();
+    let mut broker = Broker::start(&bin, broker_dir.path(), port);
+    let producer: BaseProducer = lantern::kafka::producer_config(&settings.kafka)
+        .create()
+        .unwrap();
+    lantern::kafka::produce_file(
+        &producer,
+        &settings.topics.case_outcomes,
+        &sim_dir.path().join("outcomes/case-outcomes.ndjson"),
+    )
+    .unwrap();
+    drop(producer);
+    for l in lines {
+        let _ = l;
+    }
+    let status = ingest.wait().unwrap();
+    assert!(status.success(), "ingest failed: {status:?}");
+    broker.kill();
+
+    let lake = Lake::in_data_dir(data.path());
+    for kind in SignalKind::ALL {
+        let mut ids = Vec::new();
+        for f in lake.table_files(Table::for_kind(*kind)).unwrap() {
+            for b in lake.read_file(&f).unwrap() {
+                let c = b.column_by_name("event_id").unwrap().as_string::<i32>();
+                ids.extend(c.iter().map(|v| v.unwrap().to_string()));
+            }
+        }
+        let unique: HashSet<&String> = ids.iter().collect();
+        assert_eq!(ids.len(), unique.len(), "{kind:?} duplicated");
+        assert_eq!(ids.len() as u64, m.valid_signals[kind.as_str()], "{kind:?}");
+    }
+    let mut outcomes = 0;
+    for f in lake.table_files(Table::Outcomes).unwrap() {
+        outcomes += lake
+            .read_file(&f)
+            .unwrap()
+            .iter()
+            .map(|b| b.num_rows())
+            .sum::<usize>();
+    }
+    assert_eq!(outcomes as u64, m.referrals - m.open_referrals);
+}
