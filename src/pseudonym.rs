@@ -67,33 +67,41 @@ impl Pseudonymizer {
     }
 
     /// Pseudonymizes configured fields inside raw text that could not be parsed as JSON (a
-    /// dead-letter payload), by finding `"field"` `:` `"value"` and replacing the value. Text
-    /// in which a configured field appears but its value cannot be found is replaced entirely:
-    /// keeping a raw identifier is worse than losing an unreadable payload.
+    /// dead-letter payload), by finding `"field"` `:` value and replacing the value. Unparseable
+    /// text cannot be read with certainty, so the rule is conservative: if a configured field's
+    /// name occurs anywhere more often than values were replaced for it, the whole text is
+    /// withheld. Keeping a raw identifier is worse than losing an unreadable payload.
     pub fn apply_to_text(&self, text: &str) -> String {
         let mut out = text.to_string();
         for f in &self.fields {
+            let occurrences = text.matches(f.as_str()).count();
+            if occurrences == 0 {
+                continue;
+            }
             let needle = format!("\"{f}\"");
+            let mut replaced = 0;
             let mut from = 0;
             while let Some(pos) = out[from..].find(&needle) {
                 let after = from + pos + needle.len();
-                let rest = &out[after..];
-                let trimmed = rest.trim_start();
-                let Some(colon_rest) = trimmed.strip_prefix(':') else {
+                let Some(colon_rest) = out[after..].trim_start().strip_prefix(':') else {
                     from = after;
                     continue;
                 };
                 let value_text = colon_rest.trim_start();
                 let value_start = out.len() - value_text.len();
                 let Some(end) = raw_value_end(value_text) else {
-                    return format!(
-                        "<redacted: unparseable record with a pseudonymized field `{f}`>"
-                    );
+                    break;
                 };
                 let raw = value_text[..end].trim_matches('"').to_string();
                 let token = format!("\"{}\"", self.token(&raw));
                 out.replace_range(value_start..value_start + end, &token);
+                replaced += 1;
                 from = value_start + token.len();
+            }
+            if replaced < occurrences {
+                return format!(
+                    "<withheld: unparseable record naming the pseudonymized field `{f}`>"
+                );
             }
         }
         out
