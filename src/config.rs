@@ -85,6 +85,18 @@ pub struct Topics {
 }
 
 impl Topics {
+    /// Every topic with its configuration key, in a fixed order.
+    pub fn all(&self) -> [(&'static str, &str); 6] {
+        [
+            ("topics.utility_arrears", &self.utility_arrears),
+            ("topics.council_reports", &self.council_reports),
+            ("topics.service_gaps", &self.service_gaps),
+            ("topics.case_outcomes", &self.case_outcomes),
+            ("topics.case_intake", &self.case_intake),
+            ("topics.dead_letter", &self.dead_letter),
+        ]
+    }
+
     /// The topic a signal kind is consumed from.
     pub fn for_kind(&self, kind: crate::contract::SignalKind) -> &str {
         use crate::contract::SignalKind;
@@ -232,14 +244,7 @@ impl Settings {
                 "must name at least one host:port".into(),
             ));
         }
-        for (key, topic) in [
-            ("topics.utility_arrears", &self.topics.utility_arrears),
-            ("topics.council_reports", &self.topics.council_reports),
-            ("topics.service_gaps", &self.topics.service_gaps),
-            ("topics.case_outcomes", &self.topics.case_outcomes),
-            ("topics.case_intake", &self.topics.case_intake),
-            ("topics.dead_letter", &self.topics.dead_letter),
-        ] {
+        for (key, topic) in self.topics.all() {
             let ok = !topic.is_empty()
                 && topic.len() <= 249
                 && topic

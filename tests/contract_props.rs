@@ -186,7 +186,7 @@ proptest! {
         for (i, l) in lines.iter().enumerate() {
             ing.process(
                 l,
-                lantern::ingest::Origin::File { file: "fuzz".into(), line: i as u64 + 1 },
+                || lantern::ingest::Origin::File { file: "fuzz".into(), line: i as u64 + 1 },
                 lantern::ingest::Expect::Any,
             ).unwrap();
         }

@@ -1,11 +1,14 @@
 //! NDJSON ingest into the lake: every valid record lands exactly once, every invalid one is in
 //! the dead-letter sink with its reason, and nothing raw leaks.
 
+mod common;
+
 use std::collections::{BTreeMap, HashSet};
+
+use common::column;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
-use datafusion::arrow::array::AsArray;
 use lantern::contract::{SignalKind, Validator, Vocab};
 use lantern::ingest::deadletter::MemoryDeadLetters;
 use lantern::ingest::{file::ingest_files, Ingestor};
@@ -35,18 +38,6 @@ fn simulate(dir: &Path, households: u64, invalid: f64, dup: f64) -> (sim::Manife
         .collect();
     files.push(dir.join("outcomes/case-outcomes.ndjson"));
     (m, files)
-}
-
-/// Every value of a string column across a table's files.
-fn column(lake: &Lake, table: Table, name: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for f in lake.table_files(table).unwrap() {
-        for b in lake.read_file(&f).unwrap() {
-            let c = b.column_by_name(name).unwrap().as_string::<i32>();
-            out.extend(c.iter().map(|v| v.unwrap_or_default().to_string()));
-        }
-    }
-    out
 }
 
 fn run(

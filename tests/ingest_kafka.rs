@@ -8,18 +8,20 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
-use datafusion::arrow::array::AsArray;
 use rand::{Rng, SeedableRng};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::BaseProducer;
 
+mod common;
+
+use common::assert_lake_matches;
 use lantern::config::Settings;
-use lantern::contract::{SignalKind, Validator, Vocab};
+use lantern::contract::Validator;
 use lantern::ingest::kafka::{consume, KafkaDeadLetters, KafkaIngestOptions};
 use lantern::ingest::{DeadLetter, Ingestor};
-use lantern::lake::{Lake, LakeWriter, Table};
+use lantern::lake::{Lake, LakeWriter};
 use lantern::registry::Registry;
 use lantern::sim::{self, SimParams};
 
@@ -50,13 +52,7 @@ fn setup(households: u64, group: &str) -> Setup {
         .kafka
         .properties
         .insert("heartbeat.interval.ms".into(), "500".into());
-    for t in [
-        &settings.topics.utility_arrears,
-        &settings.topics.council_reports,
-        &settings.topics.service_gaps,
-        &settings.topics.case_outcomes,
-        &settings.topics.dead_letter,
-    ] {
+    for (_, t) in settings.topics.all() {
         cluster.create_topic(t, 3, 1).unwrap();
     }
     let sim_dir = tempfile::tempdir().unwrap();
@@ -73,20 +69,7 @@ fn setup(households: u64, group: &str) -> Setup {
     let producer: BaseProducer = lantern::kafka::producer_config(&settings.kafka)
         .create()
         .unwrap();
-    for kind in SignalKind::ALL {
-        lantern::kafka::produce_file(
-            &producer,
-            settings.topics.for_kind(*kind),
-            &sim::signal_file(sim_dir.path(), *kind),
-        )
-        .unwrap();
-    }
-    lantern::kafka::produce_file(
-        &producer,
-        &settings.topics.case_outcomes,
-        &sim_dir.path().join("outcomes/case-outcomes.ndjson"),
-    )
-    .unwrap();
+    lantern::kafka::produce_simulation(&producer, &settings.topics, sim_dir.path()).unwrap();
     Setup {
         _cluster: cluster,
         settings,
@@ -126,31 +109,6 @@ fn dead_letters(settings: &Settings, expected: usize) -> Vec<DeadLetter> {
         }
     }
     out
-}
-
-fn event_ids(lake: &Lake, table: Table) -> Vec<String> {
-    let mut out = Vec::new();
-    for f in lake.table_files(table).unwrap() {
-        for b in lake.read_file(&f).unwrap() {
-            let c = b.column_by_name("event_id").unwrap().as_string::<i32>();
-            out.extend(c.iter().map(|v| v.unwrap().to_string()));
-        }
-    }
-    out
-}
-
-/// Checks the lake holds each valid event exactly once.
-fn assert_lake_matches(lake: &Lake, m: &sim::Manifest) {
-    for kind in SignalKind::ALL {
-        let ids = event_ids(lake, Table::for_kind(*kind));
-        let unique: HashSet<&String> = ids.iter().collect();
-        assert_eq!(
-            ids.len(),
-            unique.len(),
-            "{kind:?} has duplicates in the lake"
-        );
-        assert_eq!(ids.len() as u64, m.valid_signals[kind.as_str()], "{kind:?}");
-    }
 }
 
 #[test]
@@ -217,12 +175,7 @@ fn a_record_on_the_wrong_topic_is_a_kind_mismatch() {
     let mut settings = Settings::defaults();
     settings.kafka.brokers = cluster.bootstrap_servers();
     settings.kafka.group_id = "lantern-test-mismatch".into();
-    for t in [
-        &settings.topics.utility_arrears,
-        &settings.topics.council_reports,
-        &settings.topics.service_gaps,
-        &settings.topics.case_outcomes,
-    ] {
+    for (_, t) in settings.topics.all() {
         cluster.create_topic(t, 1, 1).unwrap();
     }
     let dir = tempfile::tempdir().unwrap();

@@ -5,17 +5,16 @@
 //! path it passes in `LANTERN_TANSU`. Without it the test says so and does nothing, except in
 //! CI (`CI` set), where a missing broker is a failure.
 
-use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use datafusion::arrow::array::AsArray;
+mod common;
+
 use rdkafka::producer::BaseProducer;
 
 use lantern::config::Settings;
-use lantern::contract::{SignalKind, Vocab};
-use lantern::lake::{Lake, Table};
+use lantern::lake::Lake;
 use lantern::registry::Registry;
 use lantern::sim::{self, SimParams};
 
@@ -112,13 +111,7 @@ fn ingest_rides_out_a_broker_restart_and_loses_nothing() {
     let mut settings = Settings::defaults();
     settings.kafka.brokers = format!("127.0.0.1:{port}");
     settings.kafka.group_id = "lantern-real-broker".into();
-    for t in [
-        &settings.topics.utility_arrears,
-        &settings.topics.council_reports,
-        &settings.topics.service_gaps,
-        &settings.topics.case_outcomes,
-        &settings.topics.dead_letter,
-    ] {
+    for (_, t) in settings.topics.all() {
         create_topic(&bin, port, t);
     }
 
@@ -135,14 +128,7 @@ fn ingest_rides_out_a_broker_restart_and_loses_nothing() {
     let producer: BaseProducer = lantern::kafka::producer_config(&settings.kafka)
         .create()
         .unwrap();
-    for kind in SignalKind::ALL {
-        lantern::kafka::produce_file(
-            &producer,
-            settings.topics.for_kind(*kind),
-            &sim::signal_file(sim_dir.path(), *kind),
-        )
-        .unwrap();
-    }
+    lantern::kafka::produce_simulation(&producer, &settings.topics, sim_dir.path()).unwrap();
     drop(producer);
 
     let data = tempfile::tempdir().unwrap();
@@ -179,16 +165,6 @@ fn ingest_rides_out_a_broker_restart_and_loses_nothing() {
     }
     broker.kill();
     let mut broker = Broker::start(&bin, broker_dir.path(), port);
-    let producer: BaseProducer = lantern::kafka::producer_config(&settings.kafka)
-        .create()
-        .unwrap();
-    lantern::kafka::produce_file(
-        &producer,
-        &settings.topics.case_outcomes,
-        &sim_dir.path().join("outcomes/case-outcomes.ndjson"),
-    )
-    .unwrap();
-    drop(producer);
     for l in lines {
         let _ = l;
     }
@@ -196,27 +172,5 @@ fn ingest_rides_out_a_broker_restart_and_loses_nothing() {
     assert!(status.success(), "ingest failed: {status:?}");
     broker.kill();
 
-    let lake = Lake::in_data_dir(data.path());
-    for kind in SignalKind::ALL {
-        let mut ids = Vec::new();
-        for f in lake.table_files(Table::for_kind(*kind)).unwrap() {
-            for b in lake.read_file(&f).unwrap() {
-                let c = b.column_by_name("event_id").unwrap().as_string::<i32>();
-                ids.extend(c.iter().map(|v| v.unwrap().to_string()));
-            }
-        }
-        let unique: HashSet<&String> = ids.iter().collect();
-        assert_eq!(ids.len(), unique.len(), "{kind:?} duplicated");
-        assert_eq!(ids.len() as u64, m.valid_signals[kind.as_str()], "{kind:?}");
-    }
-    let mut outcomes = 0;
-    for f in lake.table_files(Table::Outcomes).unwrap() {
-        outcomes += lake
-            .read_file(&f)
-            .unwrap()
-            .iter()
-            .map(|b| b.num_rows())
-            .sum::<usize>();
-    }
-    assert_eq!(outcomes as u64, m.referrals - m.open_referrals);
+    common::assert_lake_matches(&Lake::in_data_dir(data.path()), &m);
 }

@@ -92,7 +92,7 @@ pub fn ingest_files(
         let lines = for_each_line(path, reader.as_mut(), |bytes, line| {
             ingestor.process(
                 bytes,
-                Origin::File {
+                || Origin::File {
                     file: name.clone(),
                     line,
                 },

@@ -101,8 +101,8 @@ pub fn consume(
 
     let started = Instant::now();
     let mut report = KafkaReport::default();
-    // Next offset to commit per (topic, partition), and whether anything is uncommitted.
-    let mut next: HashMap<(String, i32), i64> = HashMap::new();
+    // Next offset to commit per topic and partition, and whether anything is uncommitted.
+    let mut next: Offsets = HashMap::new();
     let mut dirty = false;
     let mut last_flush = Instant::now();
     let mut last_error_log: Option<Instant> = None;
@@ -114,18 +114,28 @@ pub fn consume(
         }
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
-                let topic = m.topic().to_string();
-                let e = expect.get(&topic).copied().unwrap_or(Expect::Any);
+                let topic = m.topic();
+                let e = expect.get(topic).copied().unwrap_or(Expect::Any);
                 ingestor.process(
                     m.payload().unwrap_or(&[]),
-                    Origin::Kafka {
-                        topic: topic.clone(),
+                    || Origin::Kafka {
+                        topic: topic.to_string(),
                         partition: m.partition(),
                         offset: m.offset(),
                     },
                     e,
                 )?;
-                next.insert((topic, m.partition()), m.offset() + 1);
+                match next.get_mut(topic) {
+                    Some(parts) => {
+                        parts.insert(m.partition(), m.offset() + 1);
+                    }
+                    None => {
+                        next.insert(
+                            topic.to_string(),
+                            HashMap::from([(m.partition(), m.offset() + 1)]),
+                        );
+                    }
+                }
                 dirty = true;
                 report.messages += 1;
             }
@@ -173,10 +183,13 @@ pub fn consume(
     Ok(report)
 }
 
+/// Next offset to commit, by topic and partition.
+type Offsets = HashMap<String, HashMap<i32, i64>>;
+
 fn flush_and_commit(
     consumer: &BaseConsumer,
     ingestor: &mut Ingestor<'_>,
-    next: &HashMap<(String, i32), i64>,
+    next: &Offsets,
     dirty: &mut bool,
     report: &mut KafkaReport,
 ) -> Result<(), IngestError> {
@@ -191,9 +204,11 @@ fn flush_and_commit(
         return Ok(());
     }
     let mut tpl = TopicPartitionList::new();
-    for ((topic, partition), offset) in next {
-        tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
-            .map_err(kafka_err("building the offset list"))?;
+    for (topic, parts) in next {
+        for (partition, offset) in parts {
+            tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
+                .map_err(kafka_err("building the offset list"))?;
+        }
     }
     match consumer.commit(&tpl, CommitMode::Sync) {
         Ok(()) => {
@@ -214,10 +229,7 @@ enum Drained {
 }
 
 /// Whether every assigned partition has been read to its high watermark.
-fn drained(
-    consumer: &BaseConsumer,
-    next: &HashMap<(String, i32), i64>,
-) -> Result<Drained, IngestError> {
+fn drained(consumer: &BaseConsumer, next: &Offsets) -> Result<Drained, IngestError> {
     let assignment = consumer
         .assignment()
         .map_err(kafka_err("reading the assignment"))?;
@@ -241,7 +253,8 @@ fn drained(
                     _ => None,
                 });
         let position = next
-            .get(&(topic, partition))
+            .get(&topic)
+            .and_then(|parts| parts.get(&partition))
             .copied()
             .or(committed_offset)
             .unwrap_or(low);

@@ -156,11 +156,12 @@ impl<'r> Ingestor<'r> {
     }
 
     /// Validates one record and buffers it for the lake, or sends it to the dead-letter sink.
-    /// Only a failure to write (lake or sink) is an error.
+    /// Only a failure to write (lake or sink) is an error. `origin` is called only for a
+    /// rejected record, so the common path allocates nothing for it.
     pub fn process(
         &mut self,
         payload: &[u8],
-        origin: Origin,
+        origin: impl FnOnce() -> Origin,
         expect: Expect,
     ) -> Result<(), IngestError> {
         let mut obj = match decode(payload) {
@@ -232,9 +233,10 @@ impl<'r> Ingestor<'r> {
     fn reject(
         &mut self,
         rejection: Rejection,
-        origin: Origin,
+        origin: impl FnOnce() -> Origin,
         payload: String,
     ) -> Result<(), IngestError> {
+        let origin = origin();
         tracing::debug!(?origin, %rejection, "rejected");
         *self
             .stats

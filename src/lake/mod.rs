@@ -130,16 +130,12 @@ impl Lake {
 
     /// The partitions a table has on disk, in order.
     pub fn partitions(&self, table: Table) -> Result<Vec<Partition>, LakeError> {
-        let dir = self.table_dir(table);
         let mut out = Vec::new();
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(io_err(&dir)(e)),
-        };
-        for e in entries {
-            let e = e.map_err(io_err(&dir))?;
-            let name = e.file_name().to_string_lossy().into_owned();
+        for path in entries(&self.table_dir(table))? {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let Some(ym) = name.strip_prefix("month=") else {
                 continue;
             };
@@ -156,19 +152,10 @@ impl Lake {
 
     /// The finished Parquet files of a partition, in name order (which is write order).
     pub fn files(&self, p: &Partition) -> Result<Vec<PathBuf>, LakeError> {
-        let dir = self.partition_dir(p);
-        let mut out = Vec::new();
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(io_err(&dir)(e)),
-        };
-        for e in entries {
-            let path = e.map_err(io_err(&dir))?.path();
-            if path.extension().is_some_and(|x| x == "parquet") {
-                out.push(path);
-            }
-        }
+        let mut out: Vec<PathBuf> = entries(&self.partition_dir(p))?
+            .into_iter()
+            .filter(|path| path.extension().is_some_and(|x| x == "parquet"))
+            .collect();
         out.sort();
         Ok(out)
     }
@@ -251,6 +238,17 @@ impl Lake {
         sync_dir(&dir)?;
         Ok(dest)
     }
+}
+
+/// The entries of a folder; none if it does not exist yet.
+fn entries(dir: &Path) -> Result<Vec<PathBuf>, LakeError> {
+    let read = match std::fs::read_dir(dir) {
+        Ok(r) => r,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err(dir)(e)),
+    };
+    read.map(|e| e.map(|e| e.path()).map_err(io_err(dir)))
+        .collect()
 }
 
 /// fsyncs a folder so a rename in it survives a power cut.
@@ -351,7 +349,7 @@ impl LakeWriter {
     /// duplicate.
     pub fn add(&mut self, record: LakeRecord) -> Result<bool, LakeError> {
         let p = Partition::of(record.table(), record.partition_date());
-        let fp = fingerprint(&record.key());
+        let fp = record.fingerprint();
         self.clock += 1;
         if !self.keys.contains_key(&p) {
             self.evict_if_full();
@@ -483,10 +481,8 @@ impl Lake {
     }
 
     fn remove_partials(&self, p: &Partition) -> Result<usize, LakeError> {
-        let dir = self.partition_dir(p);
         let mut n = 0;
-        for e in std::fs::read_dir(&dir).map_err(io_err(&dir))? {
-            let path = e.map_err(io_err(&dir))?.path();
+        for path in entries(&self.partition_dir(p))? {
             let stale = path
                 .file_name()
                 .map(|n| n.to_string_lossy().ends_with(".partial"))

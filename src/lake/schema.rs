@@ -147,6 +147,14 @@ impl LakeRecord {
         }
     }
 
+    /// The fingerprint of [`LakeRecord::key`], without building the key for a signal.
+    pub fn fingerprint(&self) -> u128 {
+        match self {
+            LakeRecord::Signal { signal, .. } => super::fingerprint(&signal.event_id),
+            LakeRecord::Outcome { .. } => super::fingerprint(&self.key()),
+        }
+    }
+
     /// The identifying key, as the strings of [`Table::key_columns`] joined by 0x1F.
     pub fn key(&self) -> String {
         match self {

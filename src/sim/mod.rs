@@ -248,6 +248,11 @@ pub fn signal_file(out: &Path, kind: SignalKind) -> PathBuf {
     out.join("signals").join(format!("{topic}.ndjson"))
 }
 
+/// The file the outcomes of past rounds go to.
+pub fn outcome_file(out: &Path) -> PathBuf {
+    out.join("outcomes").join("case-outcomes.ndjson")
+}
+
 /// Runs the simulation and writes everything under `out`.
 pub fn simulate(
     params: &SimParams,
@@ -694,7 +699,7 @@ fn write_history(
     history: &[(PastReferral, Option<CaseOutcome>)],
 ) -> Result<(), SimError> {
     let referrals_path = out.join("history").join("referrals.ndjson");
-    let outcomes_path = out.join("outcomes").join("case-outcomes.ndjson");
+    let outcomes_path = outcome_file(out);
     let mut referrals = create(&referrals_path)?;
     let mut outcomes = create(&outcomes_path)?;
     // Outcomes arrive in the order they were decided.

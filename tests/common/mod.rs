@@ -1,0 +1,51 @@
+//! Helpers shared by the integration tests that read the lake back.
+
+#![allow(dead_code)]
+
+use std::collections::HashSet;
+
+use datafusion::arrow::array::AsArray;
+use lantern::contract::{SignalKind, Vocab};
+use lantern::lake::{Lake, Table};
+use lantern::sim::Manifest;
+
+/// Every value of a string column across a table's files.
+pub fn column(lake: &Lake, table: Table, name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in lake.table_files(table).unwrap() {
+        for b in lake.read_file(&f).unwrap() {
+            let c = b.column_by_name(name).unwrap().as_string::<i32>();
+            out.extend(c.iter().map(|v| v.unwrap_or_default().to_string()));
+        }
+    }
+    out
+}
+
+/// Rows in a table.
+pub fn rows(lake: &Lake, table: Table) -> usize {
+    lake.table_files(table)
+        .unwrap()
+        .iter()
+        .flat_map(|f| lake.read_file(f).unwrap())
+        .map(|b| b.num_rows())
+        .sum()
+}
+
+/// The lake holds each valid simulated event exactly once, and every decided outcome.
+pub fn assert_lake_matches(lake: &Lake, m: &Manifest) {
+    for kind in SignalKind::ALL {
+        let ids = column(lake, Table::for_kind(*kind), "event_id");
+        let unique: HashSet<&String> = ids.iter().collect();
+        assert_eq!(
+            ids.len(),
+            unique.len(),
+            "{kind:?} has duplicates in the lake"
+        );
+        assert_eq!(ids.len() as u64, m.valid_signals[kind.as_str()], "{kind:?}");
+    }
+    assert_eq!(
+        rows(lake, Table::Outcomes) as u64,
+        m.referrals - m.open_referrals,
+        "outcomes"
+    );
+}
