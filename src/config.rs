@@ -153,6 +153,7 @@ impl PseudonymSettings {
 #[serde(deny_unknown_fields)]
 pub struct IngestSettings {
     pub batch_records: usize,
+    pub dedup_cache_keys: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]

@@ -376,7 +376,7 @@ fn ingest(settings: &Settings, args: IngestArgs) -> Result<()> {
         .unwrap_or_else(|| chrono::Local::now().date_naive());
     let validator = Validator::new(&registry, day);
     let lake = Lake::in_data_dir(&settings.data.dir);
-    let writer = LakeWriter::new(lake.clone());
+    let writer = LakeWriter::new(lake.clone()).with_cache_budget(settings.ingest.dedup_cache_keys);
     let pseudo = pseudonymizer(settings)?;
     let started = std::time::Instant::now();
     if args.kafka {

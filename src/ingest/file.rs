@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
-use super::{Expect, IngestError, Ingestor, Origin};
+use super::{Checked, Checker, Expect, IngestError, Ingestor, Origin};
 
 /// Counts the bytes read from the file itself (compressed bytes for `.gz`), for the progress
 /// bar.
@@ -72,7 +72,15 @@ pub fn for_each_line(
     }
 }
 
+/// Lines checked together: read, split across the cores, checked in parallel, then accepted in
+/// file order.
+const CHUNK_LINES: usize = 16_384;
+
 /// Ingests NDJSON files, flushing to the lake every `batch` records.
+///
+/// Decoding and validation (the costly part) run on all cores; the lake writer and the
+/// dead-letter sink stay on this thread and see records in file order, so results do not depend
+/// on the number of cores.
 pub fn ingest_files(
     ingestor: &mut Ingestor<'_>,
     paths: &[impl AsRef<Path>],
@@ -85,26 +93,87 @@ pub fn ingest_files(
         .map(|m| m.len())
         .sum();
     bar.set_length(total);
+    let mut buf: Vec<u8> = Vec::with_capacity(8 << 20);
+    // (start, end, line number) of each non-blank line in `buf`.
+    let mut spans: Vec<(usize, usize, u64)> = Vec::with_capacity(CHUNK_LINES);
     for path in paths {
         let path = path.as_ref();
         let mut reader = open(path, bar)?;
         let name = path.display().to_string();
-        let lines = for_each_line(path, reader.as_mut(), |bytes, line| {
-            ingestor.process(
-                bytes,
-                || Origin::File {
+        let mut number = 0u64;
+        let mut eof = false;
+        while !eof {
+            buf.clear();
+            spans.clear();
+            while spans.len() < CHUNK_LINES {
+                let start = buf.len();
+                let n = reader
+                    .read_until(b'\n', &mut buf)
+                    .map_err(|source| IngestError::Read {
+                        path: format!("{name} after line {number}"),
+                        source,
+                    })?;
+                if n == 0 {
+                    eof = true;
+                    break;
+                }
+                number += 1;
+                let mut end = buf.len();
+                if end > start && buf[end - 1] == b'\n' {
+                    end -= 1;
+                }
+                if end > start && buf[end - 1] == b'\r' {
+                    end -= 1;
+                }
+                if buf[start..end].iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                spans.push((start, end, number));
+            }
+            let checked = check_parallel(ingestor.checker(), &buf, &spans);
+            for (c, &(_, _, line)) in checked.into_iter().zip(&spans) {
+                ingestor.accept(c, || Origin::File {
                     file: name.clone(),
                     line,
-                },
-                Expect::Any,
-            )?;
-            if ingestor.buffered() >= batch {
-                ingestor.flush()?;
+                })?;
+                if ingestor.buffered() >= batch {
+                    ingestor.flush()?;
+                }
             }
-            Ok(())
-        })?;
-        tracing::debug!(file = %name, lines, "file read");
+        }
+        tracing::debug!(file = %name, lines = number, "file read");
     }
     ingestor.flush()?;
     Ok(())
+}
+
+/// Checks the lines in `spans` on every available core, returning results in order.
+fn check_parallel(
+    checker: &Checker<'_>,
+    buf: &[u8],
+    spans: &[(usize, usize, u64)],
+) -> Vec<Checked> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(8);
+    let check = |part: &[(usize, usize, u64)]| -> Vec<Checked> {
+        part.iter()
+            .map(|&(a, b, _)| checker.check(&buf[a..b], Expect::Any))
+            .collect()
+    };
+    if threads == 1 || spans.len() < 2_048 {
+        return check(spans);
+    }
+    let size = spans.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = spans
+            .chunks(size)
+            .map(|part| scope.spawn(move || check(part)))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("checking a record never panics"))
+            .collect()
+    })
 }

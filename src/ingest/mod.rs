@@ -117,53 +117,39 @@ impl IngestStats {
     }
 }
 
-/// The shared middle of every ingest path.
-pub struct Ingestor<'r> {
+/// The pure part of ingest: decode, guard, pseudonymize and validate one record. It touches no
+/// shared state, so sources can run it on several threads and hand the results to
+/// [`Ingestor::accept`] in order.
+pub struct Checker<'r> {
     validator: Validator<'r>,
     pseudonymizer: Option<Pseudonymizer>,
-    writer: LakeWriter,
-    dead: Box<dyn DeadLetterSink + 'r>,
-    stats: IngestStats,
 }
 
-impl<'r> Ingestor<'r> {
-    pub fn new(
-        validator: Validator<'r>,
-        pseudonymizer: Option<Pseudonymizer>,
-        writer: LakeWriter,
-        dead: Box<dyn DeadLetterSink + 'r>,
-    ) -> Ingestor<'r> {
-        Ingestor {
+/// One record after [`Checker::check`]: ready for the lake, or rejected with the payload to keep.
+#[derive(Debug)]
+pub enum Checked {
+    Accepted {
+        record: LakeRecord,
+        pseudonymized: usize,
+    },
+    Rejected {
+        rejection: Rejection,
+        /// The payload as the dead-letter sink may keep it: identifiers masked, configured
+        /// fields pseudonymized.
+        payload: String,
+        pseudonymized: usize,
+    },
+}
+
+impl<'r> Checker<'r> {
+    pub fn new(validator: Validator<'r>, pseudonymizer: Option<Pseudonymizer>) -> Checker<'r> {
+        Checker {
             validator,
             pseudonymizer,
-            writer,
-            dead,
-            stats: IngestStats::default(),
         }
     }
 
-    pub fn stats(&self) -> &IngestStats {
-        &self.stats
-    }
-
-    pub fn ingest_day(&self) -> NaiveDate {
-        self.validator.ingest_day()
-    }
-
-    /// Records buffered since the last flush.
-    pub fn buffered(&self) -> usize {
-        self.writer.pending()
-    }
-
-    /// Validates one record and buffers it for the lake, or sends it to the dead-letter sink.
-    /// Only a failure to write (lake or sink) is an error. `origin` is called only for a
-    /// rejected record, so the common path allocates nothing for it.
-    pub fn process(
-        &mut self,
-        payload: &[u8],
-        origin: impl FnOnce() -> Origin,
-        expect: Expect,
-    ) -> Result<(), IngestError> {
+    pub fn check(&self, payload: &[u8], expect: Expect) -> Checked {
         let mut obj = match decode(payload) {
             Ok(obj) => obj,
             Err(rejection) => {
@@ -172,12 +158,17 @@ impl<'r> Ingestor<'r> {
                     Some(p) => p.apply_to_text(&text),
                     None => text,
                 };
-                return self.reject(rejection, origin, text);
+                return Checked::Rejected {
+                    rejection,
+                    payload: text,
+                    pseudonymized: 0,
+                };
             }
         };
-        if let Some(p) = &self.pseudonymizer {
-            self.stats.pseudonymized += p.apply(&mut obj) as u64;
-        }
+        let pseudonymized = match &self.pseudonymizer {
+            Some(p) => p.apply(&mut obj),
+            None => 0,
+        };
         let result = match expect {
             Expect::Any => self.validator.record_object(&obj),
             Expect::Outcome => self.validator.outcome_object(&obj).map(Record::Outcome),
@@ -206,12 +197,15 @@ impl<'r> Ingestor<'r> {
             Err(rejection) => {
                 // The decoded object is already pseudonymized, and decoding refused any
                 // resident registration number, so it can be kept as it is.
-                let text = serde_json::to_string(&obj).unwrap_or_default();
-                return self.reject(rejection, origin, text);
+                return Checked::Rejected {
+                    rejection,
+                    payload: serde_json::to_string(&obj).unwrap_or_default(),
+                    pseudonymized,
+                };
             }
         };
         let now = chrono::Utc::now().timestamp_millis();
-        let lake_record = match record {
+        let record = match record {
             Record::Signal(signal) => LakeRecord::Signal {
                 known_on: signal.reported_on.unwrap_or(self.validator.ingest_day()),
                 signal,
@@ -222,12 +216,95 @@ impl<'r> Ingestor<'r> {
                 ingested_at_ms: now,
             },
         };
-        if self.writer.add(lake_record)? {
-            self.stats.accepted += 1;
-        } else {
-            self.stats.duplicates += 1;
+        Checked::Accepted {
+            record,
+            pseudonymized,
         }
-        Ok(())
+    }
+}
+
+/// The shared middle of every ingest path.
+pub struct Ingestor<'r> {
+    checker: Checker<'r>,
+    writer: LakeWriter,
+    dead: Box<dyn DeadLetterSink + 'r>,
+    stats: IngestStats,
+}
+
+impl<'r> Ingestor<'r> {
+    pub fn new(
+        validator: Validator<'r>,
+        pseudonymizer: Option<Pseudonymizer>,
+        writer: LakeWriter,
+        dead: Box<dyn DeadLetterSink + 'r>,
+    ) -> Ingestor<'r> {
+        Ingestor {
+            checker: Checker::new(validator, pseudonymizer),
+            writer,
+            dead,
+            stats: IngestStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> &IngestStats {
+        &self.stats
+    }
+
+    pub fn ingest_day(&self) -> NaiveDate {
+        self.checker.validator.ingest_day()
+    }
+
+    pub fn checker(&self) -> &Checker<'r> {
+        &self.checker
+    }
+
+    /// Records buffered since the last flush.
+    pub fn buffered(&self) -> usize {
+        self.writer.pending()
+    }
+
+    /// Validates one record and buffers it for the lake, or sends it to the dead-letter sink.
+    /// Only a failure to write (lake or sink) is an error. `origin` is called only for a
+    /// rejected record, so the common path allocates nothing for it.
+    pub fn process(
+        &mut self,
+        payload: &[u8],
+        origin: impl FnOnce() -> Origin,
+        expect: Expect,
+    ) -> Result<(), IngestError> {
+        let checked = self.checker.check(payload, expect);
+        self.accept(checked, origin)
+    }
+
+    /// Takes a record checked by [`Checker::check`]: buffers it for the lake (or counts it as a
+    /// duplicate), or sends it to the dead-letter sink.
+    pub fn accept(
+        &mut self,
+        checked: Checked,
+        origin: impl FnOnce() -> Origin,
+    ) -> Result<(), IngestError> {
+        match checked {
+            Checked::Accepted {
+                record,
+                pseudonymized,
+            } => {
+                self.stats.pseudonymized += pseudonymized as u64;
+                if self.writer.add(record)? {
+                    self.stats.accepted += 1;
+                } else {
+                    self.stats.duplicates += 1;
+                }
+                Ok(())
+            }
+            Checked::Rejected {
+                rejection,
+                payload,
+                pseudonymized,
+            } => {
+                self.stats.pseudonymized += pseudonymized as u64;
+                self.reject(rejection, origin, payload)
+            }
+        }
     }
 
     fn reject(

@@ -21,7 +21,9 @@
 //! own files. Because those keys come from the durable files, not from memory, a crash between
 //! writing a file and committing Kafka offsets cannot produce a duplicate: the re-delivered
 //! records are recognised on the next run. Memory stays bounded: only the key sets of the most
-//! recently used partitions are cached (16-byte fingerprints).
+//! recently used partitions are cached (16-byte fingerprints), up to a budget of keys
+//! (`ingest.dedup_cache_keys`); a partition evicted from the cache is read back from its files
+//! when it is next touched.
 
 mod schema;
 
@@ -321,8 +323,11 @@ pub struct LakeWriter {
     /// Key fingerprints per partition: those on disk plus those pending.
     keys: HashMap<Partition, (HashSet<u128>, u64)>,
     clock: u64,
-    max_cached_partitions: usize,
+    max_cached_keys: usize,
 }
+
+/// The default budget of cached key fingerprints: about 200 MB.
+pub const DEFAULT_DEDUP_CACHE_KEYS: usize = 8_000_000;
 
 impl LakeWriter {
     pub fn new(lake: Lake) -> LakeWriter {
@@ -332,8 +337,14 @@ impl LakeWriter {
             pending_count: 0,
             keys: HashMap::new(),
             clock: 0,
-            max_cached_partitions: 48,
+            max_cached_keys: DEFAULT_DEDUP_CACHE_KEYS,
         }
+    }
+
+    /// Sets the budget of cached key fingerprints (at least one partition is always cached).
+    pub fn with_cache_budget(mut self, max_cached_keys: usize) -> LakeWriter {
+        self.max_cached_keys = max_cached_keys;
+        self
     }
 
     pub fn lake(&self) -> &Lake {
@@ -352,8 +363,8 @@ impl LakeWriter {
         let fp = record.fingerprint();
         self.clock += 1;
         if !self.keys.contains_key(&p) {
-            self.evict_if_full();
             let keys = self.lake.partition_keys(&p)?;
+            self.evict_to_fit(keys.len());
             self.keys.insert(p, (keys, self.clock));
         }
         let (keys, used) = self.keys.get_mut(&p).expect("inserted above");
@@ -366,10 +377,15 @@ impl LakeWriter {
         Ok(true)
     }
 
-    /// Drops the key set of the least recently used partition that has nothing pending, so
-    /// memory stays bounded however many months a backfill spans.
-    fn evict_if_full(&mut self) {
-        while self.keys.len() >= self.max_cached_partitions {
+    /// Drops the key sets of the least recently used partitions that have nothing pending
+    /// until `incoming` more keys fit the budget, so memory stays bounded however large the
+    /// lake and however many months a backfill spans.
+    fn evict_to_fit(&mut self, incoming: usize) {
+        loop {
+            let cached: usize = self.keys.values().map(|(k, _)| k.len()).sum();
+            if cached + incoming <= self.max_cached_keys {
+                break;
+            }
             let victim = self
                 .keys
                 .iter()
@@ -403,6 +419,8 @@ impl LakeWriter {
             report.records += records.len() as u64;
         }
         self.pending_count = 0;
+        // Key sets grow as records arrive; trim back to the budget now nothing is pending.
+        self.evict_to_fit(0);
         Ok(report)
     }
 }
