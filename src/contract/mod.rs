@@ -220,6 +220,15 @@ impl Referral {
 /// separated by a byte that cannot occur in any of them. Letters, not hex: hex digits can form a
 /// 13-digit run, which the resident-registration-number guard would refuse when the id comes
 /// back on an outcome.
+///
+/// ```
+/// use chrono::NaiveDate;
+/// use lantern::contract::referral_id;
+/// let night = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+/// let id = referral_id("hh_abcdefgh", night, "logit@3");
+/// assert_eq!(id, referral_id("hh_abcdefgh", night, "logit@3")); // re-running a night
+/// assert!(id.starts_with("ref_") && !id.bytes().any(|b| b.is_ascii_digit()));
+/// ```
 pub fn referral_id(household_id: &str, as_of: NaiveDate, model: &str) -> String {
     let mut h = Sha256::new();
     h.update(household_id.as_bytes());

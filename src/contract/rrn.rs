@@ -50,6 +50,13 @@ pub fn contains_rrn(s: &str) -> bool {
 
 /// `s` with every look-alike number's digits replaced by [`MASK`] (the `-` is kept, so a reader
 /// sees what kind of thing was there). Text without one is returned unchanged.
+///
+/// ```
+/// use lantern::contract::rrn::mask_rrn;
+/// assert_eq!(mask_rrn("주민번호 900101-1234567"), "주민번호 ******-*******");
+/// // Phone numbers and longer digit runs are not identifiers and stay as they are.
+/// assert_eq!(mask_rrn("010-1234-5678"), "010-1234-5678");
+/// ```
 pub fn mask_rrn(s: &str) -> std::borrow::Cow<'_, str> {
     let bytes = s.as_bytes();
     let Some(first) = find_at(bytes, 0) else {
