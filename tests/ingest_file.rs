@@ -15,23 +15,14 @@ use lantern::ingest::{file::ingest_files, Ingestor};
 use lantern::lake::{Lake, LakeWriter, Table};
 use lantern::pseudonym::Pseudonymizer;
 use lantern::registry::Registry;
-use lantern::sim::{self, SimParams};
+use lantern::sim;
 
 fn day() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 11, 1).unwrap()
 }
 
 fn simulate(dir: &Path, households: u64, invalid: f64, dup: f64) -> (sim::Manifest, Vec<PathBuf>) {
-    let mut p = SimParams::new(households, 8, 5);
-    p.invalid_rate = invalid;
-    p.duplicate_rate = dup;
-    let m = sim::simulate(
-        &p,
-        &Registry::embedded(),
-        dir,
-        &indicatif::ProgressBar::hidden(),
-    )
-    .unwrap();
+    let m = common::simulate(dir, households, 5, invalid, dup);
     let mut files: Vec<PathBuf> = SignalKind::ALL
         .iter()
         .map(|k| sim::signal_file(dir, *k))

@@ -23,7 +23,7 @@ use lantern::ingest::kafka::{consume, KafkaDeadLetters, KafkaIngestOptions};
 use lantern::ingest::{DeadLetter, Ingestor};
 use lantern::lake::{Lake, LakeWriter};
 use lantern::registry::Registry;
-use lantern::sim::{self, SimParams};
+use lantern::sim;
 
 fn day() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 11, 1).unwrap()
@@ -56,20 +56,7 @@ fn setup(households: u64, group: &str) -> Setup {
         cluster.create_topic(t, 3, 1).unwrap();
     }
     let sim_dir = tempfile::tempdir().unwrap();
-    let mut p = SimParams::new(households, 8, 21);
-    p.invalid_rate = 0.02;
-    p.duplicate_rate = 0.03;
-    let manifest = sim::simulate(
-        &p,
-        &Registry::embedded(),
-        sim_dir.path(),
-        &indicatif::ProgressBar::hidden(),
-    )
-    .unwrap();
-    let producer: BaseProducer = lantern::kafka::producer_config(&settings.kafka)
-        .create()
-        .unwrap();
-    lantern::kafka::produce_simulation(&producer, &settings.topics, sim_dir.path()).unwrap();
+    let manifest = common::simulate_to_kafka(&settings, sim_dir.path(), households, 21, 0.02, 0.03);
     Setup {
         _cluster: cluster,
         settings,

@@ -11,12 +11,8 @@ use std::process::{Child, Command, Stdio};
 
 mod common;
 
-use rdkafka::producer::BaseProducer;
-
 use lantern::config::Settings;
 use lantern::lake::Lake;
-use lantern::registry::Registry;
-use lantern::sim::{self, SimParams};
 
 fn tansu() -> Option<PathBuf> {
     match std::env::var_os("LANTERN_TANSU") {
@@ -116,20 +112,7 @@ fn ingest_rides_out_a_broker_restart_and_loses_nothing() {
     }
 
     let sim_dir = tempfile::tempdir().unwrap();
-    let mut p = SimParams::new(2_000, 8, 33);
-    p.invalid_rate = 0.01;
-    let m = sim::simulate(
-        &p,
-        &Registry::embedded(),
-        sim_dir.path(),
-        &indicatif::ProgressBar::hidden(),
-    )
-    .unwrap();
-    let producer: BaseProducer = lantern::kafka::producer_config(&settings.kafka)
-        .create()
-        .unwrap();
-    lantern::kafka::produce_simulation(&producer, &settings.topics, sim_dir.path()).unwrap();
-    drop(producer);
+    let m = common::simulate_to_kafka(&settings, sim_dir.path(), 2_000, 33, 0.01, 0.01);
 
     let data = tempfile::tempdir().unwrap();
     let mut ingest = Command::new(env!("CARGO_BIN_EXE_lantern"))

@@ -49,3 +49,42 @@ pub fn assert_lake_matches(lake: &Lake, m: &Manifest) {
         "outcomes"
     );
 }
+
+/// Simulates `households` over 8 months into `dir` with the given share of planted invalid and
+/// duplicate records.
+pub fn simulate(
+    dir: &std::path::Path,
+    households: u64,
+    seed: u64,
+    invalid: f64,
+    dup: f64,
+) -> Manifest {
+    let mut p = lantern::sim::SimParams::new(households, 8, seed);
+    p.invalid_rate = invalid;
+    p.duplicate_rate = dup;
+    lantern::sim::simulate(
+        &p,
+        &lantern::registry::Registry::embedded(),
+        dir,
+        &indicatif::ProgressBar::hidden(),
+    )
+    .unwrap()
+}
+
+/// Simulates and produces the population to the configured topics.
+pub fn simulate_to_kafka(
+    settings: &lantern::config::Settings,
+    dir: &std::path::Path,
+    households: u64,
+    seed: u64,
+    invalid: f64,
+    dup: f64,
+) -> Manifest {
+    let m = simulate(dir, households, seed, invalid, dup);
+    let producer: rdkafka::producer::BaseProducer =
+        lantern::kafka::producer_config(&settings.kafka)
+            .create()
+            .unwrap();
+    lantern::kafka::produce_simulation(&producer, &settings.topics, dir).unwrap();
+    m
+}
