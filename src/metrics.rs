@@ -36,3 +36,34 @@ pub fn serve(addr: SocketAddr, stats: Arc<Mutex<IngestStats>>) -> std::io::Resul
     });
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn serves_the_counters_in_prometheus_format() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let stats = Arc::new(Mutex::new(IngestStats::default()));
+        {
+            let mut s = stats.lock().unwrap();
+            s.accepted = 42;
+            s.rejected.insert("future_date".into(), 3);
+        }
+        serve(addr, stats).unwrap();
+        let mut conn = std::net::TcpStream::connect(addr).unwrap();
+        conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut body = String::new();
+        conn.read_to_string(&mut body).unwrap();
+        assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+        assert!(body.contains("lantern_ingest_records_total{result=\"accepted\"} 42"));
+        assert!(body.contains("reason=\"future_date\"} 3"));
+    }
+}

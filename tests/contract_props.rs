@@ -209,3 +209,25 @@ proptest! {
         prop_assert!(!out.contains(&secret), "{} survived in {}", secret, out);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Every valid case outcome serializes to JSON that validates back to the same outcome,
+    /// both on its own and through the mixed-stream entry point.
+    #[test]
+    fn valid_outcomes_round_trip(
+        referral_id in "[a-zA-Z_-]{1,64}",
+        household_id in "[A-Za-z_-]{8,64}",
+        district_code in select(codes()),
+        outcome in select(lantern::contract::Outcome::ALL),
+        decided_on in date(),
+    ) {
+        let o = lantern::contract::CaseOutcome { referral_id, household_id, district_code, outcome, decided_on };
+        let reg = Registry::embedded();
+        let v = Validator::new(&reg, day());
+        let bytes = serde_json::to_vec(&o).unwrap();
+        prop_assert_eq!(v.outcome(&bytes).ok(), Some(o.clone()));
+        prop_assert_eq!(v.record(&bytes).ok(), Some(Record::Outcome(o)));
+    }
+}
