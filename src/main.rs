@@ -69,6 +69,9 @@ enum Command {
     Check(CheckArgs),
     /// Validate and load signals and outcomes into the lake, from NDJSON files or Kafka.
     Ingest(IngestArgs),
+    /// Send a simulated population (the folder `lantern simulate` wrote) to the configured
+    /// topics, as the sending agencies would: for demos and load tests against a broker.
+    Produce(ProduceArgs),
     /// Maintain the Parquet lake.
     #[command(subcommand)]
     Lake(LakeCommand),
@@ -144,6 +147,13 @@ struct IngestArgs {
     /// history in tests and back-fills.
     #[arg(long, value_parser = parse_date, hide = true)]
     ingest_day: Option<NaiveDate>,
+}
+
+#[derive(Debug, Args)]
+struct ProduceArgs {
+    /// The simulation's output folder.
+    #[arg(long, value_name = "DIR")]
+    sim: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -243,6 +253,19 @@ fn run(cli: Cli) -> Result<()> {
         }
         .into()),
         Command::Ingest(args) => ingest(&settings, args),
+        Command::Produce(args) => {
+            let producer: rdkafka::producer::BaseProducer =
+                lantern::kafka::producer_config(&settings.kafka).create()?;
+            let started = std::time::Instant::now();
+            let n = lantern::kafka::produce_simulation(&producer, &settings.topics, &args.sim)?;
+            let secs = started.elapsed().as_secs_f64().max(1e-9);
+            println!(
+                "Produced {n} messages to {} in {secs:.1}s ({:.0} messages/s)",
+                settings.kafka.brokers,
+                n as f64 / secs
+            );
+            Ok(())
+        }
         Command::Lake(LakeCommand::Compact { max_files }) => {
             let lake = Lake::in_data_dir(&settings.data.dir);
             let r = lake.compact(max_files)?;

@@ -259,7 +259,7 @@ impl<'r> Validator<'r> {
             reject(
                 R::InvalidDate,
                 field,
-                format!("`{s}` is not a YYYY-MM-DD date"),
+                format!("`{s}` is not a real calendar date written YYYY-MM-DD"),
             )
         })?;
         if d > self.latest_allowed() {
