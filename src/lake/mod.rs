@@ -26,6 +26,7 @@
 //! when it is next touched.
 
 mod schema;
+pub mod sql;
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
