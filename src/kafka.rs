@@ -87,7 +87,7 @@ pub fn produce_file(
             }
         }
         n += 1;
-        if n % 10_000 == 0 {
+        if n.is_multiple_of(10_000) {
             producer.poll(std::time::Duration::ZERO);
         }
     }

@@ -89,9 +89,9 @@ impl<'r> Validator<'r> {
             .iter()
             .any(|f| obj.contains_key(*f));
         if !obj.contains_key("kind") && looks_like_outcome {
-            self.outcome_object(&obj).map(Record::Outcome)
+            self.outcome_object(obj).map(Record::Outcome)
         } else {
-            self.signal_object(&obj).map(Record::Signal)
+            self.signal_object(obj).map(Record::Signal)
         }
     }
 

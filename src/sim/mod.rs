@@ -326,7 +326,7 @@ pub fn simulate(
             .map_err(io(&households_path))?;
 
             let mut counter: u64 = 0;
-            let event_base = mix(params.seed ^ 0x4556_454E_54) ^ (idx << 12);
+            let event_base = mix(params.seed ^ 0x0045_5645_4E54) ^ (idx << 12);
             let mut next_id = || {
                 counter += 1;
                 format!("ev_{}", letters(mix(event_base ^ counter)))
@@ -398,7 +398,7 @@ pub fn simulate(
                 &run,
             );
             idx += 1;
-            if idx % 4096 == 0 {
+            if idx.is_multiple_of(4096) {
                 progress.inc(4096);
             }
         }
@@ -412,10 +412,7 @@ pub fn simulate(
     let history = refer_and_decide(params, &rounds, &districts, candidates);
     write_history(out, &history)?;
 
-    for mut f in [w.households, w.episodes]
-        .into_iter()
-        .chain(w.signals.into_iter())
-    {
+    for mut f in [w.households, w.episodes].into_iter().chain(w.signals) {
         f.flush().map_err(io(out))?;
     }
 

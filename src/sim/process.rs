@@ -436,9 +436,7 @@ fn council_report(hh: &Household, z: f64, county: bool, rng: &mut ChaCha8Rng) ->
     let deep = z - CRISIS_THRESHOLD;
     let urgency = if deep > 1.2 && rng.random_bool(0.6) {
         3
-    } else if deep > 0.0 && rng.random_bool(0.5) {
-        2
-    } else if rng.random_bool(0.1) {
+    } else if (deep > 0.0 && rng.random_bool(0.5)) || rng.random_bool(0.1) {
         2
     } else {
         1
