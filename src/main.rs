@@ -210,9 +210,15 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(), // --help and --version
         Err(e) => {
-            // clap's own message spans several lines; operators' scripts want one.
+            // clap's own message spans several lines; operators' scripts want one. Its first
+            // paragraph is the message (a missing argument is named on the line after).
             let rendered = e.render().to_string();
-            let first = rendered.lines().next().unwrap_or("invalid arguments");
+            let first: Vec<&str> = rendered
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let first = first.join(" ");
             let first = first.trim_start_matches("error: ");
             eprintln!("lantern: error: {first}; run `lantern --help` for usage");
             return ExitCode::from(2);
@@ -221,7 +227,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("lantern: error: {e:#}");
+            eprintln!("lantern: error: {}", one_line(&e));
             if e.downcast_ref::<NotYet>().is_some() {
                 ExitCode::from(EXIT_NOT_YET)
             } else {
@@ -229,6 +235,20 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The error and its causes on one line, skipping a cause whose text the message already
+/// carries (our error types print their cause themselves).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            msg.push_str(": ");
+            msg.push_str(&c);
+        }
+    }
+    msg.replace('\n', " ")
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -410,7 +430,11 @@ fn ingest(settings: &Settings, args: IngestArgs) -> Result<()> {
         opts.stop = ingest::kafka::stop_on_signals();
         if let Some(addr) = args.metrics_addr {
             let stats = std::sync::Arc::new(std::sync::Mutex::new(Default::default()));
-            lantern::metrics::serve(addr, stats.clone())?;
+            lantern::metrics::serve(addr, stats.clone()).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot serve metrics on {addr}: {e}; pick a free address for --metrics-addr"
+                )
+            })?;
             opts.stats_out = Some(stats);
             tracing::info!(%addr, "serving metrics at /metrics");
         }

@@ -34,7 +34,7 @@ pub enum IngestError {
     Lake(#[from] LakeError),
     #[error("dead-letter sink: {0}")]
     DeadLetter(String),
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {source}; check the path and its permissions")]
     Read {
         path: String,
         source: std::io::Error,
