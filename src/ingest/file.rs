@@ -78,12 +78,12 @@ const CHUNK_LINES: usize = 16_384;
 
 /// Ingests NDJSON files, flushing to the lake every `batch` records.
 ///
-/// Decoding and validation (the costly part) run on all cores; the lake writer and the
-/// dead-letter sink stay on this thread and see records in file order, so results do not depend
-/// on the number of cores.
+/// A reader thread reads chunks of lines and checks them (decoding and validation, the costly
+/// part) on all cores, while this thread writes the previous chunk: the lake writer and the
+/// dead-letter sink see records in file order, so results do not depend on the number of cores.
 pub fn ingest_files(
     ingestor: &mut Ingestor<'_>,
-    paths: &[impl AsRef<Path>],
+    paths: &[impl AsRef<Path> + Sync],
     batch: usize,
     bar: &indicatif::ProgressBar,
 ) -> Result<(), IngestError> {
@@ -93,47 +93,30 @@ pub fn ingest_files(
         .map(|m| m.len())
         .sum();
     bar.set_length(total);
-    let mut buf: Vec<u8> = Vec::with_capacity(8 << 20);
-    // (start, end, line number) of each non-blank line in `buf`.
-    let mut spans: Vec<(usize, usize, u64)> = Vec::with_capacity(CHUNK_LINES);
-    for path in paths {
-        let path = path.as_ref();
-        let mut reader = open(path, bar)?;
-        let name = path.display().to_string();
-        let mut number = 0u64;
-        let mut eof = false;
-        while !eof {
-            buf.clear();
-            spans.clear();
-            while spans.len() < CHUNK_LINES {
-                let start = buf.len();
-                let n = reader
-                    .read_until(b'\n', &mut buf)
-                    .map_err(|source| IngestError::Read {
-                        path: format!("{name} after line {number}"),
-                        source,
-                    })?;
-                if n == 0 {
-                    eof = true;
+    let checker = ingestor.checker();
+    // Two chunks in flight: one being checked, one being written.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Chunk, IngestError>>(2);
+    std::thread::scope(|scope| -> Result<(), IngestError> {
+        let reader = scope.spawn(move || {
+            for path in paths {
+                if let Err(e) = read_and_check(path.as_ref(), &checker, bar, &tx) {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            }
+        });
+        let mut result = Ok(());
+        for chunk in rx {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    result = Err(e);
                     break;
                 }
-                number += 1;
-                let mut end = buf.len();
-                if end > start && buf[end - 1] == b'\n' {
-                    end -= 1;
-                }
-                if end > start && buf[end - 1] == b'\r' {
-                    end -= 1;
-                }
-                if buf[start..end].iter().all(u8::is_ascii_whitespace) {
-                    continue;
-                }
-                spans.push((start, end, number));
-            }
-            let checked = check_parallel(ingestor.checker(), &buf, &spans);
-            for (c, &(_, _, line)) in checked.into_iter().zip(&spans) {
-                ingestor.accept(c, || Origin::File {
-                    file: name.clone(),
+            };
+            for (checked, line) in chunk.records {
+                ingestor.accept(checked, || Origin::File {
+                    file: chunk.file.to_string(),
                     line,
                 })?;
                 if ingestor.buffered() >= batch {
@@ -141,9 +124,75 @@ pub fn ingest_files(
                 }
             }
         }
-        tracing::debug!(file = %name, lines = number, "file read");
-    }
+        reader.join().expect("the reader thread does not panic");
+        result
+    })?;
     ingestor.flush()?;
+    Ok(())
+}
+
+/// Checked records of one chunk of a file, with their line numbers.
+struct Chunk {
+    file: std::sync::Arc<str>,
+    records: Vec<(Checked, u64)>,
+}
+
+/// Reads one file in chunks, checks each chunk on all cores and sends it on.
+fn read_and_check(
+    path: &Path,
+    checker: &Checker<'_>,
+    bar: &indicatif::ProgressBar,
+    tx: &std::sync::mpsc::SyncSender<Result<Chunk, IngestError>>,
+) -> Result<(), IngestError> {
+    let mut reader = open(path, bar)?;
+    let name: std::sync::Arc<str> = path.display().to_string().into();
+    let mut buf: Vec<u8> = Vec::with_capacity(8 << 20);
+    // (start, end, line number) of each non-blank line in `buf`.
+    let mut spans: Vec<(usize, usize, u64)> = Vec::with_capacity(CHUNK_LINES);
+    let mut number = 0u64;
+    let mut eof = false;
+    while !eof {
+        buf.clear();
+        spans.clear();
+        while spans.len() < CHUNK_LINES {
+            let start = buf.len();
+            let n = reader
+                .read_until(b'\n', &mut buf)
+                .map_err(|source| IngestError::Read {
+                    path: format!("{name} after line {number}"),
+                    source,
+                })?;
+            if n == 0 {
+                eof = true;
+                break;
+            }
+            number += 1;
+            let mut end = buf.len();
+            if end > start && buf[end - 1] == b'\n' {
+                end -= 1;
+            }
+            if end > start && buf[end - 1] == b'\r' {
+                end -= 1;
+            }
+            if buf[start..end].iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            spans.push((start, end, number));
+        }
+        let checked = check_parallel(checker, &buf, &spans);
+        let records = checked.into_iter().zip(spans.iter().map(|s| s.2)).collect();
+        if tx
+            .send(Ok(Chunk {
+                file: name.clone(),
+                records,
+            }))
+            .is_err()
+        {
+            // The writer stopped (it hit an error it will report); stop reading.
+            return Ok(());
+        }
+    }
+    tracing::debug!(file = %name, lines = number, "file read");
     Ok(())
 }
 

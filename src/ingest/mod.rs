@@ -225,7 +225,7 @@ impl<'r> Checker<'r> {
 
 /// The shared middle of every ingest path.
 pub struct Ingestor<'r> {
-    checker: Checker<'r>,
+    checker: std::sync::Arc<Checker<'r>>,
     writer: LakeWriter,
     dead: Box<dyn DeadLetterSink + 'r>,
     stats: IngestStats,
@@ -239,7 +239,7 @@ impl<'r> Ingestor<'r> {
         dead: Box<dyn DeadLetterSink + 'r>,
     ) -> Ingestor<'r> {
         Ingestor {
-            checker: Checker::new(validator, pseudonymizer),
+            checker: std::sync::Arc::new(Checker::new(validator, pseudonymizer)),
             writer,
             dead,
             stats: IngestStats::default(),
@@ -254,8 +254,9 @@ impl<'r> Ingestor<'r> {
         self.checker.validator.ingest_day()
     }
 
-    pub fn checker(&self) -> &Checker<'r> {
-        &self.checker
+    /// The checker, shareable with threads that check records while this ingestor writes.
+    pub fn checker(&self) -> std::sync::Arc<Checker<'r>> {
+        self.checker.clone()
     }
 
     /// Records buffered since the last flush.
