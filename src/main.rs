@@ -442,8 +442,11 @@ fn ingest(settings: &Settings, args: IngestArgs) -> Result<()> {
         ingestor.log_summary("kafka");
         print_summary(ingestor.stats(), started, &lake);
         println!(
-            "  {} messages, {} offset commits",
-            report.messages, report.commits
+            "  {} messages, {} offset commits; {:.1}s from the first message, {:.0} messages/s",
+            report.messages,
+            report.commits,
+            report.consuming.as_secs_f64(),
+            report.rate()
         );
         return Ok(());
     }

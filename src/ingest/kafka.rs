@@ -62,6 +62,16 @@ impl KafkaIngestOptions {
 pub struct KafkaReport {
     pub messages: u64,
     pub commits: u64,
+    /// From the first message received to the last commit: the consumer's steady-state
+    /// throughput, without the group join before it.
+    pub consuming: Duration,
+}
+
+impl KafkaReport {
+    /// Messages per second while consuming.
+    pub fn rate(&self) -> f64 {
+        self.messages as f64 / self.consuming.as_secs_f64().max(1e-9)
+    }
 }
 
 /// The topics consumed and what each carries.
@@ -106,6 +116,7 @@ pub fn consume(
     let mut dirty = false;
     let mut last_flush = Instant::now();
     let mut last_error_log: Option<Instant> = None;
+    let mut first_message: Option<Instant> = None;
 
     loop {
         if opts.stop.load(Ordering::Relaxed) {
@@ -114,6 +125,7 @@ pub fn consume(
         }
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
+                first_message.get_or_insert_with(Instant::now);
                 let topic = m.topic();
                 let e = expect.get(topic).copied().unwrap_or(Expect::Any);
                 ingestor.process(
@@ -177,6 +189,7 @@ pub fn consume(
     if let Some(out) = &opts.stats_out {
         *out.lock().expect("stats lock") = ingestor.stats().clone();
     }
+    report.consuming = first_message.map(|t| t.elapsed()).unwrap_or_default();
     consumer.unsubscribe();
     // Dropping the consumer closes it, which leaves the group at once.
     drop(consumer);
