@@ -231,3 +231,36 @@ proptest! {
         prop_assert_eq!(v.record(&bytes).ok(), Some(Record::Outcome(o)));
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+    /// The fast path accepts only what the full validator accepts, as the same signal: for
+    /// valid signals and for signals with any field replaced by any JSON value.
+    #[test]
+    fn the_fast_path_agrees_with_the_full_validator(
+        s in signal(),
+        field in select(vec![
+            "event_id", "source", "household_id", "district_code", "dong_code", "observed_on",
+            "reported_on", "kind", "utility", "months_overdue", "amount_krw", "service_cut",
+            "reporter_role", "concerns", "urgency", "note", "program", "gap", "extra",
+        ]),
+        value in json_value(),
+        mutate in any::<bool>(),
+    ) {
+        let reg = Registry::embedded();
+        let v = Validator::new(&reg, day());
+        let mut obj = serde_json::to_value(&s).unwrap();
+        if mutate {
+            obj[field] = value;
+        }
+        let bytes = serde_json::to_vec(&obj).unwrap();
+        if let Some(fast) = v.fast_signal(&bytes, &[]) {
+            prop_assert_eq!(v.signal(&bytes).ok(), Some(fast));
+        }
+        // A plainly valid record without escapes takes the fast path.
+        if !mutate && !bytes.contains(&b'\\') {
+            prop_assert!(v.fast_signal(&bytes, &[]).is_some());
+        }
+    }
+}

@@ -10,6 +10,7 @@
 //! - `reported_on`, like `observed_on`, may not lie after the ingest day plus one;
 //! - the reason codes of [`RejectReason`] are the published dead-letter vocabulary.
 
+mod fast;
 mod reject;
 pub mod rrn;
 mod validate;

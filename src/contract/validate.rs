@@ -22,8 +22,8 @@ use crate::registry::Registry;
 
 /// The longest council-report note, in characters.
 pub const NOTE_MAX_CHARS: usize = 500;
-const MONTHS_OVERDUE_MAX: u64 = 240;
-const AMOUNT_KRW_MAX: u64 = 10_000_000_000;
+pub(super) const MONTHS_OVERDUE_MAX: u64 = 240;
+pub(super) const AMOUNT_KRW_MAX: u64 = 10_000_000_000;
 
 /// A validated record from a mixed stream (an NDJSON backfill may carry signals and outcomes).
 #[derive(Debug, Clone, PartialEq)]
@@ -60,8 +60,12 @@ impl<'r> Validator<'r> {
         self.ingest_day
     }
 
+    pub(super) fn registry(&self) -> &Registry {
+        self.registry
+    }
+
     /// The latest date a record may carry.
-    fn latest_allowed(&self) -> NaiveDate {
+    pub(super) fn latest_allowed(&self) -> NaiveDate {
         self.ingest_day.succ_opt().unwrap_or(self.ingest_day)
     }
 
@@ -98,9 +102,7 @@ impl<'r> Validator<'r> {
     /// Validates a decoded object as a signal.
     pub fn signal_object(&self, o: &JsonObject) -> Result<Signal, Rejection> {
         let event_id = string_len(o, "event_id", 1, 64)?;
-        let source = patterned(o, "source", 1, 32, |b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
-        })?;
+        let source = patterned(o, "source", 1, 32, is_source_byte)?;
         let household_id = household_id(o)?;
         let district_code = self.district(o)?;
         let dong_code = dong_code(o, &district_code)?;
@@ -405,9 +407,17 @@ fn patterned<'a>(
 }
 
 fn household_id(o: &Obj) -> Result<&str, Rejection> {
-    patterned(o, "household_id", 8, 64, |b| {
-        b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
-    })
+    patterned(o, "household_id", 8, 64, is_household_byte)
+}
+
+/// `source` is `[a-z0-9_-]{1,32}`.
+pub(super) fn is_source_byte(b: u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+}
+
+/// `household_id` is `[A-Za-z0-9_-]{8,64}`.
+pub(super) fn is_household_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
 }
 
 fn dong_code(o: &Obj, district_code: &str) -> Result<Option<String>, Rejection> {
@@ -558,7 +568,7 @@ fn council_report(o: &Obj) -> Result<CouncilReport, Rejection> {
 
 /// Strict `YYYY-MM-DD`: exactly ten characters, digits where digits belong, a real calendar
 /// day. Parsed by hand: this runs twice per record on the ingest hot path.
-fn parse_date(s: &str) -> Option<NaiveDate> {
+pub(super) fn parse_date(s: &str) -> Option<NaiveDate> {
     let b = s.as_bytes();
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
