@@ -43,6 +43,14 @@ pub fn open(path: &Path, bar: &indicatif::ProgressBar) -> Result<Box<dyn BufRead
     Ok(Box::new(BufReader::with_capacity(1 << 20, reader)))
 }
 
+/// A line without its ending (`\n` or `\r\n`), or `None` for a blank line, which NDJSON
+/// readers skip.
+fn content(line: &[u8]) -> Option<&[u8]> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    (!line.iter().all(u8::is_ascii_whitespace)).then_some(line)
+}
+
 /// Calls `f` with each non-blank line (without its line ending) and its 1-based number.
 pub fn for_each_line(
     path: &Path,
@@ -63,12 +71,9 @@ pub fn for_each_line(
             return Ok(number);
         }
         number += 1;
-        let bytes = line.strip_suffix(b"\n").unwrap_or(&line);
-        let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            continue;
+        if let Some(bytes) = content(&line) {
+            f(bytes, number)?;
         }
-        f(bytes, number)?;
     }
 }
 
@@ -167,17 +172,9 @@ fn read_and_check(
                 break;
             }
             number += 1;
-            let mut end = buf.len();
-            if end > start && buf[end - 1] == b'\n' {
-                end -= 1;
+            if let Some(line) = content(&buf[start..]) {
+                spans.push((start, start + line.len(), number));
             }
-            if end > start && buf[end - 1] == b'\r' {
-                end -= 1;
-            }
-            if buf[start..end].iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            spans.push((start, end, number));
         }
         let checked = check_parallel(checker, &buf, &spans);
         let records = checked.into_iter().zip(spans.iter().map(|s| s.2)).collect();

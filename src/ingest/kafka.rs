@@ -394,7 +394,7 @@ impl DeadLetterSink for KafkaDeadLetters {
         if failed > 0 {
             let last = ctx.last_error.lock().expect("error lock").clone();
             return Err(IngestError::DeadLetter(format!(
-                "{failed} dead letters were not delivered to {} ({}); offsets are not committed, so they will be retried",
+                "{failed} dead letters were not delivered to {} ({}); no offset was committed past them, so nothing is lost: check that the topic exists and the broker is reachable, then run ingest again",
                 self.topic,
                 last.unwrap_or_default()
             )));

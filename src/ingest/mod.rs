@@ -158,15 +158,10 @@ impl<'r> Checker<'r> {
                 .map(|p| p.fields())
                 .unwrap_or(&[]);
             if let Some(signal) = self.validator.fast_signal(payload, avoid) {
-                if matches!(expect, Expect::Kind(k) if k != signal.kind()) {
-                    // Wrong topic: the full path below gives the precise rejection.
-                } else {
+                // On the wrong topic the full path below gives the precise rejection.
+                if !matches!(expect, Expect::Kind(k) if k != signal.kind()) {
                     return Checked::Accepted {
-                        record: LakeRecord::Signal {
-                            known_on: signal.reported_on.unwrap_or(self.validator.ingest_day()),
-                            signal,
-                            ingested_at_ms: chrono::Utc::now().timestamp_millis(),
-                        },
+                        record: self.to_lake(Record::Signal(signal)),
                         pseudonymized: 0,
                     };
                 }
@@ -226,8 +221,17 @@ impl<'r> Checker<'r> {
                 };
             }
         };
+        Checked::Accepted {
+            record: self.to_lake(record),
+            pseudonymized,
+        }
+    }
+
+    /// What ingest adds to a valid record: the knowledge date (`reported_on`, or the ingest
+    /// day) and the ingest time.
+    fn to_lake(&self, record: Record) -> LakeRecord {
         let now = chrono::Utc::now().timestamp_millis();
-        let record = match record {
+        match record {
             Record::Signal(signal) => LakeRecord::Signal {
                 known_on: signal.reported_on.unwrap_or(self.validator.ingest_day()),
                 signal,
@@ -237,10 +241,6 @@ impl<'r> Checker<'r> {
                 outcome,
                 ingested_at_ms: now,
             },
-        };
-        Checked::Accepted {
-            record,
-            pseudonymized,
         }
     }
 }
