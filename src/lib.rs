@@ -33,11 +33,14 @@
 
 pub mod config;
 pub mod contract;
+pub mod eval;
+pub mod features;
 pub mod ingest;
 pub mod kafka;
 pub mod lake;
 pub mod logging;
 pub mod metrics;
+pub mod model;
 pub mod progress;
 pub mod pseudonym;
 pub mod registry;

@@ -26,6 +26,7 @@
 //! when it is next touched.
 
 mod schema;
+pub mod reference;
 pub mod sql;
 
 use std::collections::{HashMap, HashSet};
@@ -217,30 +218,51 @@ impl Lake {
     /// Writes one Parquet file into a partition, atomically and durably. Returns its path.
     pub fn write_file(&self, p: &Partition, batch: &RecordBatch) -> Result<PathBuf, LakeError> {
         let dir = self.partition_dir(p);
-        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        let name = unique_file_name();
-        let tmp = dir.join(format!(".{name}.partial"));
-        let dest = dir.join(&name);
-        let file = File::create(&tmp).map_err(io_err(&tmp))?;
-        let props = WriterProperties::builder()
-            .set_compression(Compression::SNAPPY)
-            .set_max_row_group_row_count(Some(256 * 1024))
-            .build();
-        let mut writer = ArrowWriter::try_new(
-            BufWriter::with_capacity(1 << 20, file),
-            batch.schema(),
-            Some(props),
-        )
-        .map_err(pq_err(&tmp))?;
-        writer.write(batch).map_err(pq_err(&tmp))?;
-        let buf = writer.into_inner().map_err(pq_err(&tmp))?;
-        let file = buf.into_inner().map_err(|e| io_err(&tmp)(e.into_error()))?;
-        file.sync_all().map_err(io_err(&tmp))?;
-        drop(file);
-        std::fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
-        sync_dir(&dir)?;
+        let dest = dir.join(unique_file_name());
+        write_parquet_atomic(&dest, std::slice::from_ref(batch))?;
         Ok(dest)
     }
+}
+
+/// Writes batches (one schema) as one Parquet file at `dest`, atomically and durably: a hidden
+/// `.partial` file is written, fsynced, renamed into place and the folder fsynced, so a reader
+/// sees the whole file or none, even after a crash or a power cut. Lake partitions, the
+/// households reference and referral lists are all written this way.
+pub fn write_parquet_atomic(dest: &Path, batches: &[RecordBatch]) -> Result<(), LakeError> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.partial"));
+    let Some(first) = batches.first() else {
+        return Err(LakeError::Parquet {
+            path: dest.to_path_buf(),
+            message: "nothing to write (no batches)".into(),
+        });
+    };
+    let file = File::create(&tmp).map_err(io_err(&tmp))?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(256 * 1024))
+        .build();
+    let mut writer = ArrowWriter::try_new(
+        BufWriter::with_capacity(1 << 20, file),
+        first.schema(),
+        Some(props),
+    )
+    .map_err(pq_err(&tmp))?;
+    for batch in batches {
+        writer.write(batch).map_err(pq_err(&tmp))?;
+    }
+    let buf = writer.into_inner().map_err(pq_err(&tmp))?;
+    let file = buf.into_inner().map_err(|e| io_err(&tmp)(e.into_error()))?;
+    file.sync_all().map_err(io_err(&tmp))?;
+    drop(file);
+    std::fs::rename(&tmp, dest).map_err(io_err(dest))?;
+    sync_dir(dir)?;
+    Ok(())
 }
 
 /// The entries of a folder; none if it does not exist yet.

@@ -1,15 +1,19 @@
 //! The lake as SQL tables in a DataFusion session: one table per lake table, under the same
 //! name, with the month folder as a `month` partition column (`'2026-10'`), so a query that
-//! filters on it reads only the months it needs.
+//! filters on it reads only the months it needs; plus `households` and `referrals`
+//! (see [`super::reference`]).
 
+use std::path::Path;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::ListingOptions;
+use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
+use super::reference::{households_path, households_schema, referral_nights, referrals_root, referrals_schema};
 use super::{Lake, Table};
 
 /// Registers every lake table in `ctx`. Tables with no files yet are registered empty.
@@ -30,5 +34,45 @@ pub async fn register(ctx: &SessionContext, lake: &Lake) -> Result<(), DataFusio
         )
         .await?;
     }
+    Ok(())
+}
+
+/// Registers the lake tables, `households` and `referrals` of a data directory.
+pub async fn register_all(ctx: &SessionContext, data_dir: &Path) -> Result<(), DataFusionError> {
+    register(ctx, &Lake::in_data_dir(data_dir)).await?;
+    let households = households_path(data_dir);
+    if households.exists() {
+        ctx.register_parquet(
+            "households",
+            households.to_string_lossy().as_ref(),
+            ParquetReadOptions::default().schema(&households_schema()),
+        )
+        .await?;
+    } else {
+        register_empty(ctx, "households", households_schema())?;
+    }
+    let has_nights = !referral_nights(data_dir)
+        .map_err(|e| DataFusionError::External(Box::new(e)))?
+        .is_empty();
+    if has_nights {
+        let root = referrals_root(data_dir).canonicalize()?;
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+            .with_file_extension("referrals.parquet");
+        ctx.register_listing_table(
+            "referrals",
+            format!("{}/", root.display()),
+            options,
+            Some(referrals_schema()),
+            None,
+        )
+        .await?;
+    } else {
+        register_empty(ctx, "referrals", referrals_schema())?;
+    }
+    Ok(())
+}
+
+fn register_empty(ctx: &SessionContext, name: &str, schema: SchemaRef) -> Result<(), DataFusionError> {
+    ctx.register_table(name, Arc::new(MemTable::try_new(schema, vec![vec![]])?))?;
     Ok(())
 }

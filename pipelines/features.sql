@@ -1,0 +1,295 @@
+-- Household features as of a date, for every (household_id, as_of) pair in `cohort`.
+--
+-- This file is the feature definition. `lantern train`, `lantern screen` and `lantern backtest`
+-- all run it, through the same code path, so a household gets the same values for the same date
+-- whichever command asks. See pipelines/README.md for how to add a feature.
+--
+-- Tables (registered by Lantern before this runs):
+--   cohort(household_id, as_of)     the pairs to compute: one as_of date for screening, every
+--                                   past referral date for training; one plan for all of them
+--   utility_arrears, council_report, service_gap, outcomes   the lake (docs/LAKE.md)
+--   referrals(referral_id, household_id, as_of, ...)          past referral lists (SPEC §4)
+--   households(household_id, members, head_age_band, household_type, disability)   SPEC §2
+--
+-- Placeholders, replaced before the query is planned (so the scan reads only the months needed):
+--   {window_start}  earliest as_of minus {lookback_days} days, as a DATE literal
+--   {window_end}    latest as_of, as a DATE literal
+--   {month_start} / {month_end}  the same as 'YYYY-MM' strings, to prune month folders
+--   {lookback_days} how far back any signal counts (config features.lookback_days)
+--
+-- Point in time: an event counts for (h, D) only if observed_on <= D AND reported_on <= D
+-- (SPEC §1), and outcomes only if decided before D. Nothing known after D can leak in.
+-- Re-sent events are counted once: each signal table is deduplicated on event_id first
+-- (ingest deduplicates within a month folder; a re-send whose observed_on moved month is caught
+-- here).
+--
+-- Every output column may be NULL; features.toml says how each one is imputed.
+
+WITH
+arrears AS (
+    SELECT DISTINCT ON (event_id) event_id, source, household_id, district_code, dong_code,
+           observed_on, reported_on, utility, months_overdue, amount_krw, service_cut
+    FROM utility_arrears
+    WHERE month >= '{month_start}' AND month <= '{month_end}'
+      AND observed_on > {window_start} AND observed_on <= {window_end}
+    ORDER BY event_id, ingested_at
+),
+reports AS (
+    SELECT DISTINCT ON (event_id) event_id, source, household_id, district_code, dong_code,
+           observed_on, reported_on, concerns, urgency
+    FROM council_report
+    WHERE month >= '{month_start}' AND month <= '{month_end}'
+      AND observed_on > {window_start} AND observed_on <= {window_end}
+    ORDER BY event_id, ingested_at
+),
+gaps AS (
+    SELECT DISTINCT ON (event_id) event_id, source, household_id, district_code, dong_code,
+           observed_on, reported_on, program, gap
+    FROM service_gap
+    WHERE month >= '{month_start}' AND month <= '{month_end}'
+      AND observed_on > {window_start} AND observed_on <= {window_end}
+    ORDER BY event_id, ingested_at
+),
+-- Every signal, for what spans kinds: sources, districts, where to visit.
+known AS (
+    SELECT c.household_id, c.as_of, e.source, e.district_code, e.dong_code, e.observed_on,
+           e.reported_on
+    FROM cohort c
+    JOIN (
+        SELECT household_id, source, district_code, dong_code, observed_on, reported_on FROM arrears
+        UNION ALL
+        SELECT household_id, source, district_code, dong_code, observed_on, reported_on FROM reports
+        UNION ALL
+        SELECT household_id, source, district_code, dong_code, observed_on, reported_on FROM gaps
+    ) e ON e.household_id = c.household_id
+    WHERE e.observed_on <= c.as_of AND e.reported_on <= c.as_of
+      AND e.observed_on > c.as_of - INTERVAL '{lookback_days} days'
+),
+spread AS (
+    SELECT household_id, as_of,
+        -- Where to visit: the district and dong of the most recent signal.
+        first_value(district_code ORDER BY observed_on DESC, reported_on DESC, district_code) AS district_code,
+        first_value(dong_code ORDER BY observed_on DESC, reported_on DESC, district_code) AS dong_code,
+        count(*) AS signals_n,
+        count(DISTINCT source) AS sources_distinct,
+        -- Signals filed under more than one district: a move that was never registered.
+        count(DISTINCT district_code) AS districts_distinct,
+        count(DISTINCT CASE WHEN observed_on > as_of - INTERVAL '90 days' THEN district_code END) AS districts_distinct_90d,
+        arrow_cast(as_of, 'Int32') - arrow_cast(max(observed_on), 'Int32') AS days_since_signal
+    FROM known
+    GROUP BY household_id, as_of
+),
+arrears_f AS (
+    SELECT c.household_id, c.as_of,
+        count(CASE WHEN e.utility = 'electricity' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN 1 END) AS ua_elec_n_30d,
+        ln(1 + sum(CASE WHEN e.utility = 'electricity' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN e.amount_krw END)) AS ua_elec_krw_30d,
+        max(CASE WHEN e.utility = 'electricity' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN e.months_overdue END) AS ua_elec_overdue_max_30d,
+        count(CASE WHEN e.utility = 'electricity' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) AS ua_elec_n_90d,
+        ln(1 + sum(CASE WHEN e.utility = 'electricity' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN e.amount_krw END)) AS ua_elec_krw_90d,
+        max(CASE WHEN e.utility = 'electricity' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN e.months_overdue END) AS ua_elec_overdue_max_90d,
+        count(CASE WHEN e.utility = 'electricity' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN 1 END) AS ua_elec_n_180d,
+        ln(1 + sum(CASE WHEN e.utility = 'electricity' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN e.amount_krw END)) AS ua_elec_krw_180d,
+        max(CASE WHEN e.utility = 'electricity' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN e.months_overdue END) AS ua_elec_overdue_max_180d,
+        count(CASE WHEN e.utility = 'electricity' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) AS ua_elec_n_365d,
+        ln(1 + sum(CASE WHEN e.utility = 'electricity' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN e.amount_krw END)) AS ua_elec_krw_365d,
+        max(CASE WHEN e.utility = 'electricity' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN e.months_overdue END) AS ua_elec_overdue_max_365d,
+        count(CASE WHEN e.utility = 'water' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN 1 END) AS ua_water_n_30d,
+        ln(1 + sum(CASE WHEN e.utility = 'water' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN e.amount_krw END)) AS ua_water_krw_30d,
+        max(CASE WHEN e.utility = 'water' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN e.months_overdue END) AS ua_water_overdue_max_30d,
+        count(CASE WHEN e.utility = 'water' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) AS ua_water_n_90d,
+        ln(1 + sum(CASE WHEN e.utility = 'water' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN e.amount_krw END)) AS ua_water_krw_90d,
+        max(CASE WHEN e.utility = 'water' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN e.months_overdue END) AS ua_water_overdue_max_90d,
+        count(CASE WHEN e.utility = 'water' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN 1 END) AS ua_water_n_180d,
+        ln(1 + sum(CASE WHEN e.utility = 'water' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN e.amount_krw END)) AS ua_water_krw_180d,
+        max(CASE WHEN e.utility = 'water' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN e.months_overdue END) AS ua_water_overdue_max_180d,
+        count(CASE WHEN e.utility = 'water' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) AS ua_water_n_365d,
+        ln(1 + sum(CASE WHEN e.utility = 'water' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN e.amount_krw END)) AS ua_water_krw_365d,
+        max(CASE WHEN e.utility = 'water' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN e.months_overdue END) AS ua_water_overdue_max_365d,
+        count(CASE WHEN e.utility = 'gas' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN 1 END) AS ua_gas_n_30d,
+        ln(1 + sum(CASE WHEN e.utility = 'gas' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN e.amount_krw END)) AS ua_gas_krw_30d,
+        max(CASE WHEN e.utility = 'gas' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN e.months_overdue END) AS ua_gas_overdue_max_30d,
+        count(CASE WHEN e.utility = 'gas' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) AS ua_gas_n_90d,
+        ln(1 + sum(CASE WHEN e.utility = 'gas' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN e.amount_krw END)) AS ua_gas_krw_90d,
+        max(CASE WHEN e.utility = 'gas' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN e.months_overdue END) AS ua_gas_overdue_max_90d,
+        count(CASE WHEN e.utility = 'gas' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN 1 END) AS ua_gas_n_180d,
+        ln(1 + sum(CASE WHEN e.utility = 'gas' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN e.amount_krw END)) AS ua_gas_krw_180d,
+        max(CASE WHEN e.utility = 'gas' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN e.months_overdue END) AS ua_gas_overdue_max_180d,
+        count(CASE WHEN e.utility = 'gas' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) AS ua_gas_n_365d,
+        ln(1 + sum(CASE WHEN e.utility = 'gas' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN e.amount_krw END)) AS ua_gas_krw_365d,
+        max(CASE WHEN e.utility = 'gas' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN e.months_overdue END) AS ua_gas_overdue_max_365d,
+        count(CASE WHEN e.utility = 'telecom' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN 1 END) AS ua_telecom_n_30d,
+        ln(1 + sum(CASE WHEN e.utility = 'telecom' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN e.amount_krw END)) AS ua_telecom_krw_30d,
+        max(CASE WHEN e.utility = 'telecom' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN e.months_overdue END) AS ua_telecom_overdue_max_30d,
+        count(CASE WHEN e.utility = 'telecom' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) AS ua_telecom_n_90d,
+        ln(1 + sum(CASE WHEN e.utility = 'telecom' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN e.amount_krw END)) AS ua_telecom_krw_90d,
+        max(CASE WHEN e.utility = 'telecom' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN e.months_overdue END) AS ua_telecom_overdue_max_90d,
+        count(CASE WHEN e.utility = 'telecom' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN 1 END) AS ua_telecom_n_180d,
+        ln(1 + sum(CASE WHEN e.utility = 'telecom' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN e.amount_krw END)) AS ua_telecom_krw_180d,
+        max(CASE WHEN e.utility = 'telecom' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN e.months_overdue END) AS ua_telecom_overdue_max_180d,
+        count(CASE WHEN e.utility = 'telecom' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) AS ua_telecom_n_365d,
+        ln(1 + sum(CASE WHEN e.utility = 'telecom' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN e.amount_krw END)) AS ua_telecom_krw_365d,
+        max(CASE WHEN e.utility = 'telecom' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN e.months_overdue END) AS ua_telecom_overdue_max_365d,
+        count(CASE WHEN e.utility = 'health_insurance' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN 1 END) AS ua_nhi_n_30d,
+        ln(1 + sum(CASE WHEN e.utility = 'health_insurance' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN e.amount_krw END)) AS ua_nhi_krw_30d,
+        max(CASE WHEN e.utility = 'health_insurance' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN e.months_overdue END) AS ua_nhi_overdue_max_30d,
+        count(CASE WHEN e.utility = 'health_insurance' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) AS ua_nhi_n_90d,
+        ln(1 + sum(CASE WHEN e.utility = 'health_insurance' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN e.amount_krw END)) AS ua_nhi_krw_90d,
+        max(CASE WHEN e.utility = 'health_insurance' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN e.months_overdue END) AS ua_nhi_overdue_max_90d,
+        count(CASE WHEN e.utility = 'health_insurance' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN 1 END) AS ua_nhi_n_180d,
+        ln(1 + sum(CASE WHEN e.utility = 'health_insurance' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN e.amount_krw END)) AS ua_nhi_krw_180d,
+        max(CASE WHEN e.utility = 'health_insurance' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN e.months_overdue END) AS ua_nhi_overdue_max_180d,
+        count(CASE WHEN e.utility = 'health_insurance' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) AS ua_nhi_n_365d,
+        ln(1 + sum(CASE WHEN e.utility = 'health_insurance' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN e.amount_krw END)) AS ua_nhi_krw_365d,
+        max(CASE WHEN e.utility = 'health_insurance' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN e.months_overdue END) AS ua_nhi_overdue_max_365d,
+        count(CASE WHEN e.utility = 'housing_fee' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN 1 END) AS ua_housing_fee_n_30d,
+        ln(1 + sum(CASE WHEN e.utility = 'housing_fee' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN e.amount_krw END)) AS ua_housing_fee_krw_30d,
+        max(CASE WHEN e.utility = 'housing_fee' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN e.months_overdue END) AS ua_housing_fee_overdue_max_30d,
+        count(CASE WHEN e.utility = 'housing_fee' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) AS ua_housing_fee_n_90d,
+        ln(1 + sum(CASE WHEN e.utility = 'housing_fee' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN e.amount_krw END)) AS ua_housing_fee_krw_90d,
+        max(CASE WHEN e.utility = 'housing_fee' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN e.months_overdue END) AS ua_housing_fee_overdue_max_90d,
+        count(CASE WHEN e.utility = 'housing_fee' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN 1 END) AS ua_housing_fee_n_180d,
+        ln(1 + sum(CASE WHEN e.utility = 'housing_fee' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN e.amount_krw END)) AS ua_housing_fee_krw_180d,
+        max(CASE WHEN e.utility = 'housing_fee' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN e.months_overdue END) AS ua_housing_fee_overdue_max_180d,
+        count(CASE WHEN e.utility = 'housing_fee' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) AS ua_housing_fee_n_365d,
+        ln(1 + sum(CASE WHEN e.utility = 'housing_fee' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN e.amount_krw END)) AS ua_housing_fee_krw_365d,
+        max(CASE WHEN e.utility = 'housing_fee' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN e.months_overdue END) AS ua_housing_fee_overdue_max_365d,
+        count(CASE WHEN e.utility = 'rent' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN 1 END) AS ua_rent_n_30d,
+        ln(1 + sum(CASE WHEN e.utility = 'rent' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN e.amount_krw END)) AS ua_rent_krw_30d,
+        max(CASE WHEN e.utility = 'rent' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN e.months_overdue END) AS ua_rent_overdue_max_30d,
+        count(CASE WHEN e.utility = 'rent' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) AS ua_rent_n_90d,
+        ln(1 + sum(CASE WHEN e.utility = 'rent' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN e.amount_krw END)) AS ua_rent_krw_90d,
+        max(CASE WHEN e.utility = 'rent' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN e.months_overdue END) AS ua_rent_overdue_max_90d,
+        count(CASE WHEN e.utility = 'rent' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN 1 END) AS ua_rent_n_180d,
+        ln(1 + sum(CASE WHEN e.utility = 'rent' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN e.amount_krw END)) AS ua_rent_krw_180d,
+        max(CASE WHEN e.utility = 'rent' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN e.months_overdue END) AS ua_rent_overdue_max_180d,
+        count(CASE WHEN e.utility = 'rent' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) AS ua_rent_n_365d,
+        ln(1 + sum(CASE WHEN e.utility = 'rent' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN e.amount_krw END)) AS ua_rent_krw_365d,
+        max(CASE WHEN e.utility = 'rent' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN e.months_overdue END) AS ua_rent_overdue_max_365d,
+        count(CASE WHEN e.utility = 'pension_loan' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN 1 END) AS ua_pension_loan_n_30d,
+        ln(1 + sum(CASE WHEN e.utility = 'pension_loan' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN e.amount_krw END)) AS ua_pension_loan_krw_30d,
+        max(CASE WHEN e.utility = 'pension_loan' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN e.months_overdue END) AS ua_pension_loan_overdue_max_30d,
+        count(CASE WHEN e.utility = 'pension_loan' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) AS ua_pension_loan_n_90d,
+        ln(1 + sum(CASE WHEN e.utility = 'pension_loan' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN e.amount_krw END)) AS ua_pension_loan_krw_90d,
+        max(CASE WHEN e.utility = 'pension_loan' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN e.months_overdue END) AS ua_pension_loan_overdue_max_90d,
+        count(CASE WHEN e.utility = 'pension_loan' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN 1 END) AS ua_pension_loan_n_180d,
+        ln(1 + sum(CASE WHEN e.utility = 'pension_loan' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN e.amount_krw END)) AS ua_pension_loan_krw_180d,
+        max(CASE WHEN e.utility = 'pension_loan' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN e.months_overdue END) AS ua_pension_loan_overdue_max_180d,
+        count(CASE WHEN e.utility = 'pension_loan' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) AS ua_pension_loan_n_365d,
+        ln(1 + sum(CASE WHEN e.utility = 'pension_loan' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN e.amount_krw END)) AS ua_pension_loan_krw_365d,
+        max(CASE WHEN e.utility = 'pension_loan' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN e.months_overdue END) AS ua_pension_loan_overdue_max_365d,
+        count(CASE WHEN e.utility = 'credit' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN 1 END) AS ua_credit_n_30d,
+        ln(1 + sum(CASE WHEN e.utility = 'credit' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN e.amount_krw END)) AS ua_credit_krw_30d,
+        max(CASE WHEN e.utility = 'credit' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN e.months_overdue END) AS ua_credit_overdue_max_30d,
+        count(CASE WHEN e.utility = 'credit' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) AS ua_credit_n_90d,
+        ln(1 + sum(CASE WHEN e.utility = 'credit' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN e.amount_krw END)) AS ua_credit_krw_90d,
+        max(CASE WHEN e.utility = 'credit' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN e.months_overdue END) AS ua_credit_overdue_max_90d,
+        count(CASE WHEN e.utility = 'credit' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN 1 END) AS ua_credit_n_180d,
+        ln(1 + sum(CASE WHEN e.utility = 'credit' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN e.amount_krw END)) AS ua_credit_krw_180d,
+        max(CASE WHEN e.utility = 'credit' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN e.months_overdue END) AS ua_credit_overdue_max_180d,
+        count(CASE WHEN e.utility = 'credit' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) AS ua_credit_n_365d,
+        ln(1 + sum(CASE WHEN e.utility = 'credit' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN e.amount_krw END)) AS ua_credit_krw_365d,
+        max(CASE WHEN e.utility = 'credit' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN e.months_overdue END) AS ua_credit_overdue_max_365d,
+        count(CASE WHEN e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) AS ua_n_365d,
+        count(DISTINCT CASE WHEN e.observed_on > c.as_of - INTERVAL '90 days' THEN e.utility END) AS ua_utilities_90d,
+        count(DISTINCT CASE WHEN e.observed_on > c.as_of - INTERVAL '365 days' THEN e.utility END) AS ua_utilities_365d,
+        -- The most recent months_overdue, and whether it is rising: the worst of the last
+        -- 90 days against the worst of the 90 days before.
+        first_value(e.months_overdue ORDER BY e.observed_on DESC, e.months_overdue DESC) AS ua_overdue_latest,
+        coalesce(max(CASE WHEN e.observed_on > c.as_of - INTERVAL '90 days' THEN e.months_overdue END), 0)
+          - coalesce(max(CASE WHEN e.observed_on <= c.as_of - INTERVAL '90 days'
+                               AND e.observed_on > c.as_of - INTERVAL '180 days' THEN e.months_overdue END), 0)
+          AS ua_overdue_trend,
+        count(CASE WHEN e.service_cut AND e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) AS ua_cut_n_90d,
+        count(CASE WHEN e.service_cut AND e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) AS ua_cut_n_365d,
+        arrow_cast(c.as_of, 'Int32') - arrow_cast(max(CASE WHEN e.service_cut THEN e.observed_on END), 'Int32') AS ua_days_since_cut
+    FROM cohort c
+    JOIN arrears e ON e.household_id = c.household_id
+    WHERE e.observed_on <= c.as_of AND e.reported_on <= c.as_of
+      AND e.observed_on > c.as_of - INTERVAL '{lookback_days} days'
+    GROUP BY c.household_id, c.as_of
+),
+reports_f AS (
+    SELECT c.household_id, c.as_of,
+        count(CASE WHEN e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) AS cr_n_90d,
+        count(CASE WHEN e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) AS cr_n_365d,
+        max(CASE WHEN e.observed_on > c.as_of - INTERVAL '90 days' THEN e.urgency END) AS cr_urgency_max_90d,
+        max(CASE WHEN e.observed_on > c.as_of - INTERVAL '365 days' THEN e.urgency END) AS cr_urgency_max_365d,
+        -- An urgency-3 report in the last 7 days puts a household on the list whatever its score.
+        count(CASE WHEN e.urgency = 3 AND e.observed_on > c.as_of - INTERVAL '7 days' THEN 1 END) AS cr_urgent_7d,
+        arrow_cast(c.as_of, 'Int32') - arrow_cast(max(e.observed_on), 'Int32') AS cr_days_since,
+        max(CASE WHEN concat(',', e.concerns, ',') LIKE '%,isolation,%' THEN 1 ELSE 0 END) AS cr_concern_isolation,
+        max(CASE WHEN concat(',', e.concerns, ',') LIKE '%,food,%' THEN 1 ELSE 0 END) AS cr_concern_food,
+        max(CASE WHEN concat(',', e.concerns, ',') LIKE '%,housing,%' THEN 1 ELSE 0 END) AS cr_concern_housing,
+        max(CASE WHEN concat(',', e.concerns, ',') LIKE '%,health,%' THEN 1 ELSE 0 END) AS cr_concern_health,
+        max(CASE WHEN concat(',', e.concerns, ',') LIKE '%,mental_health,%' THEN 1 ELSE 0 END) AS cr_concern_mental_health,
+        max(CASE WHEN concat(',', e.concerns, ',') LIKE '%,addiction,%' THEN 1 ELSE 0 END) AS cr_concern_addiction,
+        max(CASE WHEN concat(',', e.concerns, ',') LIKE '%,debt,%' THEN 1 ELSE 0 END) AS cr_concern_debt,
+        max(CASE WHEN concat(',', e.concerns, ',') LIKE '%,child_care,%' THEN 1 ELSE 0 END) AS cr_concern_child_care,
+        max(CASE WHEN concat(',', e.concerns, ',') LIKE '%,elder_care,%' THEN 1 ELSE 0 END) AS cr_concern_elder_care,
+        max(CASE WHEN concat(',', e.concerns, ',') LIKE '%,disability_care,%' THEN 1 ELSE 0 END) AS cr_concern_disability_care,
+        max(CASE WHEN concat(',', e.concerns, ',') LIKE '%,suicide_risk,%' THEN 1 ELSE 0 END) AS cr_concern_suicide_risk,
+        max(CASE WHEN concat(',', e.concerns, ',') LIKE '%,unemployment,%' THEN 1 ELSE 0 END) AS cr_concern_unemployment
+    FROM cohort c
+    JOIN reports e ON e.household_id = c.household_id
+    WHERE e.observed_on <= c.as_of AND e.reported_on <= c.as_of
+      AND e.observed_on > c.as_of - INTERVAL '{lookback_days} days'
+    GROUP BY c.household_id, c.as_of
+),
+gaps_f AS (
+    SELECT c.household_id, c.as_of,
+        count(CASE WHEN e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) AS sg_n_90d,
+        count(CASE WHEN e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) AS sg_n_365d,
+        count(CASE WHEN e.gap = 'benefit_terminated' THEN 1 END) AS sg_benefit_terminated,
+        count(CASE WHEN e.gap = 'application_rejected' THEN 1 END) AS sg_application_rejected,
+        count(CASE WHEN e.gap = 'eligible_not_enrolled' THEN 1 END) AS sg_eligible_not_enrolled,
+        count(CASE WHEN e.gap = 'service_ended' THEN 1 END) AS sg_service_ended,
+        count(CASE WHEN e.gap = 'contact_failed' THEN 1 END) AS sg_contact_failed,
+        count(CASE WHEN e.program IN ('basic_livelihood', 'emergency_welfare', 'medical_aid') THEN 1 END) AS sg_core_programs,
+        arrow_cast(c.as_of, 'Int32') - arrow_cast(max(e.observed_on), 'Int32') AS sg_days_since
+    FROM cohort c
+    JOIN gaps e ON e.household_id = c.household_id
+    WHERE e.observed_on <= c.as_of AND e.reported_on <= c.as_of
+      AND e.observed_on > c.as_of - INTERVAL '{lookback_days} days'
+    GROUP BY c.household_id, c.as_of
+),
+-- Earlier referrals and what their visits found, as known on the day (outcomes decided before
+-- as_of; the referral being labelled is never its own feature).
+history_f AS (
+    SELECT c.household_id, c.as_of,
+        count(DISTINCT r.referral_id) AS ref_n_prior,
+        count(DISTINCT CASE WHEN o.outcome IN ('supported', 'declined_support') THEN r.referral_id END) AS ref_crisis_prior,
+        count(DISTINCT CASE WHEN o.outcome = 'no_crisis' THEN r.referral_id END) AS ref_no_crisis_prior,
+        count(DISTINCT CASE WHEN o.outcome = 'unreachable' THEN r.referral_id END) AS ref_unreachable_prior,
+        count(DISTINCT CASE WHEN o.outcome = 'moved' THEN r.referral_id END) AS ref_moved_prior,
+        count(DISTINCT CASE WHEN o.referral_id IS NULL THEN r.referral_id END) AS ref_open_prior,
+        arrow_cast(c.as_of, 'Int32') - arrow_cast(max(r.as_of), 'Int32') AS ref_days_since
+    FROM cohort c
+    JOIN referrals r ON r.household_id = c.household_id AND r.as_of < c.as_of
+    LEFT JOIN outcomes o ON o.referral_id = r.referral_id AND o.decided_on < c.as_of
+    GROUP BY c.household_id, c.as_of
+),
+-- The household reference (SPEC §2); hh_known is 0 (imputed) when the household is not in it.
+hh_f AS (
+    SELECT household_id, household_type, head_age_band,
+        1 AS hh_known,
+        members AS hh_members,
+        CASE WHEN disability THEN 1 ELSE 0 END AS hh_disability,
+        CASE WHEN household_type = 'single' THEN 1 ELSE 0 END AS hh_type_single,
+        CASE WHEN household_type = 'elderly_single' THEN 1 ELSE 0 END AS hh_type_elderly_single,
+        CASE WHEN household_type = 'single_parent' THEN 1 ELSE 0 END AS hh_type_single_parent,
+        CASE WHEN household_type = 'couple' THEN 1 ELSE 0 END AS hh_type_couple,
+        CASE WHEN household_type = 'family' THEN 1 ELSE 0 END AS hh_type_family,
+        CASE WHEN head_age_band = '0-19' THEN 1 ELSE 0 END AS hh_age_0_19,
+        CASE WHEN head_age_band = '20-39' THEN 1 ELSE 0 END AS hh_age_20_39,
+        CASE WHEN head_age_band = '40-64' THEN 1 ELSE 0 END AS hh_age_40_64,
+        CASE WHEN head_age_band = '65+' THEN 1 ELSE 0 END AS hh_age_65_plus
+    FROM households
+)
+SELECT *
+FROM cohort
+LEFT JOIN spread USING (household_id, as_of)
+LEFT JOIN arrears_f USING (household_id, as_of)
+LEFT JOIN reports_f USING (household_id, as_of)
+LEFT JOIN gaps_f USING (household_id, as_of)
+LEFT JOIN history_f USING (household_id, as_of)
+LEFT JOIN hh_f USING (household_id)

@@ -1,0 +1,19 @@
+-- Training labels (SPEC §3): every past referral whose visit outcome was decided before
+-- {before}, with the date it was referred (features are computed as of that date).
+--
+-- A referral can have several outcome records (a correction, say): the latest decision counts.
+-- `supported` and `declined_support` confirm a crisis (label 1), `no_crisis` does not (0);
+-- `unreachable` and `moved` carry no label and are left out.
+WITH latest AS (
+    SELECT DISTINCT ON (referral_id) referral_id, outcome, decided_on
+    FROM outcomes
+    WHERE decided_on < {before}
+    ORDER BY referral_id, decided_on DESC, ingested_at DESC
+)
+SELECT r.household_id, r.as_of, r.referral_id, r.district_code,
+       CASE WHEN l.outcome IN ('supported', 'declined_support') THEN 1 ELSE 0 END AS label
+FROM referrals r
+JOIN latest l ON l.referral_id = r.referral_id
+WHERE r.as_of < {before}
+  AND l.outcome IN ('supported', 'declined_support', 'no_crisis')
+ORDER BY r.as_of, r.referral_id

@@ -1,0 +1,3 @@
+//! Evaluation: ranking, calibration and fairness metrics, and the temporal back-test.
+
+pub mod metrics;

@@ -1,0 +1,588 @@
+//! Point-in-time household features, computed by DataFusion SQL over the lake.
+//!
+//! The definitions live in `pipelines/`, not here: `features.sql` computes raw values for every
+//! `(household_id, as_of)` pair of a `cohort` table, `features.toml` lists the columns a model
+//! uses, in order, with their imputation and reason code, and `cohort.sql` says who is screened
+//! on a night. This module only plans and runs them and turns the result into a matrix.
+//!
+//! **One plan for many dates.** The cohort holds every pair at once (a training set has one
+//! per past referral), and the query joins it with the events by household and filters each
+//! event against its own row's `as_of`. So 12 dates cost one scan of the lake, not 12.
+//!
+//! **One code path.** Training, back-tests and nightly scoring all call [`FeatureEngine::stream`]
+//! with their cohort; the values for a household and date do not depend on who asked or on
+//! which other pairs were in the cohort (a test holds this).
+//!
+//! **No leakage.** The SQL admits an event for `(h, D)` only when `observed_on <= D` and
+//! `reported_on <= D`, and outcomes only when decided before `D`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{Days, NaiveDate};
+use datafusion::arrow::array::{Array, AsArray, Date32Builder, RecordBatch, StringBuilder};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Float64Type, Schema};
+use datafusion::datasource::MemTable;
+use datafusion::error::DataFusionError;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::StreamExt;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::lake::{date_from_days, days_since_epoch};
+
+const EMBEDDED_SQL: &str = include_str!("../../pipelines/features.sql");
+const EMBEDDED_COHORT: &str = include_str!("../../pipelines/cohort.sql");
+const EMBEDDED_TOML: &str = include_str!("../../pipelines/features.toml");
+const EMBEDDED_LABELS: &str = include_str!("../../pipelines/labels.sql");
+
+/// Columns of `features.sql` that identify and describe a row rather than feed a model.
+pub const KEY_COLUMNS: [&str; 6] = [
+    "household_id",
+    "as_of",
+    "district_code",
+    "dong_code",
+    "household_type",
+    "head_age_band",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum FeatureError {
+    #[error("{path}: {message}")]
+    Catalogue { path: String, message: String },
+    #[error(
+        "features.sql and features.toml disagree: {detail}. Add the column to both, or remove it \
+         from both (see pipelines/README.md)"
+    )]
+    Mismatch { detail: String },
+    #[error("feature query failed: {0}. If you edited pipelines/, run `lantern features --check`")]
+    Query(#[from] DataFusionError),
+}
+
+/// One model input column.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureDef {
+    pub name: String,
+    /// The value used when the query yields NULL (no event of that kind in the window).
+    pub impute: f64,
+    /// The reason code this feature's contribution counts towards.
+    pub reason: String,
+}
+
+/// The labels of a reason code, for caseworkers (Korean) and researchers (English).
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonLabel {
+    pub ko: String,
+    pub en: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Catalogue {
+    lookback_days: u32,
+    features: Vec<FeatureDef>,
+    reasons: BTreeMap<String, ReasonLabel>,
+}
+
+/// The feature pipeline: the SQL, the cohort query and the catalogue.
+#[derive(Debug, Clone)]
+pub struct FeatureSpec {
+    pub sql: String,
+    pub cohort_sql: String,
+    /// Training labels: past referrals with a decided outcome (`{before}` placeholder).
+    pub labels_sql: String,
+    pub lookback_days: u32,
+    pub features: Vec<FeatureDef>,
+    pub reasons: BTreeMap<String, ReasonLabel>,
+    /// Where it came from, for messages: `embedded` or a folder.
+    pub origin: String,
+}
+
+impl FeatureSpec {
+    /// The pipeline compiled into the binary (the repository's `pipelines/`).
+    pub fn embedded() -> FeatureSpec {
+        FeatureSpec::parse(
+            EMBEDDED_SQL,
+            EMBEDDED_COHORT,
+            EMBEDDED_LABELS,
+            EMBEDDED_TOML,
+            "embedded pipelines/",
+        )
+            .expect("the embedded pipelines/ are valid (checked by tests)")
+    }
+
+    /// The pipeline in `dir` (a copy of `pipelines/` a researcher edited), or the embedded one
+    /// when `dir` is empty.
+    pub fn load(dir: &str) -> Result<FeatureSpec, FeatureError> {
+        if dir.is_empty() {
+            return Ok(FeatureSpec::embedded());
+        }
+        let read = |name: &str| -> Result<String, FeatureError> {
+            let path = Path::new(dir).join(name);
+            std::fs::read_to_string(&path).map_err(|e| FeatureError::Catalogue {
+                path: path.display().to_string(),
+                message: format!("{e}; features.dir must name a folder like pipelines/"),
+            })
+        };
+        FeatureSpec::parse(
+            &read("features.sql")?,
+            &read("cohort.sql")?,
+            &read("labels.sql")?,
+            &read("features.toml")?,
+            dir,
+        )
+    }
+
+    fn parse(
+        sql: &str,
+        cohort: &str,
+        labels: &str,
+        toml_text: &str,
+        origin: &str,
+    ) -> Result<FeatureSpec, FeatureError> {
+        let bad = |message: String| FeatureError::Catalogue {
+            path: format!("{origin}/features.toml"),
+            message,
+        };
+        let cat: Catalogue = toml::from_str(toml_text).map_err(|e| bad(e.to_string()))?;
+        let mut seen = std::collections::HashSet::new();
+        for f in &cat.features {
+            if !seen.insert(f.name.as_str()) {
+                return Err(bad(format!("feature `{}` is listed twice", f.name)));
+            }
+            if !cat.reasons.contains_key(&f.reason) {
+                return Err(bad(format!(
+                    "feature `{}` names reason `{}`, which has no [reasons.{}] labels",
+                    f.name, f.reason, f.reason
+                )));
+            }
+            if KEY_COLUMNS.contains(&f.name.as_str()) {
+                return Err(bad(format!("`{}` is a key column, not a feature", f.name)));
+            }
+        }
+        if cat.lookback_days == 0 {
+            return Err(bad("lookback_days must be at least 1".into()));
+        }
+        Ok(FeatureSpec {
+            sql: sql.to_string(),
+            cohort_sql: cohort.to_string(),
+            labels_sql: labels.to_string(),
+            lookback_days: cat.lookback_days,
+            features: cat.features,
+            reasons: cat.reasons,
+            origin: origin.to_string(),
+        })
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.features.iter().map(|f| f.name.clone()).collect()
+    }
+
+    /// A short hash of the feature names in order; a saved model records it.
+    pub fn fingerprint(&self) -> String {
+        let mut h = Sha256::new();
+        for f in &self.features {
+            h.update(f.name.as_bytes());
+            h.update([0u8]);
+        }
+        hex::encode(&h.finalize()[..8])
+    }
+
+    /// Labels of a reason code (features' codes and screening's own).
+    pub fn reason_label(&self, code: &str) -> Option<&ReasonLabel> {
+        self.reasons.get(code)
+    }
+
+    /// Fills the placeholders for the dates `first..=last`.
+    fn render(&self, template: &str, first: NaiveDate, last: NaiveDate) -> String {
+        let start = first
+            .checked_sub_days(Days::new(self.lookback_days as u64))
+            .unwrap_or(NaiveDate::MIN);
+        template
+            .replace("{window_start}", &format!("DATE '{start}'"))
+            .replace("{window_end}", &format!("DATE '{last}'"))
+            .replace("{month_start}", &start.format("%Y-%m").to_string())
+            .replace("{month_end}", &last.format("%Y-%m").to_string())
+            .replace("{lookback_days}", &self.lookback_days.to_string())
+    }
+}
+
+/// One labelled past referral.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Label {
+    pub household_id: String,
+    /// The referral date: features are computed as of it.
+    pub as_of: NaiveDate,
+    pub referral_id: String,
+    pub district_code: String,
+    /// 1: the visit confirmed a crisis.
+    pub label: u8,
+}
+
+/// What identifies and describes one row of features.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowKey {
+    pub household_id: String,
+    pub as_of: NaiveDate,
+    /// Where the most recent signal places the household; `None` when it has no signal in the
+    /// look-back window.
+    pub district_code: Option<String>,
+    pub dong_code: Option<String>,
+    pub household_type: Option<String>,
+    pub head_age_band: Option<String>,
+}
+
+/// Features of many rows: row-major, `width` values per row, imputed (never NaN).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FeatureBatch {
+    pub keys: Vec<RowKey>,
+    pub values: Vec<f32>,
+    pub width: usize,
+}
+
+impl FeatureBatch {
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.values[i * self.width..(i + 1) * self.width]
+    }
+
+    pub fn extend(&mut self, other: FeatureBatch) {
+        self.width = other.width;
+        self.keys.extend(other.keys);
+        self.values.extend(other.values);
+    }
+}
+
+/// Runs the feature pipeline over a data directory.
+pub struct FeatureEngine {
+    ctx: SessionContext,
+    spec: FeatureSpec,
+    data_dir: PathBuf,
+}
+
+impl FeatureEngine {
+    /// Registers the lake, the households reference and the referral lists of `data_dir`.
+    pub async fn open(data_dir: &Path, spec: FeatureSpec) -> Result<FeatureEngine, FeatureError> {
+        let config = SessionConfig::new().with_batch_size(8192);
+        let ctx = SessionContext::new_with_config(config);
+        crate::lake::sql::register_all(&ctx, data_dir).await?;
+        Ok(FeatureEngine {
+            ctx,
+            spec,
+            data_dir: data_dir.to_path_buf(),
+        })
+    }
+
+    pub fn spec(&self) -> &FeatureSpec {
+        &self.spec
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The session, with every table registered, for ad-hoc SQL over the same data.
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// The households screened on `as_of`: any signal known by then in the look-back window.
+    pub async fn scoring_cohort(&self, as_of: NaiveDate) -> Result<Vec<String>, FeatureError> {
+        let sql = self.spec.render(&self.spec.cohort_sql, as_of, as_of);
+        let batches = self.ctx.sql(&sql).await?.collect().await?;
+        let mut out = Vec::new();
+        for b in batches {
+            let ids = cast(b.column(0), &DataType::Utf8).map_err(DataFusionError::from)?;
+            let ids = ids.as_string::<i32>();
+            out.extend((0..ids.len()).filter(|&i| ids.is_valid(i)).map(|i| ids.value(i).to_string()));
+        }
+        Ok(out)
+    }
+
+    /// Past referrals with an outcome decided before `before`, labelled 1 (crisis confirmed)
+    /// or 0, oldest first. Runs `labels.sql`.
+    pub async fn labels(&self, before: NaiveDate) -> Result<Vec<Label>, FeatureError> {
+        let sql = self
+            .spec
+            .labels_sql
+            .replace("{before}", &format!("DATE '{before}'"));
+        let batches = self.ctx.sql(&sql).await?.collect().await?;
+        let mut out = Vec::new();
+        for b in batches {
+            let text = |name: &str| -> Result<Vec<String>, FeatureError> {
+                let c = b.column_by_name(name).ok_or_else(|| FeatureError::Mismatch {
+                    detail: format!("labels.sql must return a `{name}` column"),
+                })?;
+                let c = cast(c, &DataType::Utf8).map_err(DataFusionError::from)?;
+                let c = c.as_string::<i32>();
+                Ok((0..c.len()).map(|i| c.value(i).to_string()).collect())
+            };
+            let ids = text("household_id")?;
+            let referrals = text("referral_id")?;
+            let districts = text("district_code")?;
+            let labels = text("label")?;
+            let as_of = b.column_by_name("as_of").ok_or_else(|| FeatureError::Mismatch {
+                detail: "labels.sql must return an `as_of` column".into(),
+            })?;
+            let as_of = cast(as_of, &DataType::Date32).map_err(DataFusionError::from)?;
+            let as_of = as_of.as_primitive::<Date32Type>();
+            for i in 0..b.num_rows() {
+                out.push(Label {
+                    household_id: ids[i].clone(),
+                    as_of: date_from_days(as_of.value(i)),
+                    referral_id: referrals[i].clone(),
+                    district_code: districts[i].clone(),
+                    label: u8::from(labels[i] == "1"),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Starts the feature query for every `(household_id, as_of)` pair; batches arrive as
+    /// DataFusion produces them, so memory does not grow with the cohort.
+    pub async fn stream(&self, cohort: &[(String, NaiveDate)]) -> Result<FeatureStream, FeatureError> {
+        let (Some(first), Some(last)) = (
+            cohort.iter().map(|c| c.1).min(),
+            cohort.iter().map(|c| c.1).max(),
+        ) else {
+            return Ok(FeatureStream {
+                inner: None,
+                columns: Vec::new(),
+                spec: self.spec.clone(),
+            });
+        };
+        self.register_cohort(cohort)?;
+        let sql = self.spec.render(&self.spec.sql, first, last);
+        let df = self.ctx.sql(&sql).await?;
+        let columns = self.check_columns(df.schema().as_arrow())?;
+        let inner = df.execute_stream().await?;
+        Ok(FeatureStream {
+            inner: Some(inner),
+            columns,
+            spec: self.spec.clone(),
+        })
+    }
+
+    /// All features of a cohort in memory, in the cohort's order.
+    pub async fn compute(&self, cohort: &[(String, NaiveDate)]) -> Result<FeatureBatch, FeatureError> {
+        let mut stream = self.stream(cohort).await?;
+        let mut all = FeatureBatch {
+            width: self.spec.features.len(),
+            ..Default::default()
+        };
+        while let Some(batch) = stream.next().await? {
+            all.extend(batch);
+        }
+        // Put rows back in cohort order: joins do not keep it.
+        let position: std::collections::HashMap<(&str, NaiveDate), usize> = cohort
+            .iter()
+            .enumerate()
+            .map(|(i, (h, d))| ((h.as_str(), *d), i))
+            .collect();
+        let mut order: Vec<usize> = (0..all.len()).collect();
+        order.sort_by_key(|&i| {
+            position
+                .get(&(all.keys[i].household_id.as_str(), all.keys[i].as_of))
+                .copied()
+                .unwrap_or(usize::MAX)
+        });
+        let width = all.width;
+        let mut sorted = FeatureBatch {
+            width,
+            keys: Vec::with_capacity(all.len()),
+            values: Vec::with_capacity(all.values.len()),
+        };
+        for i in order {
+            sorted.keys.push(all.keys[i].clone());
+            sorted.values.extend_from_slice(all.row(i));
+        }
+        Ok(sorted)
+    }
+
+    fn register_cohort(&self, cohort: &[(String, NaiveDate)]) -> Result<(), FeatureError> {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("household_id", DataType::Utf8, false),
+            Field::new("as_of", DataType::Date32, false),
+        ]));
+        let mut ids = StringBuilder::new();
+        let mut dates = Date32Builder::with_capacity(cohort.len());
+        for (h, d) in cohort {
+            ids.append_value(h);
+            dates.append_value(days_since_epoch(*d));
+        }
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(ids.finish()), Arc::new(dates.finish())],
+        )
+        .map_err(DataFusionError::from)?;
+        // Split so the join's probe side runs on every core.
+        let parts = self.ctx.copied_config().target_partitions().max(1);
+        let chunk = batch.num_rows().div_ceil(parts).max(1);
+        let partitions: Vec<Vec<RecordBatch>> = (0..batch.num_rows())
+            .step_by(chunk)
+            .map(|start| vec![batch.slice(start, chunk.min(batch.num_rows() - start))])
+            .collect();
+        let table = MemTable::try_new(schema, partitions)?;
+        self.ctx.deregister_table("cohort")?;
+        self.ctx.register_table("cohort", Arc::new(table))?;
+        Ok(())
+    }
+
+    /// The position of each catalogue feature in the query's output; every non-key column must
+    /// be in the catalogue and every catalogue feature in the query.
+    fn check_columns(&self, schema: &Schema) -> Result<Vec<usize>, FeatureError> {
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        let missing: Vec<&str> = self
+            .spec
+            .features
+            .iter()
+            .map(|f| f.name.as_str())
+            .filter(|n| !names.contains(n))
+            .collect();
+        let extra: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| !KEY_COLUMNS.contains(n) && !self.spec.features.iter().any(|f| f.name == *n))
+            .collect();
+        let absent_keys: Vec<&str> = KEY_COLUMNS.iter().copied().filter(|k| !names.contains(k)).collect();
+        if !missing.is_empty() || !extra.is_empty() || !absent_keys.is_empty() {
+            let mut parts = Vec::new();
+            if !missing.is_empty() {
+                parts.push(format!("in features.toml but not produced by the query: {}", missing.join(", ")));
+            }
+            if !extra.is_empty() {
+                parts.push(format!("produced by the query but not in features.toml: {}", extra.join(", ")));
+            }
+            if !absent_keys.is_empty() {
+                parts.push(format!("key columns missing from the query: {}", absent_keys.join(", ")));
+            }
+            return Err(FeatureError::Mismatch {
+                detail: parts.join("; "),
+            });
+        }
+        Ok(self
+            .spec
+            .features
+            .iter()
+            .map(|f| names.iter().position(|n| *n == f.name).expect("checked above"))
+            .collect())
+    }
+}
+
+/// Feature batches as the query yields them.
+pub struct FeatureStream {
+    inner: Option<SendableRecordBatchStream>,
+    columns: Vec<usize>,
+    spec: FeatureSpec,
+}
+
+impl FeatureStream {
+    /// The next batch, imputed; `None` at the end.
+    pub async fn next(&mut self) -> Result<Option<FeatureBatch>, FeatureError> {
+        let Some(inner) = self.inner.as_mut() else {
+            return Ok(None);
+        };
+        loop {
+            match inner.next().await {
+                None => return Ok(None),
+                Some(batch) => {
+                    let batch = batch?;
+                    if batch.num_rows() == 0 {
+                        continue;
+                    }
+                    return Ok(Some(to_features(&batch, &self.columns, &self.spec)?));
+                }
+            }
+        }
+    }
+}
+
+fn to_features(batch: &RecordBatch, columns: &[usize], spec: &FeatureSpec) -> Result<FeatureBatch, FeatureError> {
+    let n = batch.num_rows();
+    let width = columns.len();
+    let string = |name: &str| -> Result<Vec<Option<String>>, FeatureError> {
+        let col = batch.column_by_name(name).expect("key columns checked");
+        let col = cast(col, &DataType::Utf8).map_err(DataFusionError::from)?;
+        let col = col.as_string::<i32>();
+        Ok((0..n).map(|i| col.is_valid(i).then(|| col.value(i).to_string())).collect())
+    };
+    let ids = string("household_id")?;
+    let districts = string("district_code")?;
+    let dongs = string("dong_code")?;
+    let types = string("household_type")?;
+    let ages = string("head_age_band")?;
+    let as_of = batch.column_by_name("as_of").expect("key columns checked");
+    let as_of = cast(as_of, &DataType::Date32).map_err(DataFusionError::from)?;
+    let as_of = as_of.as_primitive::<Date32Type>();
+    let mut keys = Vec::with_capacity(n);
+    for i in 0..n {
+        keys.push(RowKey {
+            household_id: ids[i].clone().unwrap_or_default(),
+            as_of: date_from_days(as_of.value(i)),
+            district_code: districts[i].clone(),
+            dong_code: dongs[i].clone(),
+            household_type: types[i].clone(),
+            head_age_band: ages[i].clone(),
+        });
+    }
+    let mut values = vec![0f32; n * width];
+    for (j, (&c, def)) in columns.iter().zip(&spec.features).enumerate() {
+        let col = cast(batch.column(c), &DataType::Float64).map_err(DataFusionError::from)?;
+        let col = col.as_primitive::<Float64Type>();
+        for i in 0..n {
+            let v = if col.is_valid(i) && col.value(i).is_finite() {
+                col.value(i)
+            } else {
+                def.impute
+            };
+            values[i * width + j] = v as f32;
+        }
+    }
+    Ok(FeatureBatch { keys, values, width })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_catalogue_parses_and_names_labelled_reasons() {
+        let spec = FeatureSpec::embedded();
+        assert!(spec.features.len() > 100);
+        assert_eq!(spec.lookback_days, 365);
+        for f in &spec.features {
+            assert!(spec.reason_label(&f.reason).is_some(), "{}", f.name);
+        }
+    }
+
+    #[test]
+    fn placeholders_are_all_replaced() {
+        let spec = FeatureSpec::embedded();
+        let d = NaiveDate::from_ymd_opt(2026, 10, 31).unwrap();
+        for t in [&spec.sql, &spec.cohort_sql] {
+            let sql = spec.render(t, d, d);
+            assert!(!sql.contains("{window") && !sql.contains("{month") && !sql.contains("{lookback"));
+            assert!(sql.contains("DATE '2025-10-31'"), "window start is as_of - 365 days");
+        }
+    }
+
+    #[test]
+    fn a_duplicate_feature_is_refused_with_its_name() {
+        let toml_text = "lookback_days = 30\nfeatures = [ { name = \"a\", impute = 0, reason = \"r\" }, { name = \"a\", impute = 0, reason = \"r\" } ]\n[reasons.r]\nko = \"가\"\nen = \"a\"\n";
+        let err = FeatureSpec::parse("", "", "", toml_text, "x").unwrap_err().to_string();
+        assert!(err.contains("`a` is listed twice"), "{err}");
+    }
+}

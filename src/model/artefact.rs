@@ -1,0 +1,198 @@
+//! Saved models: `<data.dir>/models/<name>@<version>/` holding `model.json` (everything needed
+//! to score: parameters, feature names in order, calibration, training window, counts and
+//! metrics) and `MODEL_CARD.md` for people. `<data.dir>/models/CURRENT` names the model
+//! `lantern screen` uses by default.
+//!
+//! Versions are whole numbers per name, counting up; a saved version is never overwritten, so
+//! a referral's `model` field always points at the exact parameters that scored it.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use super::{Model, ModelError, Params};
+
+pub fn models_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("models")
+}
+
+fn model_dir(data_dir: &Path, id: &str) -> PathBuf {
+    models_dir(data_dir).join(id)
+}
+
+fn file_err(path: &Path, e: impl std::fmt::Display) -> ModelError {
+    ModelError::File {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// Every saved version of `name`, oldest first.
+pub fn versions(data_dir: &Path, name: &str) -> Vec<u32> {
+    let mut out: Vec<u32> = std::fs::read_dir(models_dir(data_dir))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            let (model, version) = n.split_once('@')?;
+            (model == name && e.path().join("model.json").exists())
+                .then(|| version.parse().ok())
+                .flatten()
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+/// The next free version of `name`.
+pub fn next_version(data_dir: &Path, name: &str) -> u32 {
+    versions(data_dir, name).last().copied().unwrap_or(0) + 1
+}
+
+/// Writes the model folder (atomically: a temporary folder renamed into place) and returns it.
+pub fn save(data_dir: &Path, model: &Model) -> Result<PathBuf, ModelError> {
+    let dir = model_dir(data_dir, &model.id());
+    if dir.exists() {
+        return Err(file_err(&dir, "already exists; versions are never overwritten"));
+    }
+    let tmp = models_dir(data_dir).join(format!(".{}.partial", model.id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| file_err(&tmp, e))?;
+    let json = serde_json::to_string_pretty(model).map_err(|e| file_err(&tmp, e))?;
+    std::fs::write(tmp.join("model.json"), json).map_err(|e| file_err(&tmp, e))?;
+    std::fs::write(tmp.join("MODEL_CARD.md"), model_card(model)).map_err(|e| file_err(&tmp, e))?;
+    std::fs::rename(&tmp, &dir).map_err(|e| file_err(&dir, e))?;
+    Ok(dir)
+}
+
+/// Marks a model as the one screening uses by default.
+pub fn set_current(data_dir: &Path, id: &str) -> Result<(), ModelError> {
+    let path = models_dir(data_dir).join("CURRENT");
+    let tmp = models_dir(data_dir).join(".CURRENT.partial");
+    std::fs::write(&tmp, format!("{id}\n")).map_err(|e| file_err(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| file_err(&path, e))
+}
+
+/// Loads `name@version`, `name` (its newest version), or, when `which` is empty, the current
+/// model.
+pub fn load(data_dir: &Path, which: &str) -> Result<Model, ModelError> {
+    let root = models_dir(data_dir);
+    let id = if which.is_empty() {
+        let current = root.join("CURRENT");
+        std::fs::read_to_string(&current)
+            .map(|s| s.trim().to_string())
+            .map_err(|_| ModelError::NotFound("(current)".into(), root.display().to_string()))?
+    } else if which.contains('@') {
+        which.to_string()
+    } else {
+        match versions(data_dir, which).last() {
+            Some(v) => format!("{which}@{v}"),
+            None => return Err(ModelError::NotFound(which.into(), root.display().to_string())),
+        }
+    };
+    let path = model_dir(data_dir, &id).join("model.json");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|_| ModelError::NotFound(id.clone(), root.display().to_string()))?;
+    serde_json::from_str(&text).map_err(|e| file_err(&path, e))
+}
+
+fn pct(x: f64) -> String {
+    if x.is_nan() {
+        "n/a".into()
+    } else {
+        format!("{:.1}%", x * 100.0)
+    }
+}
+
+fn num(x: f64) -> String {
+    if x.is_nan() {
+        "n/a".into()
+    } else {
+        format!("{x:.3}")
+    }
+}
+
+/// The human-readable model card.
+pub fn model_card(m: &Model) -> String {
+    let t = &m.training;
+    let mut s = String::new();
+    let _ = writeln!(s, "# Model card: `{}`\n", m.id());
+    let what = match &m.params {
+        Params::Logistic { alpha, .. } => format!(
+            "L2-regularised logistic regression (linfa-logistic, alpha = {alpha}) on standardized \
+             features. Reason contributions are coefficient × standardized value."
+        ),
+        Params::Trees(g) => format!(
+            "Gradient-boosted decision trees: {} trees of depth {}, learning rate {}, L2 leaf \
+             penalty {}, row/feature sampling {}/{} (seed {}). Reason contributions are path \
+             contributions.",
+            g.trees.len(),
+            g.params.depth,
+            g.params.learning_rate,
+            g.params.lambda,
+            g.params.row_sample,
+            g.params.col_sample,
+            g.params.seed
+        ),
+        Params::Rule(_) => "Today's practice as a rule: a service cut-off in the last 90 days \
+             outranks everything, then the worst months overdue, then the number of unpaid bills. \
+             Nothing is learned except the calibration."
+            .to_string(),
+    };
+    let _ = writeln!(s, "**What it is.** {what}\n");
+    let _ = writeln!(
+        s,
+        "**What it predicts.** The probability that a visit to a referred household confirms a \
+         crisis (outcome `supported` or `declined_support`, SPEC §3), calibrated with Platt \
+         scaling (a = {:.4}, b = {:.4}) on the most recent held-out referrals.\n",
+        m.calibration.a, m.calibration.b
+    );
+    let _ = writeln!(s, "## Training data\n");
+    let _ = writeln!(s, "| | |\n|---|---|");
+    let _ = writeln!(s, "| labels decided before | {} |", t.as_of);
+    let _ = writeln!(s, "| referrals from | {} to {} |", t.first_referral, t.last_referral);
+    let _ = writeln!(
+        s,
+        "| fitted on | {} referrals before {} ({} confirmed crises) |",
+        t.rows_fit, t.calibration_from, t.positives_fit
+    );
+    let _ = writeln!(
+        s,
+        "| calibrated and measured on | {} referrals from {} ({} confirmed crises) |",
+        t.rows_calibration, t.calibration_from, t.positives_calibration
+    );
+    let _ = writeln!(s, "| features | {} (fingerprint `{}`) |", m.features.len(), m.feature_fingerprint);
+    let _ = writeln!(s, "| created | {} |\n", m.created_at);
+    let h = &m.metrics;
+    let _ = writeln!(s, "## Held-out metrics\n");
+    let _ = writeln!(s, "| ROC-AUC | PR-AUC | Brier | base rate |\n|---|---|---|---|");
+    let _ = writeln!(s, "| {} | {} | {} | {} |\n", num(h.roc_auc), num(h.pr_auc), num(h.brier), pct(h.base_rate));
+    let _ = writeln!(s, "### Reliability (calibration)\n");
+    let _ = writeln!(s, "| predicted | households | mean predicted | confirmed |\n|---|---|---|---|");
+    for b in &h.reliability {
+        let _ = writeln!(
+            s,
+            "| {:.0}–{:.0}% | {} | {} | {} |",
+            b.lower * 100.0,
+            b.upper * 100.0,
+            b.count,
+            pct(b.mean_predicted),
+            pct(b.observed_rate)
+        );
+    }
+    let _ = writeln!(s, "\n## Limits\n");
+    let _ = writeln!(
+        s,
+        "- Labels exist only for households that were referred and visited. Past referrals were \
+         chosen by the rule in use then, so the model learned *which referred households were in \
+         crisis*, not the risk of every household; households the old rule never picked are \
+         under-represented. Back-tests (`lantern backtest`) report metrics on referred households \
+         only, and say so.\n\
+         - `unreachable` and `moved` outcomes carry no label and are left out, which hides exactly \
+         the households hardest to reach; repeated flags without contact are escalated at \
+         screening instead.\n\
+         - Check the fairness audit of `lantern backtest` (selection rate, precision and \
+         false-negative rate by household type and age band) before using a new version."
+    );
+    s
+}

@@ -1,0 +1,303 @@
+//! Risk models: what turns a household's features into a calibrated probability that a visit
+//! confirms a crisis, with the reasons behind it.
+//!
+//! Three kinds, all explained the same way (per-feature contributions, summed by reason code):
+//!
+//! | kind | what | contributions |
+//! |---|---|---|
+//! | `logistic` | L2 logistic regression (linfa-logistic) on standardized features | coefficient × standardized value |
+//! | `trees` | gradient-boosted trees ([`gbm`]) | path contributions |
+//! | `rule` | today's practice: cut-offs first, then months overdue, then unpaid bills | points per criterion |
+//!
+//! Every model's raw score is calibrated on held-out, later referrals (Platt scaling), so
+//! scores of different models are comparable probabilities. A saved model is a folder
+//! `<data.dir>/models/<name>@<version>/` with `model.json` and a human-readable
+//! `MODEL_CARD.md`; see [`artefact`].
+
+pub mod artefact;
+pub mod calibrate;
+pub mod gbm;
+pub mod train;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use crate::contract::{ReasonCode, MAX_REASONS};
+use crate::features::FeatureSpec;
+pub use calibrate::{Platt, ReliabilityBin};
+pub use gbm::{Gbm, GbmParams};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error(
+        "model {model} was trained on other features than pipelines/ now defines ({detail}); \
+         retrain with `lantern train --as-of DATE`, or point features.dir at the pipelines it \
+         was trained with"
+    )]
+    FeatureMismatch { model: String, detail: String },
+    #[error("no model `{0}` under {1}; train one with `lantern train --as-of DATE`")]
+    NotFound(String, String),
+    #[error("model file {path}: {message}")]
+    File { path: String, message: String },
+    #[error(
+        "not enough labels to train: {detail}. Labels come from case outcomes (SPEC §3) of \
+         referrals in the referral history; ingest outcomes and import past referrals first"
+    )]
+    TooFewLabels { detail: String },
+    #[error("logistic regression did not fit: {0}")]
+    Fit(String),
+    #[error(transparent)]
+    Features(#[from] crate::features::FeatureError),
+}
+
+/// Which algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Logistic,
+    Trees,
+    Rule,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::Trees, Kind::Logistic, Kind::Rule];
+
+    /// The model name a kind is saved under.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Logistic => "logistic",
+            Kind::Trees => "trees",
+            Kind::Rule => "rule",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == s)
+    }
+}
+
+/// The fitted parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Params {
+    Logistic {
+        mean: Vec<f64>,
+        scale: Vec<f64>,
+        coef: Vec<f64>,
+        intercept: f64,
+        alpha: f64,
+    },
+    Trees(Gbm),
+    Rule(RuleParams),
+}
+
+/// Where today's rule finds its inputs among the features.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleParams {
+    /// Service cut-offs in the last 90 days.
+    pub cut: usize,
+    /// The worst months overdue of each utility in the last 90 days.
+    pub overdue: Vec<usize>,
+    /// How many kinds of bills went unpaid in the last 90 days.
+    pub unpaid: usize,
+}
+
+/// The training window and data counts, for the model card.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingInfo {
+    /// Labels decided before this date were used.
+    pub as_of: NaiveDate,
+    pub first_referral: NaiveDate,
+    pub last_referral: NaiveDate,
+    /// Referrals on or after this date were held out for calibration and metrics.
+    pub calibration_from: NaiveDate,
+    pub rows_fit: usize,
+    pub positives_fit: usize,
+    pub rows_calibration: usize,
+    pub positives_calibration: usize,
+}
+
+/// Held-out metrics, on the calibration rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HoldoutMetrics {
+    pub roc_auc: f64,
+    pub pr_auc: f64,
+    pub brier: f64,
+    pub base_rate: f64,
+    pub reliability: Vec<ReliabilityBin>,
+}
+
+/// A trained, calibrated model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Model {
+    pub name: String,
+    pub version: u32,
+    /// The feature names, in the order `params` expects them.
+    pub features: Vec<String>,
+    /// [`FeatureSpec::fingerprint`] of those names.
+    pub feature_fingerprint: String,
+    pub params: Params,
+    pub calibration: Platt,
+    pub training: TrainingInfo,
+    pub metrics: HoldoutMetrics,
+    pub created_at: String,
+}
+
+impl Model {
+    /// `name@version`, as written on every referral.
+    pub fn id(&self) -> String {
+        format!("{}@{}", self.name, self.version)
+    }
+
+    pub fn kind(&self) -> Kind {
+        match self.params {
+            Params::Logistic { .. } => Kind::Logistic,
+            Params::Trees(_) => Kind::Trees,
+            Params::Rule(_) => Kind::Rule,
+        }
+    }
+
+    /// Fails, saying what differs, unless the model was trained on exactly `spec`'s features.
+    pub fn check_features(&self, spec: &FeatureSpec) -> Result<(), ModelError> {
+        let now = spec.names();
+        if now == self.features {
+            return Ok(());
+        }
+        let missing: Vec<&String> = self.features.iter().filter(|f| !now.contains(f)).collect();
+        let added: Vec<&String> = now.iter().filter(|f| !self.features.contains(f)).collect();
+        let detail = if missing.is_empty() && added.is_empty() {
+            "same features in a different order".to_string()
+        } else {
+            format!(
+                "{} no longer defined: {:?}; {} new: {:?}",
+                missing.len(),
+                missing.iter().take(5).collect::<Vec<_>>(),
+                added.len(),
+                added.iter().take(5).collect::<Vec<_>>()
+            )
+        };
+        Err(ModelError::FeatureMismatch {
+            model: self.id(),
+            detail,
+        })
+    }
+
+    /// The uncalibrated score (log-odds for learned models, scaled points for the rule).
+    pub fn raw(&self, row: &[f32]) -> f64 {
+        raw_score(&self.params, row)
+    }
+
+    /// The calibrated probability that a visit confirms a crisis.
+    pub fn score(&self, row: &[f32]) -> f64 {
+        self.calibration.apply(self.raw(row))
+    }
+
+    /// Each feature's contribution to the raw score, in calibrated log-odds.
+    pub fn contributions(&self, row: &[f32]) -> Vec<f64> {
+        let c = contributions(&self.params, row);
+        c.into_iter().map(|v| v * self.calibration.a).collect()
+    }
+
+    /// Up to three reasons, largest positive contribution first: feature contributions summed
+    /// by their reason code.
+    pub fn reasons(&self, row: &[f32], spec: &FeatureSpec) -> Vec<ReasonCode> {
+        let contributions = self.contributions(row);
+        let mut by_code: Vec<(String, f64)> = Vec::new();
+        for (def, c) in spec.features.iter().zip(contributions) {
+            match by_code.iter_mut().find(|(code, _)| *code == def.reason) {
+                Some((_, sum)) => *sum += c,
+                None => by_code.push((def.reason.clone(), c)),
+            }
+        }
+        top_reasons(by_code, spec)
+    }
+}
+
+/// The `MAX_REASONS` largest positive (code, contribution) pairs, labelled; ties by code so the
+/// order never depends on anything else.
+pub fn top_reasons(mut by_code: Vec<(String, f64)>, spec: &FeatureSpec) -> Vec<ReasonCode> {
+    by_code.retain(|(_, c)| *c > 1e-9);
+    by_code.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    by_code
+        .into_iter()
+        .take(MAX_REASONS)
+        .map(|(code, contribution)| reason(spec, &code, contribution))
+        .collect()
+}
+
+/// One labelled reason code.
+pub fn reason(spec: &FeatureSpec, code: &str, contribution: f64) -> ReasonCode {
+    let (ko, en) = spec
+        .reason_label(code)
+        .map(|l| (l.ko.clone(), l.en.clone()))
+        .unwrap_or_else(|| (code.to_string(), code.to_string()));
+    ReasonCode {
+        code: code.to_string(),
+        label_ko: ko,
+        label_en: en,
+        contribution: (contribution * 1000.0).round() / 1000.0,
+    }
+}
+
+/// The most points [`crate::sim::rule_score`] gives, to scale it into 0–1.
+const RULE_MAX: f64 = 1000.0 + 600.0 + 9.0;
+
+fn rule_inputs(p: &RuleParams, row: &[f32]) -> (bool, u16, usize) {
+    let cut = row[p.cut] > 0.0;
+    let overdue = p.overdue.iter().map(|&i| row[i]).fold(0f32, f32::max);
+    (cut, overdue.clamp(0.0, 240.0) as u16, row[p.unpaid].max(0.0) as usize)
+}
+
+fn raw_score(params: &Params, row: &[f32]) -> f64 {
+    match params {
+        Params::Logistic {
+            mean,
+            scale,
+            coef,
+            intercept,
+            ..
+        } => {
+            intercept
+                + row
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &v)| coef[j] * (v as f64 - mean[j]) / scale[j])
+                    .sum::<f64>()
+        }
+        Params::Trees(g) => g.raw(row),
+        Params::Rule(p) => {
+            let (cut, overdue, unpaid) = rule_inputs(p, row);
+            crate::sim::rule_score(cut, overdue, unpaid) / RULE_MAX
+        }
+    }
+}
+
+fn contributions(params: &Params, row: &[f32]) -> Vec<f64> {
+    match params {
+        Params::Logistic {
+            mean, scale, coef, ..
+        } => row
+            .iter()
+            .enumerate()
+            .map(|(j, &v)| coef[j] * (v as f64 - mean[j]) / scale[j])
+            .collect(),
+        Params::Trees(g) => g.contributions(row),
+        Params::Rule(p) => {
+            let mut out = vec![0.0; row.len()];
+            let (cut, overdue, unpaid) = rule_inputs(p, row);
+            if cut {
+                out[p.cut] = 1000.0 / RULE_MAX;
+            }
+            // Credit the months overdue to the utility that is most overdue.
+            if let Some(&worst) = p
+                .overdue
+                .iter()
+                .max_by(|&&a, &&b| row[a].total_cmp(&row[b]).then(b.cmp(&a)))
+            {
+                out[worst] = 10.0 * overdue.min(60) as f64 / RULE_MAX;
+            }
+            out[p.unpaid] = unpaid.min(9) as f64 / RULE_MAX;
+            out
+        }
+    }
+}
