@@ -19,7 +19,8 @@
 --
 -- Point in time: an event counts for (h, D) only if observed_on <= D AND reported_on <= D
 -- (SPEC §1), and outcomes only if decided before D. Nothing known after D can leak in.
--- Re-sent events are counted once: each signal table is deduplicated on event_id first
+-- Re-sent events are counted once: each signal table is deduplicated on event_id first, the
+-- first copy ingested winning
 -- (ingest deduplicates within a month folder; a re-send whose observed_on moved month is caught
 -- here).
 --
@@ -27,28 +28,34 @@
 
 WITH
 arrears AS (
-    SELECT DISTINCT ON (event_id) event_id, source, household_id, district_code, dong_code,
-           observed_on, reported_on, utility, months_overdue, amount_krw, service_cut
-    FROM utility_arrears
-    WHERE month >= '{month_start}' AND month <= '{month_end}'
-      AND observed_on > {window_start} AND observed_on <= {window_end}
-    ORDER BY event_id, ingested_at
+    SELECT * FROM (
+        SELECT event_id, source, household_id, district_code, dong_code, observed_on,
+               reported_on, utility, months_overdue, amount_krw, service_cut,
+               row_number() OVER (PARTITION BY event_id ORDER BY ingested_at) AS copy
+        FROM utility_arrears
+        WHERE month >= '{month_start}' AND month <= '{month_end}'
+          AND observed_on > {window_start} AND observed_on <= {window_end}
+    ) WHERE copy = 1
 ),
 reports AS (
-    SELECT DISTINCT ON (event_id) event_id, source, household_id, district_code, dong_code,
-           observed_on, reported_on, concerns, urgency
-    FROM council_report
-    WHERE month >= '{month_start}' AND month <= '{month_end}'
-      AND observed_on > {window_start} AND observed_on <= {window_end}
-    ORDER BY event_id, ingested_at
+    SELECT * FROM (
+        SELECT event_id, source, household_id, district_code, dong_code, observed_on,
+               reported_on, concerns, urgency,
+               row_number() OVER (PARTITION BY event_id ORDER BY ingested_at) AS copy
+        FROM council_report
+        WHERE month >= '{month_start}' AND month <= '{month_end}'
+          AND observed_on > {window_start} AND observed_on <= {window_end}
+    ) WHERE copy = 1
 ),
 gaps AS (
-    SELECT DISTINCT ON (event_id) event_id, source, household_id, district_code, dong_code,
-           observed_on, reported_on, program, gap
-    FROM service_gap
-    WHERE month >= '{month_start}' AND month <= '{month_end}'
-      AND observed_on > {window_start} AND observed_on <= {window_end}
-    ORDER BY event_id, ingested_at
+    SELECT * FROM (
+        SELECT event_id, source, household_id, district_code, dong_code, observed_on,
+               reported_on, program, gap,
+               row_number() OVER (PARTITION BY event_id ORDER BY ingested_at) AS copy
+        FROM service_gap
+        WHERE month >= '{month_start}' AND month <= '{month_end}'
+          AND observed_on > {window_start} AND observed_on <= {window_end}
+    ) WHERE copy = 1
 ),
 -- Every signal, for what spans kinds: sources, districts, where to visit.
 known AS (
@@ -285,11 +292,19 @@ hh_f AS (
         CASE WHEN head_age_band = '65+' THEN 1 ELSE 0 END AS hh_age_65_plus
     FROM households
 )
-SELECT *
-FROM cohort
-LEFT JOIN spread USING (household_id, as_of)
-LEFT JOIN arrears_f USING (household_id, as_of)
-LEFT JOIN reports_f USING (household_id, as_of)
-LEFT JOIN gaps_f USING (household_id, as_of)
-LEFT JOIN history_f USING (household_id, as_of)
-LEFT JOIN hh_f USING (household_id)
+SELECT
+    c.household_id,
+    c.as_of,
+    s.* EXCLUDE (household_id, as_of),
+    a.* EXCLUDE (household_id, as_of),
+    r.* EXCLUDE (household_id, as_of),
+    g.* EXCLUDE (household_id, as_of),
+    y.* EXCLUDE (household_id, as_of),
+    h.* EXCLUDE (household_id)
+FROM cohort c
+LEFT JOIN spread s ON s.household_id = c.household_id AND s.as_of = c.as_of
+LEFT JOIN arrears_f a ON a.household_id = c.household_id AND a.as_of = c.as_of
+LEFT JOIN reports_f r ON r.household_id = c.household_id AND r.as_of = c.as_of
+LEFT JOIN gaps_f g ON g.household_id = c.household_id AND g.as_of = c.as_of
+LEFT JOIN history_f y ON y.household_id = c.household_id AND y.as_of = c.as_of
+LEFT JOIN hh_f h ON h.household_id = c.household_id

@@ -5,10 +5,13 @@
 -- `supported` and `declined_support` confirm a crisis (label 1), `no_crisis` does not (0);
 -- `unreachable` and `moved` carry no label and are left out.
 WITH latest AS (
-    SELECT DISTINCT ON (referral_id) referral_id, outcome, decided_on
-    FROM outcomes
-    WHERE decided_on < {before}
-    ORDER BY referral_id, decided_on DESC, ingested_at DESC
+    SELECT referral_id, outcome FROM (
+        SELECT referral_id, outcome,
+               row_number() OVER (PARTITION BY referral_id
+                                  ORDER BY decided_on DESC, ingested_at DESC) AS nth
+        FROM outcomes
+        WHERE decided_on < {before}
+    ) WHERE nth = 1
 )
 SELECT r.household_id, r.as_of, r.referral_id, r.district_code,
        CASE WHEN l.outcome IN ('supported', 'declined_support') THEN 1 ELSE 0 END AS label

@@ -46,7 +46,37 @@ pub struct Settings {
     pub pseudonymization: PseudonymSettings,
     pub capacity: Capacities,
     pub ingest: IngestSettings,
+    pub features: FeatureSettings,
+    pub model: crate::model::train::TrainSettings,
+    pub screen: ScreenSettings,
     pub logging: LoggingSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureSettings {
+    /// A folder like `pipelines/`; empty for the pipelines compiled into the binary.
+    pub dir: String,
+}
+
+/// Screening rules (config section `[screen]`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScreenSettings {
+    /// A household with an open referral (no outcome yet) is not referred again for this many days.
+    pub cooldown_days: u32,
+    /// A household whose visit ended in `supported` is not referred again for this many days.
+    pub supported_exclusion_days: u32,
+    /// Flagged this many times in the escalation window without ever being reached:
+    /// escalated (flag, reason code, placed ahead of the score order).
+    pub escalate_after: u32,
+    /// How far back repeat flags are counted for escalation, in days.
+    pub escalation_window_days: u32,
+    /// A council report of urgency 3 this recent puts a household on the list whatever its score.
+    pub urgent_days: u32,
+    /// Scale applied to every district's capacity (1.0 = as configured). Lets a simulated
+    /// population of a fraction of the country get lists of a realistic size.
+    pub capacity_scale: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -257,6 +287,23 @@ impl Settings {
                     format!("`{topic}` is not a valid Kafka topic name (letters, digits, . _ -)"),
                 ));
             }
+        }
+        if !(0.05..=0.8).contains(&self.model.holdout_share) {
+            return Err(bad("model.holdout_share", "must be between 0.05 and 0.8".into()));
+        }
+        if self.model.trees.trees == 0 || self.model.trees.depth == 0 || self.model.trees.depth > 12 {
+            return Err(bad("model.trees", "trees must be at least 1 and depth 1–12".into()));
+        }
+        for (key, v) in [("model.trees.row_sample", self.model.trees.row_sample), ("model.trees.col_sample", self.model.trees.col_sample)] {
+            if !(v > 0.0 && v <= 1.0) {
+                return Err(bad(key, format!("{v} must be in (0, 1]")));
+            }
+        }
+        if !(self.screen.capacity_scale > 0.0) {
+            return Err(bad("screen.capacity_scale", "must be above 0".into()));
+        }
+        if self.screen.escalate_after == 0 {
+            return Err(bad("screen.escalate_after", "must be at least 1".into()));
         }
         if self.ingest.batch_records == 0 {
             return Err(bad("ingest.batch_records", "must be at least 1".into()));

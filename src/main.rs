@@ -13,8 +13,10 @@ use clap::{Args, Parser, Subcommand};
 
 use lantern::config::{LogFormat, Settings, Sources};
 use lantern::contract::{Record, RejectReason, Validator};
-use lantern::ingest::{self, FileDeadLetters, Ingestor};
+use lantern::ingest::{self, DeadLetterSink, FileDeadLetters, Ingestor};
+use lantern::features::{FeatureEngine, FeatureSpec};
 use lantern::lake::{Lake, LakeWriter};
+use lantern::model::Kind;
 use lantern::pseudonym::Pseudonymizer;
 use lantern::sim::{self, SimParams};
 
@@ -75,7 +77,10 @@ enum Command {
     /// Maintain the Parquet lake.
     #[command(subcommand)]
     Lake(LakeCommand),
-    /// Fit the risk model on outcomes decided before a date, and save it under models/.
+    /// Load reference data: the households reference (CSV, SPEC §2) and past referral lists
+    /// (NDJSON, SPEC §4), which give training its labels' dates and features their history.
+    Import(ImportArgs),
+    /// Fit the risk models on outcomes decided before a date, and save them under models/.
     Train(TrainArgs),
     /// Score and rank households as of a date and write each district's referral list.
     Screen(ScreenArgs),
@@ -168,10 +173,29 @@ enum LakeCommand {
 }
 
 #[derive(Debug, Args)]
+struct ImportArgs {
+    /// Households reference CSV (household_id, district_code, dong_code, members,
+    /// head_age_band, household_type, disability). Replaces the previous reference.
+    #[arg(long, value_name = "CSV", required_unless_present = "referrals")]
+    households: Option<PathBuf>,
+    /// Past referrals, one SPEC §4 JSON record per line (e.g. the lists of the system Lantern
+    /// replaces). Merged into <data-dir>/referrals/ by night.
+    #[arg(long, value_name = "NDJSON")]
+    referrals: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 struct TrainArgs {
     /// Use outcomes decided before this date (YYYY-MM-DD).
     #[arg(long, value_parser = parse_date)]
     as_of: NaiveDate,
+    /// Which models to fit: trees, logistic, rule (repeatable) [default: all three].
+    #[arg(long = "kind", value_name = "KIND", value_parser = parse_kind)]
+    kinds: Vec<Kind>,
+}
+
+fn parse_kind(s: &str) -> Result<Kind, String> {
+    Kind::parse(s).ok_or_else(|| format!("`{s}` is not a model kind; use trees, logistic or rule"))
 }
 
 #[derive(Debug, Args)]
@@ -295,12 +319,8 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Train(_) => Err(NotYet {
-            command: "train",
-            issue: 4,
-            what: "fit calibrated, explainable risk models on point-in-time features",
-        }
-        .into()),
+        Command::Import(args) => import(&settings, args),
+        Command::Train(args) => train(&settings, args),
         Command::Screen(_) => Err(NotYet {
             command: "screen",
             issue: 5,
@@ -483,4 +503,50 @@ fn print_summary(s: &ingest::IngestStats, started: std::time::Instant, lake: &La
     for (reason, n) in &s.rejected {
         println!("  {n:>8}  {reason}");
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+fn import(settings: &Settings, args: ImportArgs) -> Result<()> {
+    let registry = settings.registry()?;
+    let validator = Validator::new(&registry, chrono::Utc::now().date_naive());
+    let mut dead = FileDeadLetters::for_run(&settings.data.dir);
+    if let Some(path) = &args.households {
+        let r = ingest::reference::import_households(path, &validator, &settings.data.dir, &mut dead)?;
+        println!("Households: {} loaded, {} rejected", r.accepted, r.rejected);
+    }
+    if let Some(path) = &args.referrals {
+        let r = ingest::reference::import_referral_history(path, &validator, &settings.data.dir, &mut dead)?;
+        println!("Referrals: {} loaded into {} nights, {} rejected", r.accepted, r.nights, r.rejected);
+    }
+    if dead.count() > 0 {
+        println!("Rejected rows, with line and reason: {}", dead.path().display());
+    }
+    Ok(())
+}
+
+fn train(settings: &Settings, args: TrainArgs) -> Result<()> {
+    let spec = FeatureSpec::load(&settings.features.dir)?;
+    let kinds = if args.kinds.is_empty() { Kind::ALL.to_vec() } else { args.kinds.clone() };
+    let rt = runtime()?;
+    let trained = rt.block_on(async {
+        let engine = FeatureEngine::open(&settings.data.dir, spec).await?;
+        lantern::model::train::train_all(&engine, &settings.model, args.as_of, &kinds).await
+    })?;
+    println!("{:<14} {:>8} {:>8} {:>8} {:>8}  {}", "model", "ROC-AUC", "PR-AUC", "Brier", "labels", "saved in");
+    for (m, dir) in &trained.models {
+        println!(
+            "{:<14} {:>8.3} {:>8.3} {:>8.3} {:>8}  {}",
+            m.id(),
+            m.metrics.roc_auc,
+            m.metrics.pr_auc,
+            m.metrics.brier,
+            m.training.rows_fit + m.training.rows_calibration,
+            dir.display()
+        );
+    }
+    println!("Current model (used by `lantern screen`): {}", trained.current);
+    Ok(())
 }

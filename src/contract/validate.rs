@@ -60,7 +60,7 @@ impl<'r> Validator<'r> {
         self.ingest_day
     }
 
-    pub(super) fn registry(&self) -> &Registry {
+    pub fn registry(&self) -> &Registry {
         self.registry
     }
 

@@ -58,7 +58,10 @@ pub enum FeatureError {
          from both (see pipelines/README.md)"
     )]
     Mismatch { detail: String },
-    #[error("feature query failed: {0}. If you edited pipelines/, run `lantern features --check`")]
+    #[error(
+        "feature query failed: {0}. If features.dir points at an edited copy of pipelines/, \
+         the SQL there is the first suspect"
+    )]
     Query(#[from] DataFusionError),
 }
 

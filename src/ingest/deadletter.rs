@@ -32,6 +32,20 @@ pub struct DeadLetter {
     pub payload: String,
 }
 
+impl DeadLetter {
+    /// A letter stamped now.
+    pub fn new(rejection: crate::contract::Rejection, origin: Origin, payload: String) -> DeadLetter {
+        DeadLetter {
+            rejected_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            origin,
+            reason: rejection.reason.code().to_string(),
+            field: rejection.field,
+            detail: rejection.detail,
+            payload,
+        }
+    }
+}
+
 /// Where dead letters go. `flush` must make everything sent so far durable.
 pub trait DeadLetterSink {
     fn send(&mut self, letter: &DeadLetter) -> Result<(), IngestError>;

@@ -15,6 +15,7 @@
 pub mod deadletter;
 pub mod file;
 pub mod kafka;
+pub mod reference;
 
 use std::collections::BTreeMap;
 
@@ -343,14 +344,7 @@ impl<'r> Ingestor<'r> {
             .rejected
             .entry(rejection.reason.code().to_string())
             .or_default() += 1;
-        self.dead.send(&DeadLetter {
-            rejected_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            origin,
-            reason: rejection.reason.code().to_string(),
-            field: rejection.field,
-            detail: rejection.detail,
-            payload,
-        })
+        self.dead.send(&DeadLetter::new(rejection, origin, payload))
     }
 
     /// Makes everything processed so far durable: lake files first, then dead letters. Only

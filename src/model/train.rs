@@ -236,3 +236,42 @@ pub fn rule_params(spec: &FeatureSpec) -> Result<RuleParams, ModelError> {
         unpaid: find("ua_utilities_90d")?,
     })
 }
+
+/// What `lantern train` did.
+pub struct Trained {
+    pub models: Vec<(Model, std::path::PathBuf)>,
+    /// The model now marked current: the learned model with the best held-out PR-AUC.
+    pub current: String,
+}
+
+/// Builds the training set once, fits and saves every kind, and marks the best learned model
+/// (by held-out PR-AUC, the ranking that matters when lists are short) as current.
+pub async fn train_all(
+    engine: &FeatureEngine,
+    settings: &TrainSettings,
+    as_of: NaiveDate,
+    kinds: &[Kind],
+) -> Result<Trained, ModelError> {
+    let set = training_set(engine, as_of).await?;
+    tracing::info!(labels = set.labels.len(), "training set built");
+    let data_dir = engine.data_dir();
+    let mut models = Vec::new();
+    for &kind in kinds {
+        let version = super::artefact::next_version(data_dir, kind.name());
+        let model = fit(kind, &set, engine.spec(), settings, as_of, version)?;
+        let dir = super::artefact::save(data_dir, &model)?;
+        tracing::info!(model = %model.id(), roc_auc = model.metrics.roc_auc, pr_auc = model.metrics.pr_auc, "saved");
+        models.push((model, dir));
+    }
+    let best = models
+        .iter()
+        .filter(|(m, _)| m.kind() != Kind::Rule)
+        .max_by(|a, b| a.0.metrics.pr_auc.total_cmp(&b.0.metrics.pr_auc))
+        .or_else(|| models.first())
+        .map(|(m, _)| m.id());
+    let current = best.unwrap_or_default();
+    if !current.is_empty() {
+        super::artefact::set_current(data_dir, &current)?;
+    }
+    Ok(Trained { models, current })
+}
