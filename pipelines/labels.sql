@@ -5,15 +5,15 @@
 -- `supported` and `declined_support` confirm a crisis (label 1), `no_crisis` does not (0);
 -- `unreachable` and `moved` carry no label and are left out.
 WITH latest AS (
-    SELECT referral_id, outcome FROM (
-        SELECT referral_id, outcome,
+    SELECT referral_id, outcome, decided_on FROM (
+        SELECT referral_id, outcome, decided_on,
                row_number() OVER (PARTITION BY referral_id
                                   ORDER BY decided_on DESC, ingested_at DESC) AS nth
         FROM outcomes
         WHERE decided_on < {before}
     ) WHERE nth = 1
 )
-SELECT r.household_id, r.as_of, r.referral_id, r.district_code,
+SELECT r.household_id, r.as_of, r.referral_id, r.district_code, l.decided_on,
        CASE WHEN l.outcome IN ('supported', 'declined_support') THEN 1 ELSE 0 END AS label
 FROM referrals r
 JOIN latest l ON l.referral_id = r.referral_id

@@ -209,7 +209,17 @@ struct ScreenArgs {
 }
 
 #[derive(Debug, Args)]
-struct BacktestArgs {}
+struct BacktestArgs {
+    /// Use outcomes decided up to this date (YYYY-MM-DD) [default: today].
+    #[arg(long, value_parser = parse_date)]
+    until: Option<NaiveDate>,
+    /// Evaluation nights: the most recent referral nights with outcomes.
+    #[arg(long, default_value_t = 3)]
+    folds: usize,
+    /// Days after each evaluation night whose referrals are evaluated.
+    #[arg(long, default_value_t = 60)]
+    horizon_days: u32,
+}
 
 fn parse_date(s: &str) -> Result<NaiveDate, String> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
@@ -327,12 +337,7 @@ fn run(cli: Cli) -> Result<()> {
             what: "write each district's ranked, explained referral list",
         }
         .into()),
-        Command::Backtest(_) => Err(NotYet {
-            command: "backtest",
-            issue: 4,
-            what: "report ranking, calibration and fairness metrics over rolling time splits",
-        }
-        .into()),
+        Command::Backtest(args) => backtest(&settings, args),
     }
 }
 
@@ -548,5 +553,26 @@ fn train(settings: &Settings, args: TrainArgs) -> Result<()> {
         );
     }
     println!("Current model (used by `lantern screen`): {}", trained.current);
+    Ok(())
+}
+
+fn backtest(settings: &Settings, args: BacktestArgs) -> Result<()> {
+    let spec = FeatureSpec::load(&settings.features.dir)?;
+    let registry = settings.registry()?;
+    let until = args.until.unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let bt = lantern::eval::backtest::BacktestSettings {
+        folds: args.folds.max(1),
+        horizon_days: args.horizon_days,
+        capacity_scale: settings.screen.capacity_scale,
+    };
+    let bar = lantern::progress::bar(0, "fits");
+    let report = runtime()?.block_on(async {
+        let engine = FeatureEngine::open(&settings.data.dir, spec).await?;
+        lantern::eval::backtest::backtest(&engine, &settings.model, &registry, &settings.capacity, &bt, until, &bar).await
+    })?;
+    bar.finish_and_clear();
+    let dir = lantern::eval::report::write(&settings.data.dir, &report)?;
+    println!("{}", lantern::eval::report::summary(&report));
+    println!("Report: {} (backtest.json, summary.md, report.html)", dir.display());
     Ok(())
 }

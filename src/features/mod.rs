@@ -223,6 +223,8 @@ pub struct Label {
     pub as_of: NaiveDate,
     pub referral_id: String,
     pub district_code: String,
+    /// When the outcome was decided: a back-test fold may learn from it only after this day.
+    pub decided_on: NaiveDate,
     /// 1: the visit confirmed a crisis.
     pub label: u8,
 }
@@ -341,8 +343,14 @@ impl FeatureEngine {
             })?;
             let as_of = cast(as_of, &DataType::Date32).map_err(DataFusionError::from)?;
             let as_of = as_of.as_primitive::<Date32Type>();
+            let decided = b.column_by_name("decided_on").ok_or_else(|| FeatureError::Mismatch {
+                detail: "labels.sql must return a `decided_on` column".into(),
+            })?;
+            let decided = cast(decided, &DataType::Date32).map_err(DataFusionError::from)?;
+            let decided = decided.as_primitive::<Date32Type>();
             for i in 0..b.num_rows() {
                 out.push(Label {
+                    decided_on: date_from_days(decided.value(i)),
                     household_id: ids[i].clone(),
                     as_of: date_from_days(as_of.value(i)),
                     referral_id: referrals[i].clone(),

@@ -67,6 +67,16 @@ impl Platt {
                 break;
             }
         }
+        if a < 0.0 || !a.is_finite() || !b.is_finite() {
+            // A model that ranks the held-out rows backwards must not have its ranking
+            // silently reversed: it gets a flat score at the base rate, and its held-out
+            // metrics show it is useless.
+            let rate = (pos + 1.0) / (y.len() as f64 + 2.0);
+            return Platt {
+                a: 0.0,
+                b: (rate / (1.0 - rate)).ln(),
+            };
+        }
         Platt { a, b }
     }
 }

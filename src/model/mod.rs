@@ -248,6 +248,16 @@ fn rule_inputs(p: &RuleParams, row: &[f32]) -> (bool, u16, usize) {
     (cut, overdue.clamp(0.0, 240.0) as u16, row[p.unpaid].max(0.0) as usize)
 }
 
+/// How far a standardized value may go. A feature that was rare in the training window (the
+/// history of earlier referrals, say, when few existed yet) has a tiny spread, and an ordinary
+/// value later would otherwise be dozens of deviations out and swamp every other feature.
+const Z_LIMIT: f64 = 5.0;
+
+/// `(v - mean) / scale`, clipped to ±[`Z_LIMIT`]; training uses the same function.
+pub fn standardize(v: f32, mean: f64, scale: f64) -> f64 {
+    ((v as f64 - mean) / scale).clamp(-Z_LIMIT, Z_LIMIT)
+}
+
 fn raw_score(params: &Params, row: &[f32]) -> f64 {
     match params {
         Params::Logistic {
@@ -261,7 +271,7 @@ fn raw_score(params: &Params, row: &[f32]) -> f64 {
                 + row
                     .iter()
                     .enumerate()
-                    .map(|(j, &v)| coef[j] * (v as f64 - mean[j]) / scale[j])
+                    .map(|(j, &v)| coef[j] * standardize(v, mean[j], scale[j]))
                     .sum::<f64>()
         }
         Params::Trees(g) => g.raw(row),
@@ -279,7 +289,7 @@ fn contributions(params: &Params, row: &[f32]) -> Vec<f64> {
         } => row
             .iter()
             .enumerate()
-            .map(|(j, &v)| coef[j] * (v as f64 - mean[j]) / scale[j])
+            .map(|(j, &v)| coef[j] * standardize(v, mean[j], scale[j]))
             .collect(),
         Params::Trees(g) => g.contributions(row),
         Params::Rule(p) => {

@@ -28,7 +28,7 @@ pub struct TrainSettings {
 impl Default for TrainSettings {
     fn default() -> Self {
         TrainSettings {
-            logistic_alpha: 1.0,
+            logistic_alpha: 50.0,
             holdout_share: 0.25,
             trees: GbmParams::default(),
         }
@@ -189,7 +189,7 @@ fn fit_logistic(x: &[f32], width: usize, y: &[u8], alpha: f64) -> Result<Params,
             *s = 1.0
         }
     });
-    let z = Array2::from_shape_fn((n, width), |(i, j)| (x[i * width + j] as f64 - mean[j]) / scale[j]);
+    let z = Array2::from_shape_fn((n, width), |(i, j)| super::standardize(x[i * width + j], mean[j], scale[j]));
     let targets: Array1<usize> = y.iter().map(|&v| v as usize).collect();
     let dataset = Dataset::new(z, targets);
     let fitted = LogisticRegression::default()

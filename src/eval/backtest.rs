@@ -1,0 +1,335 @@
+//! `lantern backtest`: rolling temporal splits. For each of the last `folds` referral nights T,
+//! every model is trained on what was known before T (referrals before T whose outcomes were
+//! decided before T) and evaluated on the referrals of `[T, T + horizon)`.
+//!
+//! Features are point-in-time, so the features of every labelled referral are computed once,
+//! in one query, and shared by all folds: a referral's features as of its own date do not
+//! change with the fold.
+//!
+//! **What the numbers can claim.** Labels exist only for households that were referred (by
+//! the rule in use then) and visited. The metrics say how well a model orders *referred*
+//! households by their chance of a confirmed crisis. They cannot say how many households in
+//! crisis no one referred (recall over the whole population is unknowable from outcomes alone),
+//! and a model that would pick quite different households is measured only where its picks
+//! overlap the old rule's. The report says so in its text.
+
+use std::collections::BTreeMap;
+
+use chrono::{Days, NaiveDate};
+use serde::Serialize;
+
+use super::metrics::{brier, pr_auc, roc_auc};
+use crate::features::FeatureEngine;
+use crate::model::calibrate::{reliability, ReliabilityBin};
+use crate::model::train::{fit, training_set, TrainSettings, TrainingSet};
+use crate::model::{Kind, ModelError};
+use crate::registry::{Capacities, Registry};
+
+#[derive(Debug, Clone)]
+pub struct BacktestSettings {
+    /// How many evaluation nights (the most recent referral nights with outcomes).
+    pub folds: usize,
+    /// Days after T whose referrals are evaluated.
+    pub horizon_days: u32,
+    /// Capacity per district and night, scaled as for screening.
+    pub capacity_scale: f64,
+}
+
+/// Metrics of one model on one set of evaluated referrals.
+#[derive(Debug, Clone, Serialize)]
+pub struct Metrics {
+    pub referrals: usize,
+    pub confirmed: usize,
+    /// Top `capacity` of each district and night, ranked by the model: the share confirmed.
+    pub precision_at_capacity: f64,
+    /// The share of all confirmed crises that the top-`capacity` picks found.
+    pub recall_at_capacity: f64,
+    /// The share confirmed among the top fifth of all evaluated referrals (every district
+    /// together), which still separates models where district pools are smaller than capacity.
+    pub precision_at_top_fifth: f64,
+    pub roc_auc: f64,
+    pub pr_auc: f64,
+    pub brier: f64,
+    /// precision_at_capacity / the rule's.
+    pub lift_over_rule: f64,
+}
+
+/// One group's row of the fairness audit.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupRow {
+    pub attribute: String,
+    pub group: String,
+    pub referrals: usize,
+    pub selection_rate: f64,
+    pub precision: f64,
+    pub false_negative_rate: f64,
+    /// Each rate divided by the same rate of the largest group.
+    pub selection_rate_ratio: f64,
+    pub precision_ratio: f64,
+    pub false_negative_rate_ratio: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Fold {
+    pub train_before: NaiveDate,
+    pub evaluate_until: NaiveDate,
+    pub train_labels: usize,
+    pub models: BTreeMap<String, Metrics>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BacktestReport {
+    pub generated_at: String,
+    pub data_until: NaiveDate,
+    pub horizon_days: u32,
+    pub folds: Vec<Fold>,
+    /// All folds' evaluated referrals together.
+    pub pooled: BTreeMap<String, Metrics>,
+    pub reliability: BTreeMap<String, Vec<ReliabilityBin>>,
+    pub fairness: BTreeMap<String, Vec<GroupRow>>,
+    pub caveats: Vec<String>,
+}
+
+/// One evaluated referral: who, where, when, its label, and each model's score.
+struct Scored {
+    district: String,
+    night: NaiveDate,
+    label: u8,
+    household_type: String,
+    head_age_band: String,
+    scores: BTreeMap<Kind, f64>,
+}
+
+pub async fn backtest(
+    engine: &FeatureEngine,
+    train: &TrainSettings,
+    registry: &Registry,
+    capacities: &Capacities,
+    settings: &BacktestSettings,
+    until: NaiveDate,
+    progress: &indicatif::ProgressBar,
+) -> Result<BacktestReport, ModelError> {
+    let all = training_set(engine, until.checked_add_days(Days::new(1)).unwrap_or(until)).await?;
+    let mut nights: Vec<NaiveDate> = all.labels.iter().map(|l| l.as_of).collect();
+    nights.dedup();
+    // Keep at least two nights to learn from.
+    let first_eval = nights.len().saturating_sub(settings.folds).max(2);
+    let eval_nights: Vec<NaiveDate> = nights.get(first_eval..).unwrap_or(&[]).to_vec();
+    if eval_nights.is_empty() {
+        return Err(ModelError::TooFewLabels {
+            detail: format!(
+                "{} referral nights with outcomes; a back-test needs at least 3",
+                nights.len()
+            ),
+        });
+    }
+    progress.set_length((eval_nights.len() * Kind::ALL.len()) as u64);
+    let capacity = |district: &str| -> usize {
+        registry
+            .get(district)
+            .map(|d| ((capacities.for_district(d) as f64 * settings.capacity_scale).round() as usize).max(1))
+            .unwrap_or(1)
+    };
+    let mut folds = Vec::new();
+    let mut pooled: Vec<Scored> = Vec::new();
+    for &t in &eval_nights {
+        let until_t = t.checked_add_days(Days::new(settings.horizon_days as u64)).unwrap_or(t);
+        let known: TrainingSet = {
+            let mut s = all.filter(|d| d < t);
+            // Only outcomes decided before T were known at T.
+            let keep: Vec<bool> = s.labels.iter().map(|l| l.decided_on < t).collect();
+            s = filter_rows(&s, &keep);
+            s
+        };
+        let eval = all.filter(|d| d >= t && d < until_t);
+        let mut scored: Vec<Scored> = (0..eval.labels.len())
+            .map(|i| Scored {
+                district: eval.labels[i].district_code.clone(),
+                night: eval.labels[i].as_of,
+                label: eval.labels[i].label,
+                household_type: eval.features.keys[i].household_type.clone().unwrap_or_else(|| "unknown".into()),
+                head_age_band: eval.features.keys[i].head_age_band.clone().unwrap_or_else(|| "unknown".into()),
+                scores: BTreeMap::new(),
+            })
+            .collect();
+        for kind in Kind::ALL {
+            let model = fit(kind, &known, engine.spec(), train, t, 0)?;
+            for (i, s) in scored.iter_mut().enumerate() {
+                s.scores.insert(kind, model.score(eval.features.row(i)));
+            }
+            progress.inc(1);
+        }
+        let models = metrics_by_model(&scored, &capacity);
+        folds.push(Fold {
+            train_before: t,
+            evaluate_until: until_t,
+            train_labels: known.labels.len(),
+            models,
+        });
+        pooled.extend(scored);
+    }
+    let mut reliability_tables = BTreeMap::new();
+    let mut fairness = BTreeMap::new();
+    for kind in Kind::ALL {
+        let p: Vec<f64> = pooled.iter().map(|s| s.scores[&kind]).collect();
+        let y: Vec<u8> = pooled.iter().map(|s| s.label).collect();
+        reliability_tables.insert(kind.name().to_string(), reliability(&p, &y));
+        let selected = select(&pooled, kind, &capacity);
+        let mut rows = Vec::new();
+        for (attribute, get) in [
+            ("household_type", (|s: &Scored| s.household_type.clone()) as fn(&Scored) -> String),
+            ("head_age_band", |s: &Scored| s.head_age_band.clone()),
+        ] {
+            rows.extend(group_rows(attribute, &pooled, &selected, get));
+        }
+        fairness.insert(kind.name().to_string(), rows);
+    }
+    Ok(BacktestReport {
+        generated_at: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        data_until: until,
+        horizon_days: settings.horizon_days,
+        folds,
+        pooled: metrics_by_model(&pooled, &capacity),
+        reliability: reliability_tables,
+        fairness,
+        caveats: vec![
+            "Labels exist only for referred households (picked by the rule in use then) whose visit \
+             reached a decision; every metric here is about ordering referred households, not about \
+             the whole population."
+                .into(),
+            "Recall is the share of the confirmed crises *among referred households* that the top \
+             picks found. Crises no one referred are invisible to outcomes and not counted."
+                .into(),
+            "`unreachable` and `moved` outcomes carry no label and are left out; they are the \
+             households hardest to reach."
+                .into(),
+            "Precision at capacity ranks each district's referred households of a night and takes the \
+             top `capacity` (scaled by screen.capacity_scale); when a district had fewer referrals \
+             than its capacity, every model scores the same there."
+                .into(),
+        ],
+    })
+}
+
+fn filter_rows(set: &TrainingSet, keep: &[bool]) -> TrainingSet {
+    let mut out = TrainingSet {
+        labels: Vec::new(),
+        features: crate::features::FeatureBatch {
+            width: set.features.width,
+            ..Default::default()
+        },
+    };
+    for (i, &k) in keep.iter().enumerate() {
+        if k {
+            out.labels.push(set.labels[i].clone());
+            out.features.keys.push(set.features.keys[i].clone());
+            out.features.values.extend_from_slice(set.features.row(i));
+        }
+    }
+    out
+}
+
+/// Which rows a model's top-`capacity` per district and night picks.
+fn select(rows: &[Scored], kind: Kind, capacity: &dyn Fn(&str) -> usize) -> Vec<bool> {
+    let mut groups: BTreeMap<(&str, NaiveDate), Vec<usize>> = BTreeMap::new();
+    for (i, r) in rows.iter().enumerate() {
+        groups.entry((r.district.as_str(), r.night)).or_default().push(i);
+    }
+    let mut selected = vec![false; rows.len()];
+    for ((district, _), mut idx) in groups {
+        // Highest score first; ties by position, so the choice is fully determined.
+        idx.sort_by(|&a, &b| rows[b].scores[&kind].total_cmp(&rows[a].scores[&kind]).then(a.cmp(&b)));
+        let take = capacity(district);
+        for &i in idx.iter().take(take) {
+            selected[i] = true;
+        }
+    }
+    selected
+}
+
+fn precision_recall(rows: &[Scored], selected: &[bool]) -> (f64, f64) {
+    let picked = selected.iter().filter(|&&s| s).count();
+    let hits = rows.iter().zip(selected).filter(|(r, &s)| s && r.label == 1).count();
+    let positives = rows.iter().filter(|r| r.label == 1).count();
+    (ratio(hits, picked), ratio(hits, positives))
+}
+
+/// Precision among the top `share` of rows by score (ties by position).
+fn top_share(p: &[f64], y: &[u8], share: f64) -> f64 {
+    let mut idx: Vec<usize> = (0..p.len()).collect();
+    idx.sort_by(|&a, &b| p[b].total_cmp(&p[a]).then(a.cmp(&b)));
+    let k = ((p.len() as f64 * share).ceil() as usize).min(p.len());
+    ratio(idx.iter().take(k).filter(|&&i| y[i] == 1).count(), k)
+}
+
+fn ratio(a: usize, b: usize) -> f64 {
+    if b == 0 {
+        f64::NAN
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+fn metrics_by_model(rows: &[Scored], capacity: &dyn Fn(&str) -> usize) -> BTreeMap<String, Metrics> {
+    let y: Vec<u8> = rows.iter().map(|r| r.label).collect();
+    let mut out = BTreeMap::new();
+    let mut rule_precision = f64::NAN;
+    for kind in [Kind::Rule, Kind::Logistic, Kind::Trees] {
+        let p: Vec<f64> = rows.iter().map(|r| r.scores[&kind]).collect();
+        let (precision, recall) = precision_recall(rows, &select(rows, kind, capacity));
+        let fifth = top_share(&p, &y, 0.2);
+        if kind == Kind::Rule {
+            rule_precision = precision;
+        }
+        out.insert(
+            kind.name().to_string(),
+            Metrics {
+                referrals: rows.len(),
+                confirmed: y.iter().filter(|&&v| v == 1).count(),
+                precision_at_capacity: precision,
+                recall_at_capacity: recall,
+                precision_at_top_fifth: fifth,
+                roc_auc: roc_auc(&p, &y),
+                pr_auc: pr_auc(&p, &y),
+                brier: brier(&p, &y),
+                lift_over_rule: precision / rule_precision,
+            },
+        );
+    }
+    out
+}
+
+fn group_rows(attribute: &str, rows: &[Scored], selected: &[bool], get: fn(&Scored) -> String) -> Vec<GroupRow> {
+    let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, r) in rows.iter().enumerate() {
+        groups.entry(get(r)).or_default().push(i);
+    }
+    let stats: Vec<(String, usize, f64, f64, f64)> = groups
+        .into_iter()
+        .map(|(g, idx)| {
+            let n = idx.len();
+            let sel = idx.iter().filter(|&&i| selected[i]).count();
+            let hits = idx.iter().filter(|&&i| selected[i] && rows[i].label == 1).count();
+            let pos = idx.iter().filter(|&&i| rows[i].label == 1).count();
+            let missed = idx.iter().filter(|&&i| !selected[i] && rows[i].label == 1).count();
+            (g, n, ratio(sel, n), ratio(hits, sel), ratio(missed, pos))
+        })
+        .collect();
+    let Some(largest) = stats.iter().max_by_key(|s| s.1).cloned() else {
+        return Vec::new();
+    };
+    stats
+        .into_iter()
+        .map(|(g, n, sr, p, fnr)| GroupRow {
+            attribute: attribute.to_string(),
+            group: g,
+            referrals: n,
+            selection_rate: sr,
+            precision: p,
+            false_negative_rate: fnr,
+            selection_rate_ratio: sr / largest.2,
+            precision_ratio: p / largest.3,
+            false_negative_rate_ratio: fnr / largest.4,
+        })
+        .collect()
+}
