@@ -31,11 +31,13 @@
 //!   and back-tests.
 //! - [`logging`]: `tracing` setup, plain or JSON.
 
+pub mod audit;
 pub mod config;
 pub mod contract;
 pub mod eval;
 pub mod features;
 pub mod ingest;
+pub mod intake;
 pub mod kafka;
 pub mod lake;
 pub mod logging;
@@ -44,4 +46,5 @@ pub mod model;
 pub mod progress;
 pub mod pseudonym;
 pub mod registry;
+pub mod screen;
 pub mod sim;

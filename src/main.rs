@@ -86,6 +86,27 @@ enum Command {
     Screen(ScreenArgs),
     /// Temporal back-test: ranking, calibration and fairness metrics per model and baseline.
     Backtest(BacktestArgs),
+    /// Read the case-intake topic as a district's system would (recorded in the audit log).
+    Intake(IntakeArgs),
+    /// List the audit log: who produced, published or read which list, from what data.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Args)]
+struct IntakeArgs {
+    /// Only this district's referrals (5-digit code).
+    #[arg(long, value_name = "CODE")]
+    district: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct AuditArgs {
+    /// Also check that no record was removed or changed (the hash chain).
+    #[arg(long)]
+    verify: bool,
+    /// Print the records as JSON lines instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -206,6 +227,10 @@ struct ScreenArgs {
     /// Also send the referrals to the case-intake topic.
     #[arg(long)]
     publish: bool,
+    /// The model to use: `name` (its newest version) or `name@version` [default: the model
+    /// `lantern train` marked current].
+    #[arg(long, value_name = "MODEL", default_value = "")]
+    model: String,
 }
 
 #[derive(Debug, Args)]
@@ -331,12 +356,9 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Import(args) => import(&settings, args),
         Command::Train(args) => train(&settings, args),
-        Command::Screen(_) => Err(NotYet {
-            command: "screen",
-            issue: 5,
-            what: "write each district's ranked, explained referral list",
-        }
-        .into()),
+        Command::Screen(args) => screen(&settings, args),
+        Command::Intake(args) => intake(&settings, args),
+        Command::Audit(args) => audit(&settings, args),
         Command::Backtest(args) => backtest(&settings, args),
     }
 }
@@ -574,5 +596,98 @@ fn backtest(settings: &Settings, args: BacktestArgs) -> Result<()> {
     let dir = lantern::eval::report::write(&settings.data.dir, &report)?;
     println!("{}", lantern::eval::report::summary(&report));
     println!("Report: {} (backtest.json, summary.md, report.html)", dir.display());
+    Ok(())
+}
+
+fn screen(settings: &Settings, args: ScreenArgs) -> Result<()> {
+    let spec = FeatureSpec::load(&settings.features.dir)?;
+    let registry = settings.registry()?;
+    let model = lantern::model::artefact::load(&settings.data.dir, &args.model)?;
+    let producer: Option<rdkafka::producer::FutureProducer> = if args.publish {
+        Some(lantern::kafka::producer_config(&settings.kafka).create()?)
+    } else {
+        None
+    };
+    let bar = lantern::progress::bar(0, "households");
+    let night = runtime()?.block_on(async {
+        let engine = FeatureEngine::open(&settings.data.dir, spec).await?;
+        let publish = producer.as_ref().map(|p| (p, settings.topics.case_intake.as_str()));
+        anyhow::Ok(lantern::screen::nightly(&engine, &model, settings, &registry, args.as_of, publish, &bar).await?)
+    })?;
+    bar.finish_and_clear();
+    print_night(&night);
+    Ok(())
+}
+
+fn print_night(night: &lantern::screen::Night) {
+    let s = &night.screening;
+    let c = &s.counts;
+    println!(
+        "Screened {} households as of {} with {}: {} referred in {} districts ({} urgent, {} escalated); excluded {} with an open referral, {} recently supported",
+        c.scored,
+        s.as_of,
+        s.model,
+        c.referred,
+        s.districts.values().filter(|d| d.1 > 0).count(),
+        c.urgent,
+        c.escalated,
+        c.excluded_open_referral,
+        c.excluded_recently_supported
+    );
+    if !c.over_capacity_districts.is_empty() {
+        println!("Urgent reports exceeded capacity in: {}", c.over_capacity_districts.join(", "));
+    }
+    if let Some(p) = &night.published {
+        println!("Published {} referrals to case-intake ({} already published by an earlier run)", p.sent, p.skipped);
+    }
+    println!("Lists: {}  (referrals.parquet, <district>.csv, html/index.html)", night.outputs.dir.display());
+    println!("Audit run id: {}", night.run_id);
+}
+
+fn intake(settings: &Settings, args: IntakeArgs) -> Result<()> {
+    let consumer: rdkafka::consumer::BaseConsumer = lantern::kafka::client_config(&settings.kafka)
+        .set("group.id", format!("{}-intake-reader", settings.kafka.group_id))
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let (referrals, other) = lantern::intake::read_all(&consumer, &settings.topics.case_intake, args.district.as_deref())?;
+    let mut record = lantern::audit::AuditRecord::new("read");
+    for r in &referrals {
+        *record.districts.entry(r.district_code.clone()).or_default() += 1;
+    }
+    record.detail = serde_json::json!({ "topic": settings.topics.case_intake, "referrals": referrals.len(), "district": args.district });
+    lantern::audit::append(&settings.data.dir, record)?;
+    println!("as_of,district_code,rank,household_id,score,model,referral_id,reasons");
+    for r in &referrals {
+        let reasons: Vec<&str> = r.reasons.iter().map(|x| x.code.as_str()).collect();
+        println!("{},{},{},{},{:.4},{},{},{}", r.as_of, r.district_code, r.rank, r.household_id, r.score, r.model, r.referral_id, reasons.join("|"));
+    }
+    eprintln!("{} referrals read from {}{}", referrals.len(), settings.topics.case_intake, if other > 0 { format!(" ({other} other messages skipped)") } else { String::new() });
+    Ok(())
+}
+
+fn audit(settings: &Settings, args: AuditArgs) -> Result<()> {
+    let records = lantern::audit::list(&settings.data.dir)?;
+    if args.json {
+        for r in &records {
+            println!("{}", serde_json::to_string(r)?);
+        }
+    } else {
+        println!("{:<40} {:<8} {:<11} {:<12} {:>9}  {}", "run", "action", "as_of", "model", "referrals", "actor");
+        for r in &records {
+            println!(
+                "{:<40} {:<8} {:<11} {:<12} {:>9}  {}",
+                r.run_id,
+                r.action,
+                r.as_of.as_deref().unwrap_or("-"),
+                r.model.as_deref().unwrap_or("-"),
+                r.districts.values().sum::<u64>(),
+                r.actor
+            );
+        }
+    }
+    if args.verify {
+        let n = lantern::audit::verify(&settings.data.dir)?;
+        println!("Audit chain intact: {n} records");
+    }
     Ok(())
 }

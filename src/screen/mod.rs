@@ -1,0 +1,442 @@
+//! Nightly screening: score every household with a signal in the look-back window, apply the
+//! exclusions and overrides, and cut each district's ranked list to its capacity.
+//!
+//! Order of a district's list:
+//! 1. **urgent**: a council report of urgency 3 in the last 7 days (`cr_urgent_7d`). Always on
+//!    the list, whatever the score, even beyond capacity (the run reports when that happens):
+//!    a person at risk tonight is never cut for lack of a seat.
+//! 2. **escalated**: referred `escalate_after` times or more in the escalation window and never
+//!    reached (every visit `unreachable`, or no outcome at all). Repeat flags without contact
+//!    are how people die unseen, so they go ahead of the score order, with a reason code.
+//! 3. everyone else by calibrated score, highest first; ties by `household_id`, so a night
+//!    re-run gives the same list.
+//!
+//! Excluded before ranking: a household with an open referral (no outcome yet) younger than
+//! `cooldown_days`, and one whose visit ended `supported` within `supported_exclusion_days`.
+//!
+//! Memory stays bounded at national scale: features stream in batches and each district keeps
+//! only its overrides and its best `capacity` candidates.
+
+pub mod output;
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{Days, NaiveDate};
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Date32Type};
+use datafusion::error::DataFusionError;
+use serde::Serialize;
+
+use crate::config::ScreenSettings;
+use crate::contract::{referral_id, ReasonCode, Referral, MAX_REASONS};
+use crate::features::{FeatureEngine, FeatureError, RowKey};
+use crate::lake::date_from_days;
+use crate::model::{reason, Model, ModelError};
+use crate::registry::{Capacities, Registry};
+
+/// The feature that marks an urgency-3 council report in the last 7 days.
+pub const URGENT_FEATURE: &str = "cr_urgent_7d";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScreenError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Features(#[from] FeatureError),
+    #[error("screening history query: {0}")]
+    Query(#[from] DataFusionError),
+    #[error("{0}")]
+    Output(String),
+}
+
+impl From<datafusion::arrow::error::ArrowError> for ScreenError {
+    fn from(e: datafusion::arrow::error::ArrowError) -> Self {
+        ScreenError::Query(e.into())
+    }
+}
+
+/// A household's referral history as of the screening night.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct History {
+    /// The newest referral still without an outcome.
+    pub open_since: Option<NaiveDate>,
+    /// The latest visit that ended `supported`.
+    pub supported_on: Option<NaiveDate>,
+    /// Referrals in the escalation window.
+    pub flags: u32,
+    /// Whether any of them reached the household (an outcome other than `unreachable`).
+    pub reached: bool,
+}
+
+/// Why a scored household is on a list ahead of the score order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    Urgent,
+    Escalated,
+    Score,
+}
+
+/// One household on a district's list, before it becomes a SPEC §4 referral.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub key: RowKey,
+    pub score: f64,
+    pub priority: Priority,
+    pub reasons: Vec<ReasonCode>,
+}
+
+/// Counts for the summary and the audit log.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ScreenCounts {
+    pub scored: u64,
+    pub excluded_open_referral: u64,
+    pub excluded_recently_supported: u64,
+    pub without_district: u64,
+    pub urgent: u64,
+    pub escalated: u64,
+    pub referred: u64,
+    /// Districts whose urgent households alone exceeded capacity.
+    pub over_capacity_districts: Vec<String>,
+}
+
+/// A screening night's result.
+#[derive(Debug, Clone)]
+pub struct Screening {
+    pub as_of: NaiveDate,
+    pub model: String,
+    /// All districts' referrals, by district code then rank.
+    pub referrals: Vec<Referral>,
+    /// Referral id → (priority), for the outputs' flags.
+    pub priority: HashMap<String, Priority>,
+    pub counts: ScreenCounts,
+    /// Every registered district with its capacity and list length (zero included).
+    pub districts: BTreeMap<String, (u32, u32)>,
+}
+
+/// The history of every household referred before `as_of`, from the referral lists and the
+/// outcomes known by then.
+pub async fn history(
+    engine: &FeatureEngine,
+    as_of: NaiveDate,
+    window_days: u32,
+) -> Result<HashMap<String, History>, ScreenError> {
+    let window_start = as_of.checked_sub_days(Days::new(window_days as u64)).unwrap_or(NaiveDate::MIN);
+    // One row per referral with the outcome known by as_of (the latest one).
+    let sql = format!(
+        "SELECT r.household_id, r.as_of, o.outcome, o.decided_on
+         FROM referrals r
+         LEFT JOIN (
+             SELECT referral_id, outcome, decided_on FROM (
+                 SELECT referral_id, outcome, decided_on,
+                        row_number() OVER (PARTITION BY referral_id
+                                           ORDER BY decided_on DESC, ingested_at DESC) AS nth
+                 FROM outcomes WHERE decided_on <= DATE '{as_of}'
+             ) WHERE nth = 1
+         ) o ON o.referral_id = r.referral_id
+         WHERE r.as_of < DATE '{as_of}'"
+    );
+    let batches = engine.context().sql(&sql).await?.collect().await?;
+    let mut out: HashMap<String, History> = HashMap::new();
+    for b in batches {
+        let h = cast(b.column(0), &DataType::Utf8)?;
+        let h = h.as_string::<i32>();
+        let d = cast(b.column(1), &DataType::Date32)?;
+        let d = d.as_primitive::<Date32Type>();
+        let o = cast(b.column(2), &DataType::Utf8)?;
+        let o = o.as_string::<i32>();
+        let od = cast(b.column(3), &DataType::Date32)?;
+        let od = od.as_primitive::<Date32Type>();
+        for i in 0..b.num_rows() {
+            let entry = out.entry(h.value(i).to_string()).or_default();
+            let referred = date_from_days(d.value(i));
+            let outcome = o.is_valid(i).then(|| o.value(i));
+            match outcome {
+                None => entry.open_since = entry.open_since.max(Some(referred)),
+                Some("supported") => {
+                    entry.supported_on = entry.supported_on.max(Some(date_from_days(od.value(i))))
+                }
+                _ => {}
+            }
+            if referred >= window_start {
+                entry.flags += 1;
+                if matches!(outcome, Some(o) if o != "unreachable") {
+                    entry.reached = true;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The newest ingest time and observation date in the lake, for the audit log: what data a
+/// list was made from.
+pub async fn input_watermark(engine: &FeatureEngine) -> Result<String, ScreenError> {
+    let sql = "SELECT CAST(max(i) AS VARCHAR), CAST(max(o) AS VARCHAR) FROM (
+        SELECT max(ingested_at) AS i, max(observed_on) AS o FROM utility_arrears
+        UNION ALL SELECT max(ingested_at), max(observed_on) FROM council_report
+        UNION ALL SELECT max(ingested_at), max(observed_on) FROM service_gap
+        UNION ALL SELECT max(ingested_at), max(decided_on) FROM outcomes)";
+    let batches = engine.context().sql(sql).await?.collect().await?;
+    let get = |j: usize| -> String {
+        batches
+            .first()
+            .filter(|b| b.num_rows() > 0)
+            .and_then(|b| cast(b.column(j), &DataType::Utf8).ok())
+            .map(|c| {
+                let c = c.as_string::<i32>();
+                if c.is_valid(0) {
+                    c.value(0).to_string()
+                } else {
+                    "none".into()
+                }
+            })
+            .unwrap_or_else(|| "none".into())
+    };
+    Ok(format!("ingested_at<={} observed_on<={}", get(0), get(1)))
+}
+
+/// Screens the night `as_of` with `model`.
+#[allow(clippy::too_many_arguments)]
+pub async fn screen(
+    engine: &FeatureEngine,
+    model: &Model,
+    registry: &Registry,
+    capacities: &Capacities,
+    settings: &ScreenSettings,
+    as_of: NaiveDate,
+    progress: &indicatif::ProgressBar,
+) -> Result<Screening, ScreenError> {
+    model.check_features(engine.spec())?;
+    let spec = engine.spec();
+    let urgent_at = spec.features.iter().position(|f| f.name == URGENT_FEATURE);
+    let history = history(engine, as_of, settings.escalation_window_days).await?;
+    let cohort: Vec<(String, NaiveDate)> = engine
+        .scoring_cohort(as_of)
+        .await?
+        .into_iter()
+        .map(|h| (h, as_of))
+        .collect();
+    progress.set_length(cohort.len() as u64);
+    let capacity = |code: &str| -> u32 {
+        registry
+            .get(code)
+            .map(|d| ((capacities.for_district(d) as f64 * settings.capacity_scale).round() as u32).max(1))
+            .unwrap_or(0)
+    };
+    let mut counts = ScreenCounts::default();
+    let mut pools: BTreeMap<String, Vec<Candidate>> = BTreeMap::new();
+    let mut stream = engine.stream(&cohort).await?;
+    while let Some(batch) = stream.next().await? {
+        for i in 0..batch.len() {
+            progress.inc(1);
+            counts.scored += 1;
+            let key = &batch.keys[i];
+            let Some(district) = key.district_code.clone() else {
+                counts.without_district += 1;
+                continue;
+            };
+            let past = history.get(&key.household_id);
+            if let Some(h) = past {
+                if h.open_since.is_some_and(|d| d.checked_add_days(Days::new(settings.cooldown_days as u64)).is_some_and(|end| as_of < end)) {
+                    counts.excluded_open_referral += 1;
+                    continue;
+                }
+                if h.supported_on.is_some_and(|d| d.checked_add_days(Days::new(settings.supported_exclusion_days as u64)).is_some_and(|end| as_of < end)) {
+                    counts.excluded_recently_supported += 1;
+                    continue;
+                }
+            }
+            let row = batch.row(i);
+            let urgent = urgent_at.is_some_and(|j| row[j] > 0.0);
+            let escalated = past.is_some_and(|h| h.flags >= settings.escalate_after && !h.reached);
+            let priority = if urgent {
+                Priority::Urgent
+            } else if escalated {
+                Priority::Escalated
+            } else {
+                Priority::Score
+            };
+            let score = model.score(row);
+            let cap = capacity(&district) as usize;
+            let pool = pools.entry(district).or_default();
+            // Only a household that can still make the list needs its reasons worked out.
+            let floor = (pool.len() >= cap).then(|| lowest_seat(pool, cap)).flatten();
+            if priority == Priority::Score && floor.is_some_and(|f| score < f) {
+                continue;
+            }
+            let reasons = model.reasons(row, spec);
+            let reasons = with_override(reasons, priority, escalated && urgent, spec);
+            pool.push(Candidate {
+                key: key.clone(),
+                score,
+                priority,
+                reasons,
+            });
+            // Keep the pool small: overrides always, the rest only while they could still
+            // make the list.
+            if pool.len() > 4 * cap.max(8) {
+                rank(pool);
+                let overrides = pool.iter().filter(|c| c.priority != Priority::Score).count();
+                pool.truncate(overrides + cap);
+            }
+        }
+    }
+    let mut referrals = Vec::new();
+    let mut priority = HashMap::new();
+    let mut districts = BTreeMap::new();
+    let model_id = model.id();
+    for d in registry.iter() {
+        let cap = capacity(&d.code);
+        let mut pool = pools.remove(&d.code).unwrap_or_default();
+        rank(&mut pool);
+        let urgent = pool.iter().filter(|c| c.priority == Priority::Urgent).count();
+        if urgent > cap as usize {
+            counts.over_capacity_districts.push(d.code.clone());
+        }
+        pool.truncate(urgent.max(cap as usize));
+        districts.insert(d.code.clone(), (cap, pool.len() as u32));
+        for (r, c) in pool.into_iter().enumerate() {
+            match c.priority {
+                Priority::Urgent => counts.urgent += 1,
+                Priority::Escalated => counts.escalated += 1,
+                Priority::Score => {}
+            }
+            let id = referral_id(&c.key.household_id, as_of, &model_id);
+            priority.insert(id.clone(), c.priority);
+            referrals.push(Referral {
+                referral_id: id,
+                as_of,
+                district_code: d.code.clone(),
+                dong_code: c.key.dong_code.clone(),
+                household_id: c.key.household_id,
+                rank: r as u32 + 1,
+                score: (c.score * 1e6).round() / 1e6,
+                model: model_id.clone(),
+                reasons: c.reasons,
+            });
+        }
+    }
+    counts.referred = referrals.len() as u64;
+    for r in &referrals {
+        r.check().map_err(|e| ScreenError::Output(format!("internal error, please report: {e}")))?;
+    }
+    Ok(Screening {
+        as_of,
+        model: model_id,
+        referrals,
+        priority,
+        counts,
+        districts,
+    })
+}
+
+/// The score a plain candidate must reach to beat the `cap`-th best plain candidate so far.
+fn lowest_seat(pool: &[Candidate], cap: usize) -> Option<f64> {
+    let mut scores: Vec<f64> = pool.iter().filter(|c| c.priority == Priority::Score).map(|c| c.score).collect();
+    if scores.len() < cap || cap == 0 {
+        return None;
+    }
+    scores.sort_by(|a, b| b.total_cmp(a));
+    Some(scores[cap - 1])
+}
+
+/// Overrides first, then score, then household id.
+fn rank(pool: &mut [Candidate]) {
+    pool.sort_by(|a, b| {
+        a.priority
+            .cmp(&b.priority)
+            .then(b.score.total_cmp(&a.score))
+            .then_with(|| a.key.household_id.cmp(&b.key.household_id))
+    });
+}
+
+/// Puts the override's reason first. Its contribution is one more than the largest model
+/// reason: it placed the household by rule, ahead of anything the model weighed.
+fn with_override(
+    model_reasons: Vec<ReasonCode>,
+    priority: Priority,
+    also_escalated: bool,
+    spec: &crate::features::FeatureSpec,
+) -> Vec<ReasonCode> {
+    let top = model_reasons.first().map(|r| r.contribution).unwrap_or(0.0).max(0.0);
+    let mut out = Vec::new();
+    match priority {
+        Priority::Urgent => {
+            out.push(reason(spec, "urgent_report", top + 2.0));
+            if also_escalated {
+                out.push(reason(spec, "escalation", top + 1.0));
+            }
+        }
+        Priority::Escalated => out.push(reason(spec, "escalation", top + 1.0)),
+        Priority::Score => {}
+    }
+    out.extend(model_reasons.into_iter().filter(|r| r.code != "urgent_report" && r.code != "escalation"));
+    out.truncate(MAX_REASONS);
+    out
+}
+
+/// What a full night did: the screening, its files, and what was published.
+pub struct Night {
+    pub screening: Screening,
+    pub outputs: output::Outputs,
+    pub published: Option<crate::intake::PublishReport>,
+    pub run_id: String,
+}
+
+/// The whole nightly job: screen, write the lists, record the run in the audit log, and with a
+/// producer publish to `case-intake` (recorded as a second audit entry).
+#[allow(clippy::too_many_arguments)]
+pub async fn nightly(
+    engine: &FeatureEngine,
+    model: &Model,
+    settings: &crate::config::Settings,
+    registry: &Registry,
+    as_of: NaiveDate,
+    publish: Option<(&rdkafka::producer::FutureProducer, &str)>,
+    progress: &indicatif::ProgressBar,
+) -> Result<Night, ScreenError> {
+    let screening = screen(engine, model, registry, &settings.capacity, &settings.screen, as_of, progress).await?;
+    let households: Vec<String> = screening.referrals.iter().map(|r| r.household_id.clone()).collect();
+    let signals = output::signals_behind(engine, as_of, &households).await?;
+    let data_dir = engine.data_dir();
+    let outputs = output::write(data_dir, &screening, registry, &signals)?;
+    let watermark = input_watermark(engine).await?;
+    let per_district: BTreeMap<String, u64> = screening
+        .districts
+        .iter()
+        .map(|(code, &(_, n))| (code.clone(), n as u64))
+        .collect();
+    let audit_err = |e: crate::audit::AuditError| ScreenError::Output(e.to_string());
+    let mut record = crate::audit::AuditRecord::new("screen");
+    record.as_of = Some(as_of.to_string());
+    record.model = Some(screening.model.clone());
+    record.input_watermark = Some(watermark.clone());
+    record.districts = per_district.clone();
+    record.outputs = outputs.hashes.clone();
+    record.detail = serde_json::to_value(&screening.counts).unwrap_or_default();
+    let record = crate::audit::append(data_dir, record).map_err(audit_err)?;
+    let published = match publish {
+        None => None,
+        Some((producer, topic)) => {
+            let report = crate::intake::publish(producer, topic, data_dir, &screening.referrals)
+                .await
+                .map_err(|e| ScreenError::Output(e.to_string()))?;
+            let mut p = crate::audit::AuditRecord::new("publish");
+            p.as_of = Some(as_of.to_string());
+            p.model = Some(screening.model.clone());
+            p.input_watermark = Some(watermark);
+            p.districts = per_district;
+            p.detail = serde_json::json!({ "topic": topic, "sent": report.sent, "skipped_already_published": report.skipped, "screen_run": record.run_id });
+            crate::audit::append(data_dir, p).map_err(audit_err)?;
+            Some(report)
+        }
+    };
+    Ok(Night {
+        screening,
+        outputs,
+        published,
+        run_id: record.run_id,
+    })
+}

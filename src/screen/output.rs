@@ -1,0 +1,304 @@
+//! A screening night's files (SPEC §4), under `<data.dir>/referrals/as_of=YYYY-MM-DD/`:
+//!
+//! ```text
+//! referrals.parquet          every district's referrals (pandas, polars, DuckDB)
+//! <district_code>.csv        one per registered district, UTF-8 with BOM and Korean headers,
+//!                            so Excel opens it; header only when the district has no referral
+//! html/index.html            the districts, their capacity and list length, linked to
+//! html/<district_code>.html  the ranked list with reasons in Korean and the signals behind them
+//! ```
+//!
+//! Every file is written to a temporary name and renamed, and the SHA-256 of each goes into the
+//! audit log.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{Days, NaiveDate};
+use datafusion::arrow::array::{Array, AsArray, RecordBatch, StringBuilder};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::datasource::MemTable;
+use datafusion::error::DataFusionError;
+use sha2::{Digest, Sha256};
+
+use super::{Priority, ScreenError, Screening};
+use crate::features::FeatureEngine;
+use crate::lake::reference::{referrals_dir, write_referrals};
+use crate::registry::Registry;
+
+/// One signal behind a referral, for the caseworker's page.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SignalLine {
+    pub observed_on: String,
+    pub source: String,
+    /// In Korean: `전기요금 3개월 체납 (공급 중단)`.
+    pub text: String,
+}
+
+/// The files written and their SHA-256.
+#[derive(Debug, Clone)]
+pub struct Outputs {
+    pub dir: PathBuf,
+    pub parquet: PathBuf,
+    pub index_html: PathBuf,
+    pub hashes: BTreeMap<String, String>,
+}
+
+fn utility_ko(u: &str) -> &str {
+    match u {
+        "electricity" => "전기요금",
+        "water" => "수도요금",
+        "gas" => "가스요금",
+        "telecom" => "통신요금",
+        "health_insurance" => "건강보험료",
+        "housing_fee" => "관리비",
+        "rent" => "임차료",
+        "pension_loan" => "연금·대출",
+        "credit" => "금융채무",
+        other => other,
+    }
+}
+
+fn gap_ko(g: &str) -> &str {
+    match g {
+        "benefit_terminated" => "급여 중지",
+        "application_rejected" => "신청 탈락",
+        "eligible_not_enrolled" => "자격 있으나 미신청",
+        "service_ended" => "서비스 종료",
+        "contact_failed" => "연락 두절",
+        other => other,
+    }
+}
+
+/// The signals known by `as_of` in the look-back window for the referred households.
+pub async fn signals_behind(
+    engine: &FeatureEngine,
+    as_of: NaiveDate,
+    households: &[String],
+) -> Result<HashMap<String, Vec<SignalLine>>, ScreenError> {
+    let ctx = engine.context();
+    let schema = Arc::new(Schema::new(vec![Field::new("household_id", DataType::Utf8, false)]));
+    let mut ids = StringBuilder::new();
+    for h in households {
+        ids.append_value(h);
+    }
+    let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(ids.finish())]).map_err(DataFusionError::from)?;
+    ctx.deregister_table("selected")?;
+    ctx.register_table("selected", Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))?;
+    let start = as_of
+        .checked_sub_days(Days::new(engine.spec().lookback_days as u64))
+        .unwrap_or(NaiveDate::MIN);
+    let window = format!(
+        "e.observed_on > DATE '{start}' AND e.observed_on <= DATE '{as_of}' AND e.reported_on <= DATE '{as_of}' \
+         AND e.month >= '{}' AND e.month <= '{}'",
+        start.format("%Y-%m"),
+        as_of.format("%Y-%m")
+    );
+    let queries = [
+        format!("SELECT DISTINCT e.household_id, CAST(e.observed_on AS VARCHAR), e.source, e.utility, CAST(e.months_overdue AS VARCHAR), CAST(e.service_cut AS VARCHAR), 'arrears' FROM utility_arrears e JOIN selected s ON s.household_id = e.household_id WHERE {window}"),
+        format!("SELECT DISTINCT e.household_id, CAST(e.observed_on AS VARCHAR), e.source, e.concerns, CAST(e.urgency AS VARCHAR), e.reporter_role, 'council' FROM council_report e JOIN selected s ON s.household_id = e.household_id WHERE {window}"),
+        format!("SELECT DISTINCT e.household_id, CAST(e.observed_on AS VARCHAR), e.source, e.program, e.gap, '', 'gap' FROM service_gap e JOIN selected s ON s.household_id = e.household_id WHERE {window}"),
+    ];
+    let mut out: HashMap<String, Vec<SignalLine>> = HashMap::new();
+    for q in queries {
+        for b in ctx.sql(&q).await?.collect().await? {
+            let cols: Vec<_> = (0..7)
+                .map(|j| cast(b.column(j), &DataType::Utf8))
+                .collect::<Result<_, _>>()
+                .map_err(DataFusionError::from)?;
+            let v = |j: usize, i: usize| -> String {
+                let c = cols[j].as_string::<i32>();
+                if c.is_valid(i) {
+                    c.value(i).to_string()
+                } else {
+                    String::new()
+                }
+            };
+            for i in 0..b.num_rows() {
+                let text = match v(6, i).as_str() {
+                    "arrears" => format!(
+                        "{} {}개월 체납{}",
+                        utility_ko(&v(3, i)),
+                        v(4, i),
+                        if v(5, i) == "true" { " (공급 중단)" } else { "" }
+                    ),
+                    "council" => format!("인적안전망 신고 (긴급도 {}): {}", v(4, i), v(3, i)),
+                    _ => format!("복지 서비스: {} {}", v(3, i), gap_ko(&v(4, i))),
+                };
+                out.entry(v(0, i)).or_default().push(SignalLine {
+                    observed_on: v(1, i),
+                    source: v(2, i),
+                    text,
+                });
+            }
+        }
+    }
+    for lines in out.values_mut() {
+        lines.sort_by(|a, b| b.cmp(a));
+    }
+    Ok(out)
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ScreenError> {
+    let err = |e: std::io::Error| ScreenError::Output(format!("cannot write {}: {e}", path.display()));
+    let tmp = path.with_extension("partial");
+    std::fs::write(&tmp, bytes).map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn flag(p: Option<&Priority>) -> (&'static str, &'static str) {
+    match p {
+        Some(Priority::Urgent) => ("Y", ""),
+        Some(Priority::Escalated) => ("", "Y"),
+        _ => ("", ""),
+    }
+}
+
+/// Writes the night's Parquet, CSVs and HTML pages.
+pub fn write(
+    data_dir: &Path,
+    s: &Screening,
+    registry: &Registry,
+    signals: &HashMap<String, Vec<SignalLine>>,
+) -> Result<Outputs, ScreenError> {
+    let dir = referrals_dir(data_dir, s.as_of);
+    let html_dir = dir.join("html");
+    std::fs::create_dir_all(&html_dir)
+        .map_err(|e| ScreenError::Output(format!("cannot create {}: {e}", html_dir.display())))?;
+    let parquet = write_referrals(data_dir, s.as_of, &s.referrals).map_err(|e| ScreenError::Output(e.to_string()))?;
+    let mut hashes = BTreeMap::new();
+    let bytes = std::fs::read(&parquet).map_err(|e| ScreenError::Output(e.to_string()))?;
+    hashes.insert("referrals.parquet".to_string(), sha256(&bytes));
+
+    let mut by_district: BTreeMap<&str, Vec<&crate::contract::Referral>> = BTreeMap::new();
+    for r in &s.referrals {
+        by_district.entry(r.district_code.as_str()).or_default().push(r);
+    }
+    let mut index = String::new();
+    for d in registry.iter() {
+        let list = by_district.get(d.code.as_str()).cloned().unwrap_or_default();
+        // CSV for Excel: BOM, Korean headers.
+        let mut w = csv::Writer::from_writer(vec![0xEF, 0xBB, 0xBF]);
+        let header = [
+            "순위", "가구ID", "읍면동코드", "위기확률(%)", "긴급", "반복미접촉", "사유1", "사유2", "사유3",
+            "의뢰ID", "모델", "기준일",
+        ];
+        let csv_err = |e: csv::Error| ScreenError::Output(format!("CSV for {}: {e}", d.code));
+        w.write_record(header).map_err(csv_err)?;
+        for r in &list {
+            let (urgent, escalated) = flag(s.priority.get(&r.referral_id));
+            let reason = |k: usize| r.reasons.get(k).map(|x| x.label_ko.clone()).unwrap_or_default();
+            w.write_record([
+                r.rank.to_string(),
+                r.household_id.clone(),
+                r.dong_code.clone().unwrap_or_default(),
+                format!("{:.1}", r.score * 100.0),
+                urgent.to_string(),
+                escalated.to_string(),
+                reason(0),
+                reason(1),
+                reason(2),
+                r.referral_id.clone(),
+                r.model.clone(),
+                r.as_of.to_string(),
+            ])
+            .map_err(csv_err)?;
+        }
+        let bytes = w.into_inner().map_err(|e| ScreenError::Output(e.to_string()))?;
+        let name = format!("{}.csv", d.code);
+        write_atomic(&dir.join(&name), &bytes)?;
+        hashes.insert(name, sha256(&bytes));
+
+        // The caseworker's page.
+        let mut h = String::new();
+        let _ = write!(
+            h,
+            "<!doctype html><html lang=\"ko\"><head><meta charset=\"utf-8\"><title>{} {} 방문 대상 {}</title>{STYLE}</head><body>\
+             <p><a href=\"index.html\">← 전체 시군구</a></p><h1>{} {} ({}) — {} 방문 대상</h1>\
+             <p>모델 <code>{}</code> · 정원 {}명 · 대상 {}명. 위기확률은 방문 시 위기가 확인될 보정된 확률입니다.</p>",
+            esc(&d.sido), esc(&d.name), s.as_of, esc(&d.sido), esc(&d.name), d.code, s.as_of, esc(&s.model),
+            s.districts.get(&d.code).map(|c| c.0).unwrap_or(0), list.len()
+        );
+        if list.is_empty() {
+            h.push_str("<p>오늘 밤 이 시군구의 방문 대상은 없습니다.</p>");
+        } else {
+            h.push_str("<table><tr><th>순위</th><th>가구</th><th>읍면동</th><th>위기확률</th><th>표시</th><th>사유</th><th>근거 신호</th></tr>");
+            for r in &list {
+                let (urgent, escalated) = flag(s.priority.get(&r.referral_id));
+                let mut marks = String::new();
+                if !urgent.is_empty() {
+                    marks.push_str("<span class=\"urgent\">긴급</span> ");
+                }
+                if !escalated.is_empty() {
+                    marks.push_str("<span class=\"esc\">반복 미접촉</span>");
+                }
+                let reasons: Vec<String> = r
+                    .reasons
+                    .iter()
+                    .map(|x| format!("<li>{} <small>({})</small></li>", esc(&x.label_ko), esc(&x.label_en)))
+                    .collect();
+                let lines = signals.get(&r.household_id).cloned().unwrap_or_default();
+                let items: Vec<String> = lines
+                    .iter()
+                    .take(20)
+                    .map(|l| format!("<li>{} · {} · {}</li>", esc(&l.observed_on), esc(&l.source), esc(&l.text)))
+                    .collect();
+                let _ = write!(
+                    h,
+                    "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{:.1}%</td><td>{}</td><td><ol>{}</ol></td>\
+                     <td><details><summary>{}건</summary><ul>{}</ul></details></td></tr>",
+                    r.rank,
+                    esc(&r.household_id),
+                    esc(r.dong_code.as_deref().unwrap_or("")),
+                    r.score * 100.0,
+                    marks,
+                    reasons.join(""),
+                    lines.len(),
+                    items.join("")
+                );
+            }
+            h.push_str("</table>");
+        }
+        h.push_str("</body></html>\n");
+        let name = format!("html/{}.html", d.code);
+        write_atomic(&dir.join(&name), h.as_bytes())?;
+        hashes.insert(name, sha256(h.as_bytes()));
+        let (cap, n) = s.districts.get(&d.code).copied().unwrap_or((0, 0));
+        let _ = write!(
+            index,
+            "<tr><td>{}</td><td><a href=\"{}.html\">{}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&d.sido), d.code, esc(&d.name), d.code, cap, n
+        );
+    }
+    let page = format!(
+        "<!doctype html><html lang=\"ko\"><head><meta charset=\"utf-8\"><title>{} 방문 대상 목록</title>{STYLE}</head><body>\
+         <h1>{} 방문 대상 목록</h1><p>모델 <code>{}</code> · 전체 {}명 (긴급 {}, 반복 미접촉 {})</p>\
+         <table><tr><th>시도</th><th>시군구</th><th>코드</th><th>정원</th><th>대상</th></tr>{index}</table></body></html>\n",
+        s.as_of, s.as_of, esc(&s.model), s.counts.referred, s.counts.urgent, s.counts.escalated
+    );
+    let index_html = html_dir.join("index.html");
+    write_atomic(&index_html, page.as_bytes())?;
+    hashes.insert("html/index.html".into(), sha256(page.as_bytes()));
+    Ok(Outputs {
+        dir,
+        parquet,
+        index_html,
+        hashes,
+    })
+}
+
+const STYLE: &str = "<style>body{font-family:system-ui,'Noto Sans KR','Malgun Gothic',sans-serif;margin:2rem}\
+table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3rem .5rem;vertical-align:top}\
+th{background:#f3f3f3}.urgent{background:#d1495b;color:#fff;padding:0 .3rem;border-radius:3px}\
+.esc{background:#edae49;padding:0 .3rem;border-radius:3px}ol,ul{margin:0;padding-left:1.2rem}</style>";
