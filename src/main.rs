@@ -257,19 +257,6 @@ fn parse_date(s: &str) -> Result<NaiveDate, String> {
         .map_err(|_| format!("`{s}` is not a date; write it as YYYY-MM-DD"))
 }
 
-/// A command whose stage has not been built yet. It exits non-zero and says so, rather than
-/// pretending to succeed.
-#[derive(Debug, thiserror::Error)]
-#[error("`lantern {command}` is not implemented yet (tracked in issue #{issue}); it will {what}")]
-struct NotYet {
-    command: &'static str,
-    issue: u32,
-    what: &'static str,
-}
-
-/// Exit status for a command that is not implemented yet.
-const EXIT_NOT_YET: u8 = 3;
-
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -293,11 +280,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("lantern: error: {}", one_line(&e));
-            if e.downcast_ref::<NotYet>().is_some() {
-                ExitCode::from(EXIT_NOT_YET)
-            } else {
-                ExitCode::FAILURE
-            }
+            ExitCode::FAILURE
         }
     }
 }
@@ -756,6 +739,12 @@ fn demo(base: &Settings, args: DemoArgs) -> Result<()> {
 
     step(4, "ingesting through the Kafka consumer into the Parquet lake");
     let validator = Validator::new(&registry, tonight);
+    // Reference data first, so every outcome on the topic can be linked to its referral.
+    let mut file_dead = FileDeadLetters::for_run(&settings.data.dir);
+    let h = ingest::reference::import_households(&sim_dir.join("households.csv"), &validator, &settings.data.dir, &mut file_dead)?;
+    let r = ingest::reference::import_referral_history(&sim_dir.join("history").join("referrals.ndjson"), &validator, &settings.data.dir, &mut file_dead)?;
+    println!("      reference: {} households, {} past referrals over {} nights", h.accepted, r.accepted, r.nights);
+
     let lake = Lake::in_data_dir(&settings.data.dir);
     let writer = LakeWriter::new(lake.clone()).with_cache_budget(settings.ingest.dedup_cache_keys);
     let dead = ingest::kafka::KafkaDeadLetters::new(&settings)?;
@@ -772,10 +761,6 @@ fn demo(base: &Settings, args: DemoArgs) -> Result<()> {
         stats.rejected.values().sum::<u64>(),
         settings.topics.dead_letter
     );
-    let mut file_dead = FileDeadLetters::for_run(&settings.data.dir);
-    let h = ingest::reference::import_households(&sim_dir.join("households.csv"), &validator, &settings.data.dir, &mut file_dead)?;
-    let r = ingest::reference::import_referral_history(&sim_dir.join("history").join("referrals.ndjson"), &validator, &settings.data.dir, &mut file_dead)?;
-    println!("      reference: {} households, {} past referrals over {} nights", h.accepted, r.accepted, r.nights);
 
     let spec = FeatureSpec::load(&settings.features.dir)?;
     let rt = runtime()?;

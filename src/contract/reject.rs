@@ -45,11 +45,14 @@ pub enum RejectReason {
     PersonalIdentifier,
     /// A record's `kind` does not belong to the topic or file it arrived on.
     KindMismatch,
+    /// A case outcome names a `referral_id` that no referral list holds (SPEC §3 outcomes
+    /// must answer a referral).
+    UnknownReferral,
 }
 
 impl RejectReason {
     /// Every reason, in a fixed order: used for counters and reports.
-    pub const ALL: [RejectReason; 18] = [
+    pub const ALL: [RejectReason; 19] = [
         RejectReason::InvalidEncoding,
         RejectReason::MalformedJson,
         RejectReason::NotAnObject,
@@ -68,6 +71,7 @@ impl RejectReason {
         RejectReason::EmptyArray,
         RejectReason::PersonalIdentifier,
         RejectReason::KindMismatch,
+        RejectReason::UnknownReferral,
     ];
 
     /// The published code, as it appears in the dead-letter sink and in metrics.
@@ -91,6 +95,7 @@ impl RejectReason {
             RejectReason::EmptyArray => "empty_array",
             RejectReason::PersonalIdentifier => "personal_identifier",
             RejectReason::KindMismatch => "kind_mismatch",
+            RejectReason::UnknownReferral => "unknown_referral",
         }
     }
 

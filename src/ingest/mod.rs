@@ -246,12 +246,49 @@ impl<'r> Checker<'r> {
     }
 }
 
+/// The referral ids case outcomes may answer (SPEC §3), from the referral lists of the data
+/// directory. Linking starts once the first list exists (screened or imported); before that
+/// there is nothing to link to and outcomes are taken as they come. Nights written while
+/// ingest runs are picked up on the first outcome that names an id not yet seen.
+struct ReferralIndex {
+    data_dir: std::path::PathBuf,
+    nights: std::collections::BTreeSet<NaiveDate>,
+    ids: std::collections::HashSet<String>,
+}
+
+impl ReferralIndex {
+    fn refresh(&mut self) -> Result<(), IngestError> {
+        let nights = crate::lake::reference::referral_nights(&self.data_dir)?;
+        for night in nights {
+            if self.nights.insert(night) {
+                for r in crate::lake::reference::read_referrals(&self.data_dir, night)? {
+                    self.ids.insert(r.referral_id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `None` while no referral list exists; otherwise whether `id` is known.
+    fn knows(&mut self, id: &str) -> Result<Option<bool>, IngestError> {
+        if self.ids.contains(id) {
+            return Ok(Some(true));
+        }
+        self.refresh()?;
+        if self.nights.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(self.ids.contains(id)))
+    }
+}
+
 /// The shared middle of every ingest path.
 pub struct Ingestor<'r> {
     checker: std::sync::Arc<Checker<'r>>,
     writer: LakeWriter,
     dead: Box<dyn DeadLetterSink + 'r>,
     stats: IngestStats,
+    referrals: ReferralIndex,
 }
 
 impl<'r> Ingestor<'r> {
@@ -261,11 +298,22 @@ impl<'r> Ingestor<'r> {
         writer: LakeWriter,
         dead: Box<dyn DeadLetterSink + 'r>,
     ) -> Ingestor<'r> {
+        let data_dir = writer
+            .lake()
+            .root()
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default();
         Ingestor {
             checker: std::sync::Arc::new(Checker::new(validator, pseudonymizer)),
             writer,
             dead,
             stats: IngestStats::default(),
+            referrals: ReferralIndex {
+                data_dir,
+                nights: Default::default(),
+                ids: Default::default(),
+            },
         }
     }
 
@@ -313,6 +361,21 @@ impl<'r> Ingestor<'r> {
                 pseudonymized,
             } => {
                 self.stats.pseudonymized += pseudonymized as u64;
+                if let LakeRecord::Outcome { outcome, .. } = &record {
+                    if self.referrals.knows(&outcome.referral_id)? == Some(false) {
+                        let payload = serde_json::to_string(outcome).unwrap_or_default();
+                        let rejection = crate::contract::Rejection::new(
+                            crate::contract::RejectReason::UnknownReferral,
+                            "referral_id",
+                            format!(
+                                "no referral list holds `{}`; an outcome must answer a referral \
+                                 Lantern made or imported (lantern import --referrals)",
+                                outcome.referral_id
+                            ),
+                        );
+                        return self.reject(rejection, origin, payload);
+                    }
+                }
                 if self.writer.add(record)? {
                     self.stats.accepted += 1;
                 } else {
