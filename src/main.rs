@@ -86,10 +86,26 @@ enum Command {
     Screen(ScreenArgs),
     /// Temporal back-test: ranking, calibration and fairness metrics per model and baseline.
     Backtest(BacktestArgs),
+    /// Compute household features as of one or more dates and write them to Parquet (for
+    /// researchers, and to measure the feature pipeline).
+    Features(FeaturesArgs),
     /// Read the case-intake topic as a district's system would (recorded in the audit log).
     Intake(IntakeArgs),
     /// List the audit log: who produced, published or read which list, from what data.
     Audit(AuditArgs),
+}
+
+#[derive(Debug, Args)]
+struct FeaturesArgs {
+    /// A date to compute features as of (YYYY-MM-DD); repeat for several.
+    #[arg(long = "as-of", required = true, value_parser = parse_date)]
+    dates: Vec<NaiveDate>,
+    /// Output Parquet file.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Run one query per date instead of one for all (to compare; the values are the same).
+    #[arg(long)]
+    separate: bool,
 }
 
 #[derive(Debug, Args)]
@@ -341,6 +357,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => train(&settings, args),
         Command::Screen(args) => screen(&settings, args),
         Command::Intake(args) => intake(&settings, args),
+        Command::Features(args) => features(&settings, args),
         Command::Audit(args) => audit(&settings, args),
         Command::Backtest(args) => backtest(&settings, args),
     }
@@ -847,5 +864,45 @@ fn demo(base: &Settings, args: DemoArgs) -> Result<()> {
     println!("  audit log       {}", lantern::audit::path(&settings.data.dir).display());
     println!("  simulation      {}  (ground truth in truth/)", sim_dir.display());
     println!("Done in {:.0}s.", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn features(settings: &Settings, args: FeaturesArgs) -> Result<()> {
+    let spec = FeatureSpec::load(&settings.features.dir)?;
+    let started = std::time::Instant::now();
+    let rows = runtime()?.block_on(async {
+        let engine = FeatureEngine::open(&settings.data.dir, spec).await?;
+        // Each date's cohort: the households screened that night.
+        let mut cohort = Vec::new();
+        for &d in &args.dates {
+            cohort.extend(engine.scoring_cohort(d).await?.into_iter().map(|h| (h, d)));
+        }
+        let groups: Vec<Vec<(String, NaiveDate)>> = if args.separate {
+            args.dates.iter().map(|&d| cohort.iter().filter(|c| c.1 == d).cloned().collect()).collect()
+        } else {
+            vec![cohort]
+        };
+        let bar = lantern::progress::bar(groups.iter().map(|g| g.len() as u64).sum(), "rows");
+        let mut writer = lantern::features::ParquetSink::create(&args.out, engine.spec())?;
+        let mut rows = 0u64;
+        for group in groups {
+            let mut stream = engine.stream(&group).await?;
+            while let Some(batch) = stream.next().await? {
+                rows += batch.len() as u64;
+                bar.inc(batch.len() as u64);
+                writer.write(&batch)?;
+            }
+        }
+        writer.finish()?;
+        bar.finish_and_clear();
+        anyhow::Ok(rows)
+    })?;
+    println!(
+        "{rows} rows ({} dates, {}) in {:.1}s -> {}",
+        args.dates.len(),
+        if args.separate { "one query per date" } else { "one query" },
+        started.elapsed().as_secs_f64(),
+        args.out.display()
+    );
     Ok(())
 }

@@ -213,6 +213,15 @@ impl Default for Capacities {
 }
 
 impl Capacities {
+    /// A district's nightly capacity multiplied by `scale` (screen.capacity_scale), at least 1;
+    /// 0 for a code not in the registry.
+    pub fn scaled(&self, registry: &Registry, code: &str, scale: f64) -> u32 {
+        registry
+            .get(code)
+            .map(|d| ((self.for_district(d) as f64 * scale).round() as u32).max(1))
+            .unwrap_or(0)
+    }
+
     /// The nightly capacity of one district.
     pub fn for_district(&self, district: &District) -> u32 {
         if let Some(&c) = self.districts.get(&district.code) {

@@ -190,10 +190,29 @@ fn every_reason_reaches_the_kafka_dead_letter_topic() {
             .send(BaseRecord::<str, [u8]>::to(&settings.topics.utility_arrears).payload(line))
             .unwrap();
     }
+    // An outcome on its own topic, answering no referral Lantern knows, once a referral list
+    // exists (linking starts with the first list).
+    let outcome = json!({"referral_id": "ref_nosuchreferralxxxxxx", "household_id": "hh_abcdefghij",
+        "district_code": "11110", "outcome": "no_crisis", "decided_on": "2026-10-20"});
+    producer
+        .send(BaseRecord::<str, [u8]>::to(&settings.topics.case_outcomes).payload(&serde_json::to_vec(&outcome).unwrap()))
+        .unwrap();
     producer.flush(Duration::from_secs(30)).unwrap();
 
     let registry = Registry::embedded();
     let data = tempfile::tempdir().unwrap();
+    let known = lantern::contract::Referral {
+        referral_id: lantern::contract::referral_id("hh_abcdefghij", day(), "rule@1"),
+        as_of: day(),
+        district_code: "11110".into(),
+        dong_code: None,
+        household_id: "hh_abcdefghij".into(),
+        rank: 1,
+        score: 0.5,
+        model: "rule@1".into(),
+        reasons: vec![],
+    };
+    lantern::lake::reference::import_referrals(data.path(), vec![known]).unwrap();
     let mut ing = Ingestor::new(
         Validator::new(&registry, day()),
         None,
@@ -211,10 +230,15 @@ fn every_reason_reaches_the_kafka_dead_letter_topic() {
         .unwrap();
     reader.subscribe(&[&settings.topics.dead_letter]).unwrap();
     let mut got: BTreeMap<i64, (String, String)> = BTreeMap::new();
+    let mut outcome_letter: Option<(String, String)> = None;
     let deadline = Instant::now() + Duration::from_secs(60);
-    while got.len() < sent.len() && Instant::now() < deadline {
+    while (got.len() < sent.len() || outcome_letter.is_none()) && Instant::now() < deadline {
         if let Some(Ok(m)) = reader.poll(Duration::from_millis(200)) {
             let v: Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+            if v["origin"]["topic"] == json!(settings.topics.case_outcomes) {
+                outcome_letter = Some((v["reason"].as_str().unwrap().into(), v["field"].as_str().unwrap().into()));
+                continue;
+            }
             assert_eq!(v["origin"]["topic"], json!(settings.topics.utility_arrears));
             got.insert(
                 v["origin"]["offset"].as_i64().unwrap(),
@@ -234,7 +258,9 @@ fn every_reason_reaches_the_kafka_dead_letter_topic() {
             "offset {offset}"
         );
     }
+    assert_eq!(outcome_letter, Some(("unknown_referral".to_string(), "referral_id".to_string())));
     // Every reason code is covered by this test.
-    let covered: std::collections::BTreeSet<&str> = sent.iter().map(|c| c.1.code()).collect();
+    let mut covered: std::collections::BTreeSet<&str> = sent.iter().map(|c| c.1.code()).collect();
+    covered.insert(RejectReason::UnknownReferral.code());
     assert_eq!(covered.len(), RejectReason::ALL.len());
 }

@@ -125,10 +125,7 @@ pub async fn backtest(
     }
     progress.set_length((eval_nights.len() * Kind::ALL.len()) as u64);
     let capacity = |district: &str| -> usize {
-        registry
-            .get(district)
-            .map(|d| ((capacities.for_district(d) as f64 * settings.capacity_scale).round() as usize).max(1))
-            .unwrap_or(1)
+        capacities.scaled(registry, district, settings.capacity_scale).max(1) as usize
     };
     let mut folds = Vec::new();
     let mut pooled: Vec<Scored> = Vec::new();

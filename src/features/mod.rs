@@ -565,6 +565,79 @@ fn to_features(batch: &RecordBatch, columns: &[usize], spec: &FeatureSpec) -> Re
     Ok(FeatureBatch { keys, values, width })
 }
 
+/// Writes feature batches to a Parquet file: keys as strings and dates, features as float32,
+/// in catalogue order, for pandas, polars and DuckDB.
+pub struct ParquetSink {
+    writer: datafusion::parquet::arrow::ArrowWriter<std::fs::File>,
+    schema: Arc<Schema>,
+    path: PathBuf,
+}
+
+impl ParquetSink {
+    pub fn create(path: &Path, spec: &FeatureSpec) -> Result<ParquetSink, FeatureError> {
+        let mut fields = vec![
+            Field::new("household_id", DataType::Utf8, false),
+            Field::new("as_of", DataType::Date32, false),
+            Field::new("district_code", DataType::Utf8, true),
+            Field::new("household_type", DataType::Utf8, true),
+            Field::new("head_age_band", DataType::Utf8, true),
+        ];
+        fields.extend(spec.features.iter().map(|f| Field::new(&f.name, DataType::Float32, false)));
+        let schema = Arc::new(Schema::new(fields));
+        let err = |e: String| FeatureError::Catalogue {
+            path: path.display().to_string(),
+            message: e,
+        };
+        let file = std::fs::File::create(path).map_err(|e| err(e.to_string()))?;
+        let writer = datafusion::parquet::arrow::ArrowWriter::try_new(file, schema.clone(), None)
+            .map_err(|e| err(e.to_string()))?;
+        Ok(ParquetSink {
+            writer,
+            schema,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn write(&mut self, b: &FeatureBatch) -> Result<(), FeatureError> {
+        use datafusion::arrow::array::{ArrayRef, Float32Array};
+        let text = |f: &dyn Fn(&RowKey) -> Option<&str>| -> ArrayRef {
+            let mut s = StringBuilder::new();
+            for k in &b.keys {
+                s.append_option(f(k));
+            }
+            Arc::new(s.finish())
+        };
+        let mut dates = Date32Builder::with_capacity(b.len());
+        for k in &b.keys {
+            dates.append_value(days_since_epoch(k.as_of));
+        }
+        let mut columns: Vec<ArrayRef> = vec![
+            text(&|k| Some(k.household_id.as_str())),
+            Arc::new(dates.finish()),
+            text(&|k| k.district_code.as_deref()),
+            text(&|k| k.household_type.as_deref()),
+            text(&|k| k.head_age_band.as_deref()),
+        ];
+        for j in 0..b.width {
+            let col: Float32Array = (0..b.len()).map(|i| Some(b.values[i * b.width + j])).collect();
+            columns.push(Arc::new(col));
+        }
+        let batch = RecordBatch::try_new(self.schema.clone(), columns).map_err(DataFusionError::from)?;
+        self.writer.write(&batch).map_err(|e| FeatureError::Catalogue {
+            path: self.path.display().to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    pub fn finish(self) -> Result<(), FeatureError> {
+        let path = self.path.display().to_string();
+        self.writer.close().map(|_| ()).map_err(|e| FeatureError::Catalogue {
+            path,
+            message: e.to_string(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

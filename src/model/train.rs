@@ -253,7 +253,7 @@ pub async fn train_all(
     kinds: &[Kind],
 ) -> Result<Trained, ModelError> {
     let set = training_set(engine, as_of).await?;
-    tracing::info!(labels = set.labels.len(), "training set built");
+    tracing::debug!(labels = set.labels.len(), "training set built");
     let data_dir = engine.data_dir();
     let mut models = Vec::new();
     for &kind in kinds {

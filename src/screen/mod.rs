@@ -219,12 +219,7 @@ pub async fn screen(
         .map(|h| (h, as_of))
         .collect();
     progress.set_length(cohort.len() as u64);
-    let capacity = |code: &str| -> u32 {
-        registry
-            .get(code)
-            .map(|d| ((capacities.for_district(d) as f64 * settings.capacity_scale).round() as u32).max(1))
-            .unwrap_or(0)
-    };
+    let capacity = |code: &str| capacities.scaled(registry, code, settings.capacity_scale);
     let mut counts = ScreenCounts::default();
     let mut pools: BTreeMap<String, Vec<Candidate>> = BTreeMap::new();
     let mut stream = engine.stream(&cohort).await?;
