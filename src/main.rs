@@ -324,7 +324,14 @@ fn run(cli: Cli) -> Result<()> {
         settings.data.dir = dir.clone();
     }
     let format = cli.global.log_format.unwrap_or(settings.logging.format);
-    lantern::logging::init(format, &settings.logging.level);
+    // The demo talks to people through its own summary; stage logs would drown it. RUST_LOG
+    // still brings them back.
+    let level = if matches!(cli.command, Command::Demo(_)) && settings.logging.level == "info" {
+        "warn".to_string()
+    } else {
+        settings.logging.level.clone()
+    };
+    lantern::logging::init(format, &level);
 
     match cli.command {
         Command::Simulate(args) => simulate(&settings, args),
