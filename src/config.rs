@@ -57,6 +57,8 @@ pub struct Settings {
 pub struct FeatureSettings {
     /// A folder like `pipelines/`; empty for the pipelines compiled into the binary.
     pub dir: String,
+    /// Cap on the query engine's memory, in MiB (0: none).
+    pub memory_limit_mb: usize,
 }
 
 /// Screening rules (config section `[screen]`).

@@ -566,7 +566,7 @@ fn train(settings: &Settings, args: TrainArgs) -> Result<()> {
     let kinds = if args.kinds.is_empty() { Kind::ALL.to_vec() } else { args.kinds.clone() };
     let rt = runtime()?;
     let trained = rt.block_on(async {
-        let engine = FeatureEngine::open(&settings.data.dir, spec).await?;
+        let engine = FeatureEngine::open_with_limit(&settings.data.dir, spec, settings.features.memory_limit_mb).await?;
         lantern::model::train::train_all(&engine, &settings.model, args.as_of, &kinds).await
     })?;
     println!("{:<14} {:>8} {:>8} {:>8} {:>8}  {}", "model", "ROC-AUC", "PR-AUC", "Brier", "labels", "saved in");
@@ -596,7 +596,7 @@ fn backtest(settings: &Settings, args: BacktestArgs) -> Result<()> {
     };
     let bar = lantern::progress::bar(0, "fits");
     let report = runtime()?.block_on(async {
-        let engine = FeatureEngine::open(&settings.data.dir, spec).await?;
+        let engine = FeatureEngine::open_with_limit(&settings.data.dir, spec, settings.features.memory_limit_mb).await?;
         lantern::eval::backtest::backtest(&engine, &settings.model, &registry, &settings.capacity, &bt, until, &bar).await
     })?;
     bar.finish_and_clear();
@@ -617,7 +617,7 @@ fn screen(settings: &Settings, args: ScreenArgs) -> Result<()> {
     };
     let bar = lantern::progress::bar(0, "households");
     let night = runtime()?.block_on(async {
-        let engine = FeatureEngine::open(&settings.data.dir, spec).await?;
+        let engine = FeatureEngine::open_with_limit(&settings.data.dir, spec, settings.features.memory_limit_mb).await?;
         let publish = producer.as_ref().map(|p| (p, settings.topics.case_intake.as_str()));
         anyhow::Ok(lantern::screen::nightly(&engine, &model, settings, &registry, args.as_of, publish, &bar).await?)
     })?;
@@ -790,7 +790,7 @@ fn demo(base: &Settings, args: DemoArgs) -> Result<()> {
     let rt = runtime()?;
     step(5, "training on the outcomes of past referrals (point-in-time features)");
     let (trained, report, night, rule_night, read_back) = rt.block_on(async {
-        let engine = FeatureEngine::open(&settings.data.dir, spec).await?;
+        let engine = FeatureEngine::open_with_limit(&settings.data.dir, spec, settings.features.memory_limit_mb).await?;
         let trained = lantern::model::train::train_all(&engine, &settings.model, tonight, &Kind::ALL).await?;
         for (m, _) in &trained.models {
             println!("      {:<12} held-out ROC-AUC {:.3}  PR-AUC {:.3}  Brier {:.3}", m.id(), m.metrics.roc_auc, m.metrics.pr_auc, m.metrics.brier);
@@ -878,7 +878,7 @@ fn features(settings: &Settings, args: FeaturesArgs) -> Result<()> {
     let spec = FeatureSpec::load(&settings.features.dir)?;
     let started = std::time::Instant::now();
     let rows = runtime()?.block_on(async {
-        let engine = FeatureEngine::open(&settings.data.dir, spec).await?;
+        let engine = FeatureEngine::open_with_limit(&settings.data.dir, spec, settings.features.memory_limit_mb).await?;
         // Each date's cohort: the households screened that night.
         let mut cohort = Vec::new();
         for &d in &args.dates {

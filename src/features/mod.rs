@@ -278,10 +278,28 @@ pub struct FeatureEngine {
 }
 
 impl FeatureEngine {
-    /// Registers the lake, the households reference and the referral lists of `data_dir`.
+    /// Registers the lake, the households reference and the referral lists of `data_dir`, with
+    /// no memory limit.
     pub async fn open(data_dir: &Path, spec: FeatureSpec) -> Result<FeatureEngine, FeatureError> {
+        FeatureEngine::open_with_limit(data_dir, spec, 0).await
+    }
+
+    /// As [`FeatureEngine::open`], with DataFusion's memory pool capped at `memory_limit_mb`
+    /// (0: none). Sorts and aggregations that can spill to disk do so at the cap; others fail
+    /// with "Resources exhausted" instead of taking the machine down.
+    pub async fn open_with_limit(
+        data_dir: &Path,
+        spec: FeatureSpec,
+        memory_limit_mb: usize,
+    ) -> Result<FeatureEngine, FeatureError> {
         let config = SessionConfig::new().with_batch_size(8192);
-        let ctx = SessionContext::new_with_config(config);
+        let mut runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new();
+        if memory_limit_mb > 0 {
+            runtime = runtime.with_memory_pool(Arc::new(
+                datafusion::execution::memory_pool::FairSpillPool::new(memory_limit_mb << 20),
+            ));
+        }
+        let ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?);
         crate::lake::sql::register_all(&ctx, data_dir).await?;
         Ok(FeatureEngine {
             ctx,
