@@ -34,7 +34,9 @@ fn set(n: usize) -> (TrainingSet, FeatureSpec) {
             values.push(v as f32);
         }
         let p = 1.0 / (1.0 + (-(1.5 * z - 0.6)).exp());
-        let as_of = start.checked_add_days(Days::new(60 * (i * 10 / n) as u64)).unwrap();
+        let as_of = start
+            .checked_add_days(Days::new(60 * (i * 10 / n) as u64))
+            .unwrap();
         labels.push(Label {
             household_id: format!("hh_{i}"),
             as_of,
@@ -55,7 +57,11 @@ fn set(n: usize) -> (TrainingSet, FeatureSpec) {
     (
         TrainingSet {
             labels,
-            features: FeatureBatch { keys, values, width },
+            features: FeatureBatch {
+                keys,
+                values,
+                width,
+            },
         },
         spec,
     )
@@ -76,5 +82,15 @@ fn train(bencher: divan::Bencher, rows: usize) {
         );
     }
     // divan's own figure: the tree model alone.
-    bencher.bench(|| fit(Kind::Trees, &data, &spec, &TrainSettings::default(), as_of, 1).unwrap());
+    bencher.bench(|| {
+        fit(
+            Kind::Trees,
+            &data,
+            &spec,
+            &TrainSettings::default(),
+            as_of,
+            1,
+        )
+        .unwrap()
+    });
 }

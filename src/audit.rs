@@ -37,9 +37,16 @@ pub struct AuditRecord {
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
     #[error("audit log {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("audit log {path} line {line}: {message}")]
-    Corrupt { path: String, line: usize, message: String },
+    Corrupt {
+        path: String,
+        line: usize,
+        message: String,
+    },
 }
 
 pub fn path(data_dir: &Path) -> PathBuf {
@@ -104,7 +111,11 @@ pub fn append(data_dir: &Path, mut record: AuditRecord) -> Result<AuditRecord, A
         .map(|l| hex::encode(Sha256::digest(l.as_bytes())))
         .unwrap_or_default();
     let line = serde_json::to_string(&record).expect("audit records serialize");
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&p).map_err(io(&p))?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&p)
+        .map_err(io(&p))?;
     writeln!(f, "{line}").map_err(io(&p))?;
     f.sync_all().map_err(io(&p))?;
     Ok(record)
@@ -146,7 +157,8 @@ pub fn verify(data_dir: &Path) -> Result<usize, AuditError> {
             return Err(AuditError::Corrupt {
                 path: p.display().to_string(),
                 line: i + 1,
-                message: "does not follow the line before it: a record was removed or changed".into(),
+                message: "does not follow the line before it: a record was removed or changed"
+                    .into(),
             });
         }
         prev = hex::encode(Sha256::digest(line.as_bytes()));

@@ -291,12 +291,22 @@ impl Settings {
             }
         }
         if !(0.05..=0.8).contains(&self.model.holdout_share) {
-            return Err(bad("model.holdout_share", "must be between 0.05 and 0.8".into()));
+            return Err(bad(
+                "model.holdout_share",
+                "must be between 0.05 and 0.8".into(),
+            ));
         }
-        if self.model.trees.trees == 0 || self.model.trees.depth == 0 || self.model.trees.depth > 12 {
-            return Err(bad("model.trees", "trees must be at least 1 and depth 1–12".into()));
+        if self.model.trees.trees == 0 || self.model.trees.depth == 0 || self.model.trees.depth > 12
+        {
+            return Err(bad(
+                "model.trees",
+                "trees must be at least 1 and depth 1–12".into(),
+            ));
         }
-        for (key, v) in [("model.trees.row_sample", self.model.trees.row_sample), ("model.trees.col_sample", self.model.trees.col_sample)] {
+        for (key, v) in [
+            ("model.trees.row_sample", self.model.trees.row_sample),
+            ("model.trees.col_sample", self.model.trees.col_sample),
+        ] {
             if !(v > 0.0 && v <= 1.0) {
                 return Err(bad(key, format!("{v} must be in (0, 1]")));
             }

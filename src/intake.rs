@@ -25,7 +25,10 @@ pub enum IntakeError {
     #[error("kafka: {0}; check kafka.brokers and that topic `{1}` exists")]
     Kafka(rdkafka::error::KafkaError, String),
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{failed} referrals were not acknowledged by the broker (first error: {first}); run the same `lantern screen --publish` again to send the rest")]
     Undelivered { failed: usize, first: String },
 }
@@ -45,7 +48,12 @@ pub fn ledger_path(data_dir: &Path, as_of: chrono::NaiveDate) -> PathBuf {
 
 fn read_ledger(path: &Path) -> HashSet<String> {
     std::fs::read_to_string(path)
-        .map(|t| t.lines().map(|l| l.trim().trim_matches('"').to_string()).filter(|l| !l.is_empty()).collect())
+        .map(|t| {
+            t.lines()
+                .map(|l| l.trim().trim_matches('"').to_string())
+                .filter(|l| !l.is_empty())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -70,7 +78,9 @@ pub async fn publish(
             continue;
         }
         let payload = serde_json::to_string(r).expect("referrals serialize");
-        let record = FutureRecord::to(topic).key(&r.district_code).payload(&payload);
+        let record = FutureRecord::to(topic)
+            .key(&r.district_code)
+            .payload(&payload);
         let delivery = producer
             .send_result(record)
             .map_err(|(e, _)| IntakeError::Kafka(e, topic.to_string()))?;
@@ -89,7 +99,11 @@ pub async fn publish(
         path: ledger.display().to_string(),
         source,
     };
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&ledger).map_err(io)?;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&ledger)
+        .map_err(io)?;
     for id in &acknowledged {
         writeln!(file, "{id}").map_err(io)?;
     }

@@ -13,8 +13,8 @@ use clap::{Args, Parser, Subcommand};
 
 use lantern::config::{LogFormat, Settings, Sources};
 use lantern::contract::{Record, RejectReason, Validator};
-use lantern::ingest::{self, DeadLetterSink, FileDeadLetters, Ingestor};
 use lantern::features::{FeatureEngine, FeatureSpec};
+use lantern::ingest::{self, DeadLetterSink, FileDeadLetters, Ingestor};
 use lantern::lake::{Lake, LakeWriter};
 use lantern::model::Kind;
 use lantern::pseudonym::Pseudonymizer;
@@ -540,7 +540,9 @@ fn print_summary(s: &ingest::IngestStats, started: std::time::Instant, lake: &La
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 fn import(settings: &Settings, args: ImportArgs) -> Result<()> {
@@ -548,28 +550,52 @@ fn import(settings: &Settings, args: ImportArgs) -> Result<()> {
     let validator = Validator::new(&registry, chrono::Utc::now().date_naive());
     let mut dead = FileDeadLetters::for_run(&settings.data.dir);
     if let Some(path) = &args.households {
-        let r = ingest::reference::import_households(path, &validator, &settings.data.dir, &mut dead)?;
+        let r =
+            ingest::reference::import_households(path, &validator, &settings.data.dir, &mut dead)?;
         println!("Households: {} loaded, {} rejected", r.accepted, r.rejected);
     }
     if let Some(path) = &args.referrals {
-        let r = ingest::reference::import_referral_history(path, &validator, &settings.data.dir, &mut dead)?;
-        println!("Referrals: {} loaded into {} nights, {} rejected", r.accepted, r.nights, r.rejected);
+        let r = ingest::reference::import_referral_history(
+            path,
+            &validator,
+            &settings.data.dir,
+            &mut dead,
+        )?;
+        println!(
+            "Referrals: {} loaded into {} nights, {} rejected",
+            r.accepted, r.nights, r.rejected
+        );
     }
     if dead.count() > 0 {
-        println!("Rejected rows, with line and reason: {}", dead.path().display());
+        println!(
+            "Rejected rows, with line and reason: {}",
+            dead.path().display()
+        );
     }
     Ok(())
 }
 
 fn train(settings: &Settings, args: TrainArgs) -> Result<()> {
     let spec = FeatureSpec::load(&settings.features.dir)?;
-    let kinds = if args.kinds.is_empty() { Kind::ALL.to_vec() } else { args.kinds.clone() };
+    let kinds = if args.kinds.is_empty() {
+        Kind::ALL.to_vec()
+    } else {
+        args.kinds.clone()
+    };
     let rt = runtime()?;
     let trained = rt.block_on(async {
-        let engine = FeatureEngine::open_with_limit(&settings.data.dir, spec, settings.features.memory_limit_mb).await?;
+        let engine = FeatureEngine::open_with_limit(
+            &settings.data.dir,
+            spec,
+            settings.features.memory_limit_mb,
+        )
+        .await?;
         lantern::model::train::train_all(&engine, &settings.model, args.as_of, &kinds).await
     })?;
-    println!("{:<14} {:>8} {:>8} {:>8} {:>8}  {}", "model", "ROC-AUC", "PR-AUC", "Brier", "labels", "saved in");
+    println!(
+        "{:<14} {:>8} {:>8} {:>8} {:>8}  {}",
+        "model", "ROC-AUC", "PR-AUC", "Brier", "labels", "saved in"
+    );
     for (m, dir) in &trained.models {
         println!(
             "{:<14} {:>8.3} {:>8.3} {:>8.3} {:>8}  {}",
@@ -581,14 +607,19 @@ fn train(settings: &Settings, args: TrainArgs) -> Result<()> {
             dir.display()
         );
     }
-    println!("Current model (used by `lantern screen`): {}", trained.current);
+    println!(
+        "Current model (used by `lantern screen`): {}",
+        trained.current
+    );
     Ok(())
 }
 
 fn backtest(settings: &Settings, args: BacktestArgs) -> Result<()> {
     let spec = FeatureSpec::load(&settings.features.dir)?;
     let registry = settings.registry()?;
-    let until = args.until.unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let until = args
+        .until
+        .unwrap_or_else(|| chrono::Utc::now().date_naive());
     let bt = lantern::eval::backtest::BacktestSettings {
         folds: args.folds.max(1),
         horizon_days: args.horizon_days,
@@ -596,13 +627,30 @@ fn backtest(settings: &Settings, args: BacktestArgs) -> Result<()> {
     };
     let bar = lantern::progress::bar(0, "fits");
     let report = runtime()?.block_on(async {
-        let engine = FeatureEngine::open_with_limit(&settings.data.dir, spec, settings.features.memory_limit_mb).await?;
-        lantern::eval::backtest::backtest(&engine, &settings.model, &registry, &settings.capacity, &bt, until, &bar).await
+        let engine = FeatureEngine::open_with_limit(
+            &settings.data.dir,
+            spec,
+            settings.features.memory_limit_mb,
+        )
+        .await?;
+        lantern::eval::backtest::backtest(
+            &engine,
+            &settings.model,
+            &registry,
+            &settings.capacity,
+            &bt,
+            until,
+            &bar,
+        )
+        .await
     })?;
     bar.finish_and_clear();
     let dir = lantern::eval::report::write(&settings.data.dir, &report)?;
     println!("{}", lantern::eval::report::summary(&report));
-    println!("Report: {} (backtest.json, summary.md, report.html)", dir.display());
+    println!(
+        "Report: {} (backtest.json, summary.md, report.html)",
+        dir.display()
+    );
     Ok(())
 }
 
@@ -617,9 +665,21 @@ fn screen(settings: &Settings, args: ScreenArgs) -> Result<()> {
     };
     let bar = lantern::progress::bar(0, "households");
     let night = runtime()?.block_on(async {
-        let engine = FeatureEngine::open_with_limit(&settings.data.dir, spec, settings.features.memory_limit_mb).await?;
-        let publish = producer.as_ref().map(|p| (p, settings.topics.case_intake.as_str()));
-        anyhow::Ok(lantern::screen::nightly(&engine, &model, settings, &registry, args.as_of, publish, &bar).await?)
+        let engine = FeatureEngine::open_with_limit(
+            &settings.data.dir,
+            spec,
+            settings.features.memory_limit_mb,
+        )
+        .await?;
+        let publish = producer
+            .as_ref()
+            .map(|p| (p, settings.topics.case_intake.as_str()));
+        anyhow::Ok(
+            lantern::screen::nightly(
+                &engine, &model, settings, &registry, args.as_of, publish, &bar,
+            )
+            .await?,
+        )
     })?;
     bar.finish_and_clear();
     print_night(&night);
@@ -642,21 +702,37 @@ fn print_night(night: &lantern::screen::Night) {
         c.excluded_recently_supported
     );
     if !c.over_capacity_districts.is_empty() {
-        println!("Urgent reports exceeded capacity in: {}", c.over_capacity_districts.join(", "));
+        println!(
+            "Urgent reports exceeded capacity in: {}",
+            c.over_capacity_districts.join(", ")
+        );
     }
     if let Some(p) = &night.published {
-        println!("Published {} referrals to case-intake ({} already published by an earlier run)", p.sent, p.skipped);
+        println!(
+            "Published {} referrals to case-intake ({} already published by an earlier run)",
+            p.sent, p.skipped
+        );
     }
-    println!("Lists: {}  (referrals.parquet, <district>.csv, html/index.html)", night.outputs.dir.display());
+    println!(
+        "Lists: {}  (referrals.parquet, <district>.csv, html/index.html)",
+        night.outputs.dir.display()
+    );
     println!("Audit run id: {}", night.run_id);
 }
 
 fn intake(settings: &Settings, args: IntakeArgs) -> Result<()> {
     let consumer: rdkafka::consumer::BaseConsumer = lantern::kafka::client_config(&settings.kafka)
-        .set("group.id", format!("{}-intake-reader", settings.kafka.group_id))
+        .set(
+            "group.id",
+            format!("{}-intake-reader", settings.kafka.group_id),
+        )
         .set("enable.auto.commit", "false")
         .create()?;
-    let (referrals, other) = lantern::intake::read_all(&consumer, &settings.topics.case_intake, args.district.as_deref())?;
+    let (referrals, other) = lantern::intake::read_all(
+        &consumer,
+        &settings.topics.case_intake,
+        args.district.as_deref(),
+    )?;
     let mut record = lantern::audit::AuditRecord::new("read");
     for r in &referrals {
         *record.districts.entry(r.district_code.clone()).or_default() += 1;
@@ -666,9 +742,28 @@ fn intake(settings: &Settings, args: IntakeArgs) -> Result<()> {
     println!("as_of,district_code,rank,household_id,score,model,referral_id,reasons");
     for r in &referrals {
         let reasons: Vec<&str> = r.reasons.iter().map(|x| x.code.as_str()).collect();
-        println!("{},{},{},{},{:.4},{},{},{}", r.as_of, r.district_code, r.rank, r.household_id, r.score, r.model, r.referral_id, reasons.join("|"));
+        println!(
+            "{},{},{},{},{:.4},{},{},{}",
+            r.as_of,
+            r.district_code,
+            r.rank,
+            r.household_id,
+            r.score,
+            r.model,
+            r.referral_id,
+            reasons.join("|")
+        );
     }
-    eprintln!("{} referrals read from {}{}", referrals.len(), settings.topics.case_intake, if other > 0 { format!(" ({other} other messages skipped)") } else { String::new() });
+    eprintln!(
+        "{} referrals read from {}{}",
+        referrals.len(),
+        settings.topics.case_intake,
+        if other > 0 {
+            format!(" ({other} other messages skipped)")
+        } else {
+            String::new()
+        }
+    );
     Ok(())
 }
 
@@ -679,7 +774,10 @@ fn audit(settings: &Settings, args: AuditArgs) -> Result<()> {
             println!("{}", serde_json::to_string(r)?);
         }
     } else {
-        println!("{:<40} {:<8} {:<11} {:<12} {:>9}  {}", "run", "action", "as_of", "model", "referrals", "actor");
+        println!(
+            "{:<40} {:<8} {:<11} {:<12} {:>9}  {}",
+            "run", "action", "as_of", "model", "referrals", "actor"
+        );
         for r in &records {
             println!(
                 "{:<40} {:<8} {:<11} {:<12} {:>9}  {}",
@@ -700,8 +798,11 @@ fn audit(settings: &Settings, args: AuditArgs) -> Result<()> {
 }
 
 /// Crisis episodes from the simulator's ground truth: household → (start, end) spans.
-fn crisis_truth(path: &std::path::Path) -> Result<std::collections::HashMap<String, Vec<(NaiveDate, NaiveDate)>>> {
-    let mut out: std::collections::HashMap<String, Vec<(NaiveDate, NaiveDate)>> = Default::default();
+fn crisis_truth(
+    path: &std::path::Path,
+) -> Result<std::collections::HashMap<String, Vec<(NaiveDate, NaiveDate)>>> {
+    let mut out: std::collections::HashMap<String, Vec<(NaiveDate, NaiveDate)>> =
+        Default::default();
     let mut reader = csv::Reader::from_path(path)?;
     for row in reader.records() {
         let row = row?;
@@ -710,7 +811,9 @@ fn crisis_truth(path: &std::path::Path) -> Result<std::collections::HashMap<Stri
             "" => Ok(NaiveDate::MAX),
             s => NaiveDate::parse_from_str(s, "%Y-%m-%d"),
         };
-        out.entry(row.get(0).unwrap_or("").to_string()).or_default().push((d(1)?, d(2)?));
+        out.entry(row.get(0).unwrap_or("").to_string())
+            .or_default()
+            .push((d(1)?, d(2)?));
     }
     Ok(out)
 }
@@ -730,17 +833,33 @@ fn demo(base: &Settings, args: DemoArgs) -> Result<()> {
     let cluster = rdkafka::mocking::MockCluster::new(1)?;
     settings.kafka.brokers = cluster.bootstrap_servers();
     settings.kafka.group_id = "lantern-demo".into();
-    settings.kafka.properties.insert("session.timeout.ms".into(), "6000".into());
-    settings.kafka.properties.insert("heartbeat.interval.ms".into(), "500".into());
+    settings
+        .kafka
+        .properties
+        .insert("session.timeout.ms".into(), "6000".into());
+    settings
+        .kafka
+        .properties
+        .insert("heartbeat.interval.ms".into(), "500".into());
     for (_, t) in settings.topics.all() {
         cluster.create_topic(t, 3, 1)?;
     }
     // Lists sized to the simulated share of the country: at least one seat per district.
-    settings.screen.capacity_scale = (args.households as f64 / lantern::sim::NATIONAL_HOUSEHOLDS).min(1.0);
+    settings.screen.capacity_scale =
+        (args.households as f64 / lantern::sim::NATIONAL_HOUSEHOLDS).min(1.0);
 
-    step(2, &format!("simulating {} households over {} months", args.households, args.months));
+    step(
+        2,
+        &format!(
+            "simulating {} households over {} months",
+            args.households, args.months
+        ),
+    );
     let registry = settings.registry()?;
-    let tonight = chrono::Utc::now().date_naive().pred_opt().unwrap_or(NaiveDate::MIN);
+    let tonight = chrono::Utc::now()
+        .date_naive()
+        .pred_opt()
+        .unwrap_or(NaiveDate::MIN);
     let mut params = SimParams::new(args.households, args.months, args.seed);
     params.end = tonight;
     let sim_dir = root.join("sim");
@@ -756,18 +875,38 @@ fn demo(base: &Settings, args: DemoArgs) -> Result<()> {
         manifest.referral_rounds.len()
     );
 
-    step(3, "producing the signals and outcomes to their topics, as the agencies would");
-    let producer: rdkafka::producer::BaseProducer = lantern::kafka::producer_config(&settings.kafka).create()?;
+    step(
+        3,
+        "producing the signals and outcomes to their topics, as the agencies would",
+    );
+    let producer: rdkafka::producer::BaseProducer =
+        lantern::kafka::producer_config(&settings.kafka).create()?;
     let produced = lantern::kafka::produce_simulation(&producer, &settings.topics, &sim_dir)?;
     println!("      {produced} messages");
 
-    step(4, "ingesting through the Kafka consumer into the Parquet lake");
+    step(
+        4,
+        "ingesting through the Kafka consumer into the Parquet lake",
+    );
     let validator = Validator::new(&registry, tonight);
     // Reference data first, so every outcome on the topic can be linked to its referral.
     let mut file_dead = FileDeadLetters::for_run(&settings.data.dir);
-    let h = ingest::reference::import_households(&sim_dir.join("households.csv"), &validator, &settings.data.dir, &mut file_dead)?;
-    let r = ingest::reference::import_referral_history(&sim_dir.join("history").join("referrals.ndjson"), &validator, &settings.data.dir, &mut file_dead)?;
-    println!("      reference: {} households, {} past referrals over {} nights", h.accepted, r.accepted, r.nights);
+    let h = ingest::reference::import_households(
+        &sim_dir.join("households.csv"),
+        &validator,
+        &settings.data.dir,
+        &mut file_dead,
+    )?;
+    let r = ingest::reference::import_referral_history(
+        &sim_dir.join("history").join("referrals.ndjson"),
+        &validator,
+        &settings.data.dir,
+        &mut file_dead,
+    )?;
+    println!(
+        "      reference: {} households, {} past referrals over {} nights",
+        h.accepted, r.accepted, r.nights
+    );
 
     let lake = Lake::in_data_dir(&settings.data.dir);
     let writer = LakeWriter::new(lake.clone()).with_cache_budget(settings.ingest.dedup_cache_keys);
@@ -788,7 +927,10 @@ fn demo(base: &Settings, args: DemoArgs) -> Result<()> {
 
     let spec = FeatureSpec::load(&settings.features.dir)?;
     let rt = runtime()?;
-    step(5, "training on the outcomes of past referrals (point-in-time features)");
+    step(
+        5,
+        "training on the outcomes of past referrals (point-in-time features)",
+    );
     let (trained, report, night, rule_night, read_back) = rt.block_on(async {
         let engine = FeatureEngine::open_with_limit(&settings.data.dir, spec, settings.features.memory_limit_mb).await?;
         let trained = lantern::model::train::train_all(&engine, &settings.model, tonight, &Kind::ALL).await?;
@@ -827,10 +969,22 @@ fn demo(base: &Settings, args: DemoArgs) -> Result<()> {
 
     // Against the simulator's ground truth: was each referred household in crisis tonight?
     let truth = crisis_truth(&sim_dir.join("truth").join("crisis_episodes.csv"))?;
-    let in_crisis = |h: &str| truth.get(h).is_some_and(|spans| spans.iter().any(|&(a, b)| a <= tonight && tonight <= b));
+    let in_crisis = |h: &str| {
+        truth
+            .get(h)
+            .is_some_and(|spans| spans.iter().any(|&(a, b)| a <= tonight && tonight <= b))
+    };
     let precision = |refs: &[lantern::contract::Referral]| {
         let hits = refs.iter().filter(|r| in_crisis(&r.household_id)).count();
-        (hits, refs.len(), if refs.is_empty() { f64::NAN } else { hits as f64 / refs.len() as f64 })
+        (
+            hits,
+            refs.len(),
+            if refs.is_empty() {
+                f64::NAN
+            } else {
+                hits as f64 / refs.len() as f64
+            },
+        )
     };
     let (hits, n, p_model) = precision(&night.screening.referrals);
     let (rule_hits, rule_n, p_rule) = precision(&rule_night.referrals);
@@ -838,38 +992,86 @@ fn demo(base: &Settings, args: DemoArgs) -> Result<()> {
     print_night(&night);
     let mut busiest: Vec<(&String, &(u32, u32))> = night.screening.districts.iter().collect();
     busiest.sort_by(|a, b| b.1 .1.cmp(&a.1 .1).then(a.0.cmp(b.0)));
-    let names = |code: &str| registry.get(code).map(|d| format!("{} {}", d.sido, d.name)).unwrap_or_default();
-    println!("Per district (capacity {}–{} tonight; first 8 of {}):",
-        night.screening.districts.values().map(|d| d.0).min().unwrap_or(0),
-        night.screening.districts.values().map(|d| d.0).max().unwrap_or(0),
-        night.screening.districts.len());
+    let names = |code: &str| {
+        registry
+            .get(code)
+            .map(|d| format!("{} {}", d.sido, d.name))
+            .unwrap_or_default()
+    };
+    println!(
+        "Per district (capacity {}–{} tonight; first 8 of {}):",
+        night
+            .screening
+            .districts
+            .values()
+            .map(|d| d.0)
+            .min()
+            .unwrap_or(0),
+        night
+            .screening
+            .districts
+            .values()
+            .map(|d| d.0)
+            .max()
+            .unwrap_or(0),
+        night.screening.districts.len()
+    );
     for (code, (cap, len)) in busiest.iter().take(8) {
         println!("  {code} {:<16} {len}/{cap}", names(code));
     }
-    println!("Read back from case-intake: {} referrals (published {}, duplicates {})",
+    println!(
+        "Read back from case-intake: {} referrals (published {}, duplicates {})",
         read_back.len(),
         night.published.as_ref().map(|p| p.sent).unwrap_or(0),
-        read_back.len() - read_back.iter().map(|r| r.referral_id.as_str()).collect::<std::collections::HashSet<_>>().len());
+        read_back.len()
+            - read_back
+                .iter()
+                .map(|r| r.referral_id.as_str())
+                .collect::<std::collections::HashSet<_>>()
+                .len()
+    );
     println!();
     println!("Precision against the simulator's ground truth (in crisis on {tonight}):");
-    println!("  {:<12} {hits}/{n} = {:.1}%", night.screening.model, p_model * 100.0);
+    println!(
+        "  {:<12} {hits}/{n} = {:.1}%",
+        night.screening.model,
+        p_model * 100.0
+    );
     println!("  {:<12} {rule_hits}/{rule_n} = {:.1}%  (today's rule: cut-offs first, then months overdue)", rule_night.model, p_rule * 100.0);
     if p_rule > 0.0 {
         println!("  lift over the rule: {:.2}x", p_model / p_rule);
     }
     let pooled = &report.pooled;
-    if let (Some(m), Some(r)) = (pooled.get(trained.current.split('@').next().unwrap_or("")), pooled.get("rule")) {
+    if let (Some(m), Some(r)) = (
+        pooled.get(trained.current.split('@').next().unwrap_or("")),
+        pooled.get("rule"),
+    ) {
         println!("Back-test on referred households ({} labelled): PR-AUC {:.3} vs rule {:.3}; precision in the top 20% {:.1}% vs {:.1}%",
             m.referrals, m.pr_auc, r.pr_auc, m.precision_at_top_fifth * 100.0, r.precision_at_top_fifth * 100.0);
     }
     println!();
     println!("Written:");
-    println!("  referral lists  {}  (open html/index.html in a browser)", night.outputs.dir.display());
-    println!("  back-test       {}", report_dir.join("report.html").display());
-    println!("  models          {}", lantern::model::artefact::models_dir(&settings.data.dir).display());
+    println!(
+        "  referral lists  {}  (open html/index.html in a browser)",
+        night.outputs.dir.display()
+    );
+    println!(
+        "  back-test       {}",
+        report_dir.join("report.html").display()
+    );
+    println!(
+        "  models          {}",
+        lantern::model::artefact::models_dir(&settings.data.dir).display()
+    );
     println!("  lake            {}", lake.root().display());
-    println!("  audit log       {}", lantern::audit::path(&settings.data.dir).display());
-    println!("  simulation      {}  (ground truth in truth/)", sim_dir.display());
+    println!(
+        "  audit log       {}",
+        lantern::audit::path(&settings.data.dir).display()
+    );
+    println!(
+        "  simulation      {}  (ground truth in truth/)",
+        sim_dir.display()
+    );
     println!("Done in {:.0}s.", started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -878,14 +1080,22 @@ fn features(settings: &Settings, args: FeaturesArgs) -> Result<()> {
     let spec = FeatureSpec::load(&settings.features.dir)?;
     let started = std::time::Instant::now();
     let rows = runtime()?.block_on(async {
-        let engine = FeatureEngine::open_with_limit(&settings.data.dir, spec, settings.features.memory_limit_mb).await?;
+        let engine = FeatureEngine::open_with_limit(
+            &settings.data.dir,
+            spec,
+            settings.features.memory_limit_mb,
+        )
+        .await?;
         // Each date's cohort: the households screened that night.
         let mut cohort = Vec::new();
         for &d in &args.dates {
             cohort.extend(engine.scoring_cohort(d).await?.into_iter().map(|h| (h, d)));
         }
         let groups: Vec<Vec<(String, NaiveDate)>> = if args.separate {
-            args.dates.iter().map(|&d| cohort.iter().filter(|c| c.1 == d).cloned().collect()).collect()
+            args.dates
+                .iter()
+                .map(|&d| cohort.iter().filter(|c| c.1 == d).cloned().collect())
+                .collect()
         } else {
             vec![cohort]
         };
@@ -907,7 +1117,11 @@ fn features(settings: &Settings, args: FeaturesArgs) -> Result<()> {
     println!(
         "{rows} rows ({} dates, {}) in {:.1}s -> {}",
         args.dates.len(),
-        if args.separate { "one query per date" } else { "one query" },
+        if args.separate {
+            "one query per date"
+        } else {
+            "one query"
+        },
         started.elapsed().as_secs_f64(),
         args.out.display()
     );

@@ -110,7 +110,11 @@ fn train_and_screen_on_an_empty_data_dir_say_what_to_do() {
     assert!(stderr(&o).contains("not enough labels"), "{}", stderr(&o));
     let o = lantern(&["--data-dir", d, "screen", "--as-of", "2026-10-01"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("lantern train --as-of"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("lantern train --as-of"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// The README's main command, small: every stage runs, the lists reach case-intake and come
@@ -118,14 +122,32 @@ fn train_and_screen_on_an_empty_data_dir_say_what_to_do() {
 #[test]
 fn demo_runs_the_whole_pipeline_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
-    let o = lantern(&["--data-dir", dir.path().to_str().unwrap(), "demo", "--households", "3000", "--months", "14"]);
+    let o = lantern(&[
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "demo",
+        "--households",
+        "3000",
+        "--months",
+        "14",
+    ]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(0), "{out}\n{}", stderr(&o));
-    for needle in ["[9/9]", "Published", "Read back from case-intake", "Precision against the simulator", "rule@1", "duplicates 0"] {
+    for needle in [
+        "[9/9]",
+        "Published",
+        "Read back from case-intake",
+        "Precision against the simulator",
+        "rule@1",
+        "duplicates 0",
+    ] {
         assert!(out.contains(needle), "missing `{needle}` in:\n{out}");
     }
     let data = dir.path().join("demo").join("data");
-    let nights: Vec<_> = std::fs::read_dir(data.join("referrals")).unwrap().flatten().collect();
+    let nights: Vec<_> = std::fs::read_dir(data.join("referrals"))
+        .unwrap()
+        .flatten()
+        .collect();
     assert!(nights.len() > 1, "past nights and tonight");
     let audit = std::fs::read_to_string(data.join("audit").join("audit.ndjson")).unwrap();
     for action in ["\"screen\"", "\"publish\"", "\"read\""] {

@@ -195,7 +195,10 @@ fn every_reason_reaches_the_kafka_dead_letter_topic() {
     let outcome = json!({"referral_id": "ref_nosuchreferralxxxxxx", "household_id": "hh_abcdefghij",
         "district_code": "11110", "outcome": "no_crisis", "decided_on": "2026-10-20"});
     producer
-        .send(BaseRecord::<str, [u8]>::to(&settings.topics.case_outcomes).payload(&serde_json::to_vec(&outcome).unwrap()))
+        .send(
+            BaseRecord::<str, [u8]>::to(&settings.topics.case_outcomes)
+                .payload(&serde_json::to_vec(&outcome).unwrap()),
+        )
         .unwrap();
     producer.flush(Duration::from_secs(30)).unwrap();
 
@@ -236,7 +239,10 @@ fn every_reason_reaches_the_kafka_dead_letter_topic() {
         if let Some(Ok(m)) = reader.poll(Duration::from_millis(200)) {
             let v: Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
             if v["origin"]["topic"] == json!(settings.topics.case_outcomes) {
-                outcome_letter = Some((v["reason"].as_str().unwrap().into(), v["field"].as_str().unwrap().into()));
+                outcome_letter = Some((
+                    v["reason"].as_str().unwrap().into(),
+                    v["field"].as_str().unwrap().into(),
+                ));
                 continue;
             }
             assert_eq!(v["origin"]["topic"], json!(settings.topics.utility_arrears));
@@ -258,7 +264,10 @@ fn every_reason_reaches_the_kafka_dead_letter_topic() {
             "offset {offset}"
         );
     }
-    assert_eq!(outcome_letter, Some(("unknown_referral".to_string(), "referral_id".to_string())));
+    assert_eq!(
+        outcome_letter,
+        Some(("unknown_referral".to_string(), "referral_id".to_string()))
+    );
     // Every reason code is covered by this test.
     let mut covered: std::collections::BTreeSet<&str> = sent.iter().map(|c| c.1.code()).collect();
     covered.insert(RejectReason::UnknownReferral.code());

@@ -36,18 +36,39 @@ fn world() -> World {
     let validator = lantern::contract::Validator::new(&registry, tonight());
     let mut dead = MemoryDeadLetters::default();
     let mut files_dead = MemoryDeadLetters::default();
-    lantern::ingest::reference::import_households(&sim.join("households.csv"), &validator, &data, &mut files_dead).unwrap();
-    lantern::ingest::reference::import_referral_history(&sim.join("history/referrals.ndjson"), &validator, &data, &mut files_dead).unwrap();
+    lantern::ingest::reference::import_households(
+        &sim.join("households.csv"),
+        &validator,
+        &data,
+        &mut files_dead,
+    )
+    .unwrap();
+    lantern::ingest::reference::import_referral_history(
+        &sim.join("history/referrals.ndjson"),
+        &validator,
+        &data,
+        &mut files_dead,
+    )
+    .unwrap();
     let mut files: Vec<PathBuf> = ["utility-arrears", "council-reports", "service-gaps"]
         .iter()
         .map(|k| sim.join(format!("signals/{k}.ndjson")))
         .collect();
     files.push(sim.join("outcomes/case-outcomes.ndjson"));
     ingest(&data, &files, tonight(), &mut dead);
-    World { _tmp: tmp, data, sim }
+    World {
+        _tmp: tmp,
+        data,
+        sim,
+    }
 }
 
-fn ingest(data: &Path, files: &[PathBuf], day: NaiveDate, dead: &mut MemoryDeadLetters) -> lantern::ingest::IngestStats {
+fn ingest(
+    data: &Path,
+    files: &[PathBuf],
+    day: NaiveDate,
+    dead: &mut MemoryDeadLetters,
+) -> lantern::ingest::IngestStats {
     let registry = Registry::embedded();
     let mut ing = Ingestor::new(
         lantern::contract::Validator::new(&registry, day),
@@ -68,20 +89,30 @@ fn ingest_lines(data: &Path, name: &str, lines: &[String], day: NaiveDate) -> Me
     dead
 }
 
-fn arrears(event: &str, household: &str, district: &str, observed: NaiveDate, reported: NaiveDate, months: u32) -> String {
+fn arrears(
+    event: &str,
+    household: &str,
+    district: &str,
+    observed: NaiveDate,
+    reported: NaiveDate,
+    months: u32,
+) -> String {
     format!(
         r#"{{"event_id":"{event}","source":"kepco","household_id":"{household}","district_code":"{district}","observed_on":"{observed}","reported_on":"{reported}","kind":"utility_arrears","utility":"electricity","months_overdue":{months},"amount_krw":250000,"service_cut":true}}"#
     )
 }
 
 async fn engine(data: &Path) -> FeatureEngine {
-    FeatureEngine::open(data, FeatureSpec::embedded()).await.unwrap()
+    FeatureEngine::open(data, FeatureSpec::embedded())
+        .await
+        .unwrap()
 }
 
 /// A household screened tonight that was never referred before, with the district its latest
 /// signal names.
 async fn some_household(e: &FeatureEngine, nth: usize) -> (String, String) {
-    let history = std::fs::read_to_string(e.data_dir().join("../sim/history/referrals.ndjson")).unwrap();
+    let history =
+        std::fs::read_to_string(e.data_dir().join("../sim/history/referrals.ndjson")).unwrap();
     let cohort: Vec<String> = e
         .scoring_cohort(tonight())
         .await
@@ -116,15 +147,27 @@ async fn events_observed_or_reported_after_the_date_are_ignored_and_earlier_ones
     assert!(dead.letters.is_empty(), "{:?}", dead.letters);
     let e = engine(&w.data).await;
     let after = e.compute(&[(h.clone(), d)]).await.unwrap();
-    assert_eq!(before.values, after.values, "an event not known on D changed D's features");
+    assert_eq!(
+        before.values, after.values,
+        "an event not known on D changed D's features"
+    );
 
     // The control: the same event known on D does change them, so the test can fail.
-    ingest_lines(&w.data, "known.ndjson", &[arrears("evt-known", &h, &district, d, d, 9)], tonight());
+    ingest_lines(
+        &w.data,
+        "known.ndjson",
+        &[arrears("evt-known", &h, &district, d, d, 9)],
+        tonight(),
+    );
     let e = engine(&w.data).await;
     let known = e.compute(&[(h.clone(), d)]).await.unwrap();
     assert_ne!(before.values, known.values);
     let spec = FeatureSpec::embedded();
-    let cut = spec.features.iter().position(|f| f.name == "ua_cut_n_90d").unwrap();
+    let cut = spec
+        .features
+        .iter()
+        .position(|f| f.name == "ua_cut_n_90d")
+        .unwrap();
     assert_eq!(known.row(0)[cut], before.row(0)[cut] + 1.0);
 }
 
@@ -137,13 +180,29 @@ async fn training_and_scoring_compute_identical_features_and_many_dates_equal_on
     // The scoring path, one household and date at a time, gives the training rows exactly.
     for i in (0..set.labels.len()).step_by(set.labels.len() / 10) {
         let l = &set.labels[i];
-        let alone = e.compute(&[(l.household_id.clone(), l.as_of)]).await.unwrap();
-        assert_eq!(alone.row(0), set.features.row(i), "{} as of {}", l.household_id, l.as_of);
+        let alone = e
+            .compute(&[(l.household_id.clone(), l.as_of)])
+            .await
+            .unwrap();
+        assert_eq!(
+            alone.row(0),
+            set.features.row(i),
+            "{} as of {}",
+            l.household_id,
+            l.as_of
+        );
     }
     // Several dates in one plan equal separate runs.
     let cohort = e.scoring_cohort(tonight()).await.unwrap();
-    let dates: Vec<NaiveDate> = [0u64, 45, 120].iter().map(|&n| tonight().checked_sub_days(Days::new(n)).unwrap()).collect();
-    let pairs: Vec<(String, NaiveDate)> = cohort.iter().take(40).flat_map(|h| dates.iter().map(move |&d| (h.clone(), d))).collect();
+    let dates: Vec<NaiveDate> = [0u64, 45, 120]
+        .iter()
+        .map(|&n| tonight().checked_sub_days(Days::new(n)).unwrap())
+        .collect();
+    let pairs: Vec<(String, NaiveDate)> = cohort
+        .iter()
+        .take(40)
+        .flat_map(|h| dates.iter().map(move |&d| (h.clone(), d)))
+        .collect();
     let together = e.compute(&pairs).await.unwrap();
     for &d in &dates {
         let one: Vec<(String, NaiveDate)> = pairs.iter().filter(|p| p.1 == d).cloned().collect();
@@ -163,26 +222,48 @@ async fn models_give_probabilities_with_ordered_korean_reasons_and_refuse_other_
     let spec = FeatureSpec::embedded();
     for kind in Kind::ALL {
         let m = fit(kind, &set, &spec, &TrainSettings::default(), tonight(), 1).unwrap();
-        assert!(m.metrics.roc_auc > 0.6, "{kind:?} ROC-AUC {}", m.metrics.roc_auc);
+        assert!(
+            m.metrics.roc_auc > 0.6,
+            "{kind:?} ROC-AUC {}",
+            m.metrics.roc_auc
+        );
         for i in 0..set.labels.len().min(200) {
             let p = m.score(set.features.row(i));
             assert!((0.0..=1.0).contains(&p));
             let reasons = m.reasons(set.features.row(i), &spec);
             assert!(reasons.len() <= 3);
-            assert!(reasons.windows(2).all(|r| r[0].contribution >= r[1].contribution));
-            assert!(reasons.iter().all(|r| !r.label_ko.is_empty() && r.label_ko != r.code));
+            assert!(reasons
+                .windows(2)
+                .all(|r| r[0].contribution >= r[1].contribution));
+            assert!(reasons
+                .iter()
+                .all(|r| !r.label_ko.is_empty() && r.label_ko != r.code));
         }
         let mut other = m.clone();
         other.features.swap(0, 1);
         let err = other.check_features(&spec).unwrap_err().to_string();
-        assert!(err.contains("retrain") && err.contains("different order"), "{err}");
+        assert!(
+            err.contains("retrain") && err.contains("different order"),
+            "{err}"
+        );
     }
     // Saved and loaded by name, the model is the same.
-    let m = fit(Kind::Trees, &set, &spec, &TrainSettings::default(), tonight(), 1).unwrap();
+    let m = fit(
+        Kind::Trees,
+        &set,
+        &spec,
+        &TrainSettings::default(),
+        tonight(),
+        1,
+    )
+    .unwrap();
     lantern::model::artefact::save(&w.data, &m).unwrap();
     assert_eq!(lantern::model::artefact::load(&w.data, "trees").unwrap(), m);
     assert!(w.data.join("models/trees@1/MODEL_CARD.md").exists());
-    assert!(lantern::model::artefact::save(&w.data, &m).is_err(), "a version is never overwritten");
+    assert!(
+        lantern::model::artefact::save(&w.data, &m).is_err(),
+        "a version is never overwritten"
+    );
 }
 
 fn settings(data: &Path) -> Settings {
@@ -194,7 +275,10 @@ fn settings(data: &Path) -> Settings {
 
 async fn current_model(w: &World) -> lantern::model::Model {
     let e = engine(&w.data).await;
-    let t = lantern::model::train::train_all(&e, &TrainSettings::default(), tonight(), &[Kind::Trees]).await.unwrap();
+    let t =
+        lantern::model::train::train_all(&e, &TrainSettings::default(), tonight(), &[Kind::Trees])
+            .await
+            .unwrap();
     lantern::model::artefact::load(&w.data, &t.current).unwrap()
 }
 
@@ -206,37 +290,71 @@ async fn a_night_rerun_gives_the_same_ids_and_publishes_nothing_twice() {
     let mut s = settings(&w.data);
     s.kafka.brokers = cluster.bootstrap_servers();
     cluster.create_topic(&s.topics.case_intake, 3, 1).unwrap();
-    let producer: rdkafka::producer::FutureProducer = lantern::kafka::producer_config(&s.kafka).create().unwrap();
+    let producer: rdkafka::producer::FutureProducer =
+        lantern::kafka::producer_config(&s.kafka).create().unwrap();
     let registry = Registry::embedded();
     let bar = indicatif::ProgressBar::hidden();
     let mut runs = Vec::new();
     for _ in 0..2 {
         let e = engine(&w.data).await;
-        let night = lantern::screen::nightly(&e, &model, &s, &registry, tonight(), Some((&producer, s.topics.case_intake.as_str())), &bar).await.unwrap();
+        let night = lantern::screen::nightly(
+            &e,
+            &model,
+            &s,
+            &registry,
+            tonight(),
+            Some((&producer, s.topics.case_intake.as_str())),
+            &bar,
+        )
+        .await
+        .unwrap();
         runs.push(night);
     }
-    let ids = |n: &lantern::screen::Night| n.screening.referrals.iter().map(|r| r.referral_id.clone()).collect::<Vec<_>>();
+    let ids = |n: &lantern::screen::Night| {
+        n.screening
+            .referrals
+            .iter()
+            .map(|r| r.referral_id.clone())
+            .collect::<Vec<_>>()
+    };
     assert!(!runs[0].screening.referrals.is_empty());
     assert_eq!(ids(&runs[0]), ids(&runs[1]));
-    assert_eq!(runs[0].outputs.hashes, runs[1].outputs.hashes, "same files, byte for byte");
+    assert_eq!(
+        runs[0].outputs.hashes, runs[1].outputs.hashes,
+        "same files, byte for byte"
+    );
     let first = runs[0].published.clone().unwrap();
     let second = runs[1].published.clone().unwrap();
     assert_eq!((first.sent, first.skipped), (ids(&runs[0]).len(), 0));
     assert_eq!((second.sent, second.skipped), (0, ids(&runs[0]).len()));
-    let consumer: rdkafka::consumer::BaseConsumer = lantern::kafka::client_config(&s.kafka).set("group.id", "reader").create().unwrap();
+    let consumer: rdkafka::consumer::BaseConsumer = lantern::kafka::client_config(&s.kafka)
+        .set("group.id", "reader")
+        .create()
+        .unwrap();
     let (read, other) = lantern::intake::read_all(&consumer, &s.topics.case_intake, None).unwrap();
     assert_eq!(other, 0);
     let mut read_ids: Vec<String> = read.iter().map(|r| r.referral_id.clone()).collect();
     read_ids.sort();
     let mut expected = ids(&runs[0]);
     expected.sort();
-    assert_eq!(read_ids, expected, "each referral on case-intake exactly once");
+    assert_eq!(
+        read_ids, expected,
+        "each referral on case-intake exactly once"
+    );
     // Keyed by district, as SPEC §4 says, and a district reads only its own.
     let district = &read[0].district_code;
-    let consumer: rdkafka::consumer::BaseConsumer = lantern::kafka::client_config(&s.kafka).set("group.id", "reader2").create().unwrap();
-    let (mine, _) = lantern::intake::read_all(&consumer, &s.topics.case_intake, Some(district)).unwrap();
+    let consumer: rdkafka::consumer::BaseConsumer = lantern::kafka::client_config(&s.kafka)
+        .set("group.id", "reader2")
+        .create()
+        .unwrap();
+    let (mine, _) =
+        lantern::intake::read_all(&consumer, &s.topics.case_intake, Some(district)).unwrap();
     assert!(!mine.is_empty() && mine.iter().all(|r| &r.district_code == district));
-    assert_eq!(lantern::audit::verify(&w.data).unwrap(), 4, "screen + publish, twice");
+    assert_eq!(
+        lantern::audit::verify(&w.data).unwrap(),
+        4,
+        "screen + publish, twice"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,27 +404,56 @@ async fn capacity_exclusions_urgency_and_escalation_shape_the_lists() {
     let s = settings(&w.data);
     let registry = Registry::embedded();
     let e = engine(&w.data).await;
-    let night = lantern::screen::screen(&e, &model, &registry, &s.capacity, &s.screen, tonight(), &indicatif::ProgressBar::hidden()).await.unwrap();
+    let night = lantern::screen::screen(
+        &e,
+        &model,
+        &registry,
+        &s.capacity,
+        &s.screen,
+        tonight(),
+        &indicatif::ProgressBar::hidden(),
+    )
+    .await
+    .unwrap();
     let find = |h: &str| night.referrals.iter().find(|r| r.household_id == h);
     let urgent = find(&urgent_h).expect("an urgent report always makes the list");
     assert_eq!(urgent.rank, 1);
     assert_eq!(urgent.reasons[0].code, "urgent_report");
     assert_eq!(night.priority[&urgent.referral_id], Priority::Urgent);
-    assert!(find(&open_h).is_none(), "an open referral within the cool-down is not referred again");
+    assert!(
+        find(&open_h).is_none(),
+        "an open referral within the cool-down is not referred again"
+    );
     assert!(night.counts.excluded_open_referral >= 1);
     let esc = find(&esc_h).expect("flagged three times, never reached: escalated onto the list");
     assert!(esc.reasons.iter().any(|r| r.code == "escalation"));
     // Capacity: no district over it, except by urgent reports; every district listed.
     assert_eq!(night.districts.len(), 229);
     for (code, (cap, len)) in &night.districts {
-        let urgent = night.referrals.iter().filter(|r| &r.district_code == code && night.priority[&r.referral_id] == Priority::Urgent).count() as u32;
+        let urgent = night
+            .referrals
+            .iter()
+            .filter(|r| {
+                &r.district_code == code && night.priority[&r.referral_id] == Priority::Urgent
+            })
+            .count() as u32;
         assert!(*len <= (*cap).max(urgent), "{code}: {len} > {cap}");
-        let ranks: Vec<u32> = night.referrals.iter().filter(|r| &r.district_code == code).map(|r| r.rank).collect();
+        let ranks: Vec<u32> = night
+            .referrals
+            .iter()
+            .filter(|r| &r.district_code == code)
+            .map(|r| r.rank)
+            .collect();
         assert_eq!(ranks, (1..=*len).collect::<Vec<_>>());
     }
     // An empty district gets an empty list (a header-only CSV), not an error.
-    let hashes = lantern::screen::output::write(&w.data, &night, &registry, &Default::default()).unwrap();
-    let empty = night.districts.iter().find(|(_, d)| d.1 == 0).map(|(c, _)| c.clone());
+    let hashes =
+        lantern::screen::output::write(&w.data, &night, &registry, &Default::default()).unwrap();
+    let empty = night
+        .districts
+        .iter()
+        .find(|(_, d)| d.1 == 0)
+        .map(|(c, _)| c.clone());
     if let Some(code) = empty {
         let csv = std::fs::read(hashes.dir.join(format!("{code}.csv"))).unwrap();
         assert!(csv.starts_with(&[0xEF, 0xBB, 0xBF]), "UTF-8 BOM for Excel");
@@ -319,14 +466,20 @@ async fn capacity_exclusions_urgency_and_escalation_shape_the_lists() {
 async fn an_outcome_for_an_unknown_referral_goes_to_the_dead_letter_sink() {
     let w = world();
     let history = std::fs::read_to_string(w.sim.join("history/referrals.ndjson")).unwrap();
-    let known: lantern::contract::Referral = serde_json::from_str(history.lines().next().unwrap()).unwrap();
+    let known: lantern::contract::Referral =
+        serde_json::from_str(history.lines().next().unwrap()).unwrap();
     let line = |id: &str| {
         format!(
             r#"{{"referral_id":"{id}","household_id":"{}","district_code":"{}","outcome":"no_crisis","decided_on":"2026-10-30"}}"#,
             known.household_id, known.district_code
         )
     };
-    let dead = ingest_lines(&w.data, "late.ndjson", &[line("ref_nosuchreferralxxxxxx"), line(&known.referral_id)], tonight());
+    let dead = ingest_lines(
+        &w.data,
+        "late.ndjson",
+        &[line("ref_nosuchreferralxxxxxx"), line(&known.referral_id)],
+        tonight(),
+    );
     assert_eq!(dead.letters.len(), 1, "{:?}", dead.letters);
     assert_eq!(dead.letters[0].reason, "unknown_referral");
     assert_eq!(dead.letters[0].field, "referral_id");

@@ -109,7 +109,11 @@ pub async fn backtest(
     until: NaiveDate,
     progress: &indicatif::ProgressBar,
 ) -> Result<BacktestReport, ModelError> {
-    let all = training_set(engine, until.checked_add_days(Days::new(1)).unwrap_or(until)).await?;
+    let all = training_set(
+        engine,
+        until.checked_add_days(Days::new(1)).unwrap_or(until),
+    )
+    .await?;
     let mut nights: Vec<NaiveDate> = all.labels.iter().map(|l| l.as_of).collect();
     nights.dedup();
     // Keep at least two nights to learn from.
@@ -125,12 +129,16 @@ pub async fn backtest(
     }
     progress.set_length((eval_nights.len() * Kind::ALL.len()) as u64);
     let capacity = |district: &str| -> usize {
-        capacities.scaled(registry, district, settings.capacity_scale).max(1) as usize
+        capacities
+            .scaled(registry, district, settings.capacity_scale)
+            .max(1) as usize
     };
     let mut folds = Vec::new();
     let mut pooled: Vec<Scored> = Vec::new();
     for &t in &eval_nights {
-        let until_t = t.checked_add_days(Days::new(settings.horizon_days as u64)).unwrap_or(t);
+        let until_t = t
+            .checked_add_days(Days::new(settings.horizon_days as u64))
+            .unwrap_or(t);
         let known: TrainingSet = {
             let mut s = all.filter(|d| d < t);
             // Only outcomes decided before T were known at T.
@@ -144,8 +152,14 @@ pub async fn backtest(
                 district: eval.labels[i].district_code.clone(),
                 night: eval.labels[i].as_of,
                 label: eval.labels[i].label,
-                household_type: eval.features.keys[i].household_type.clone().unwrap_or_else(|| "unknown".into()),
-                head_age_band: eval.features.keys[i].head_age_band.clone().unwrap_or_else(|| "unknown".into()),
+                household_type: eval.features.keys[i]
+                    .household_type
+                    .clone()
+                    .unwrap_or_else(|| "unknown".into()),
+                head_age_band: eval.features.keys[i]
+                    .head_age_band
+                    .clone()
+                    .unwrap_or_else(|| "unknown".into()),
                 scores: BTreeMap::new(),
             })
             .collect();
@@ -174,7 +188,10 @@ pub async fn backtest(
         let selected = select(&pooled, kind, &capacity);
         let mut rows = Vec::new();
         for (attribute, get) in [
-            ("household_type", (|s: &Scored| s.household_type.clone()) as fn(&Scored) -> String),
+            (
+                "household_type",
+                (|s: &Scored| s.household_type.clone()) as fn(&Scored) -> String,
+            ),
             ("head_age_band", |s: &Scored| s.head_age_band.clone()),
         ] {
             rows.extend(group_rows(attribute, &pooled, &selected, get));
@@ -230,12 +247,19 @@ fn filter_rows(set: &TrainingSet, keep: &[bool]) -> TrainingSet {
 fn select(rows: &[Scored], kind: Kind, capacity: &dyn Fn(&str) -> usize) -> Vec<bool> {
     let mut groups: BTreeMap<(&str, NaiveDate), Vec<usize>> = BTreeMap::new();
     for (i, r) in rows.iter().enumerate() {
-        groups.entry((r.district.as_str(), r.night)).or_default().push(i);
+        groups
+            .entry((r.district.as_str(), r.night))
+            .or_default()
+            .push(i);
     }
     let mut selected = vec![false; rows.len()];
     for ((district, _), mut idx) in groups {
         // Highest score first; ties by position, so the choice is fully determined.
-        idx.sort_by(|&a, &b| rows[b].scores[&kind].total_cmp(&rows[a].scores[&kind]).then(a.cmp(&b)));
+        idx.sort_by(|&a, &b| {
+            rows[b].scores[&kind]
+                .total_cmp(&rows[a].scores[&kind])
+                .then(a.cmp(&b))
+        });
         let take = capacity(district);
         for &i in idx.iter().take(take) {
             selected[i] = true;
@@ -246,7 +270,11 @@ fn select(rows: &[Scored], kind: Kind, capacity: &dyn Fn(&str) -> usize) -> Vec<
 
 fn precision_recall(rows: &[Scored], selected: &[bool]) -> (f64, f64) {
     let picked = selected.iter().filter(|&&s| s).count();
-    let hits = rows.iter().zip(selected).filter(|(r, &s)| s && r.label == 1).count();
+    let hits = rows
+        .iter()
+        .zip(selected)
+        .filter(|(r, &s)| s && r.label == 1)
+        .count();
     let positives = rows.iter().filter(|r| r.label == 1).count();
     (ratio(hits, picked), ratio(hits, positives))
 }
@@ -267,7 +295,10 @@ fn ratio(a: usize, b: usize) -> f64 {
     }
 }
 
-fn metrics_by_model(rows: &[Scored], capacity: &dyn Fn(&str) -> usize) -> BTreeMap<String, Metrics> {
+fn metrics_by_model(
+    rows: &[Scored],
+    capacity: &dyn Fn(&str) -> usize,
+) -> BTreeMap<String, Metrics> {
     let y: Vec<u8> = rows.iter().map(|r| r.label).collect();
     let mut out = BTreeMap::new();
     let mut rule_precision = f64::NAN;
@@ -296,7 +327,12 @@ fn metrics_by_model(rows: &[Scored], capacity: &dyn Fn(&str) -> usize) -> BTreeM
     out
 }
 
-fn group_rows(attribute: &str, rows: &[Scored], selected: &[bool], get: fn(&Scored) -> String) -> Vec<GroupRow> {
+fn group_rows(
+    attribute: &str,
+    rows: &[Scored],
+    selected: &[bool],
+    get: fn(&Scored) -> String,
+) -> Vec<GroupRow> {
     let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, r) in rows.iter().enumerate() {
         groups.entry(get(r)).or_default().push(i);
@@ -306,9 +342,15 @@ fn group_rows(attribute: &str, rows: &[Scored], selected: &[bool], get: fn(&Scor
         .map(|(g, idx)| {
             let n = idx.len();
             let sel = idx.iter().filter(|&&i| selected[i]).count();
-            let hits = idx.iter().filter(|&&i| selected[i] && rows[i].label == 1).count();
+            let hits = idx
+                .iter()
+                .filter(|&&i| selected[i] && rows[i].label == 1)
+                .count();
             let pos = idx.iter().filter(|&&i| rows[i].label == 1).count();
-            let missed = idx.iter().filter(|&&i| !selected[i] && rows[i].label == 1).count();
+            let missed = idx
+                .iter()
+                .filter(|&&i| !selected[i] && rows[i].label == 1)
+                .count();
             (g, n, ratio(sel, n), ratio(hits, sel), ratio(missed, pos))
         })
         .collect();

@@ -1,5 +1,5 @@
 //! Evaluation: ranking, calibration and fairness metrics, and the temporal back-test.
 
-pub mod metrics;
 pub mod backtest;
+pub mod metrics;
 pub mod report;

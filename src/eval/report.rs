@@ -25,7 +25,13 @@ fn pct(x: f64) -> String {
 /// The readable summary table (markdown, which also reads well in a terminal).
 pub fn summary(r: &BacktestReport) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "# Back-test up to {} ({} folds, horizon {} days)\n", r.data_until, r.folds.len(), r.horizon_days);
+    let _ = writeln!(
+        s,
+        "# Back-test up to {} ({} folds, horizon {} days)\n",
+        r.data_until,
+        r.folds.len(),
+        r.horizon_days
+    );
     let _ = writeln!(s, "## All folds pooled\n");
     let _ = writeln!(
         s,
@@ -65,7 +71,10 @@ pub fn summary(r: &BacktestReport) -> String {
             );
         }
     }
-    let _ = writeln!(s, "\n## Fairness audit (top-capacity selection, all folds)\n");
+    let _ = writeln!(
+        s,
+        "\n## Fairness audit (top-capacity selection, all folds)\n"
+    );
     let _ = writeln!(s, "| model | attribute | group | referrals | selection rate (ratio) | precision (ratio) | false-negative rate (ratio) |");
     let _ = writeln!(s, "|---|---|---|---|---|---|---|");
     for (name, rows) in &r.fairness {
@@ -93,7 +102,9 @@ pub fn summary(r: &BacktestReport) -> String {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// A reliability chart: predicted against observed per bin, one polyline per model.
@@ -116,7 +127,11 @@ fn reliability_svg(r: &BacktestReport) -> String {
             .iter()
             .map(|b| format!("{:.1},{:.1}", x(b.mean_predicted), y(b.observed_rate)))
             .collect();
-        let _ = write!(s, "<polyline fill=\"none\" stroke=\"{c}\" stroke-width=\"2\" points=\"{}\"/>", pts.join(" "));
+        let _ = write!(
+            s,
+            "<polyline fill=\"none\" stroke=\"{c}\" stroke-width=\"2\" points=\"{}\"/>",
+            pts.join(" ")
+        );
         let _ = write!(
             s,
             "<text x=\"{}\" y=\"{}\" fill=\"{c}\" font-size=\"12\">{}</text>",
@@ -141,8 +156,16 @@ fn reliability_svg(r: &BacktestReport) -> String {
 fn bars_svg(r: &BacktestReport, label: &str, get: fn(&super::backtest::Metrics) -> f64) -> String {
     let n = r.pooled.len() as f64;
     let (w, row) = (420.0, 26.0);
-    let mut s = format!("<svg width=\"{w}\" height=\"{}\" role=\"img\" aria-label=\"{}\">", row * n + 24.0, esc(label));
-    let _ = write!(s, "<text x=\"0\" y=\"14\" font-size=\"13\" font-weight=\"bold\">{}</text>", esc(label));
+    let mut s = format!(
+        "<svg width=\"{w}\" height=\"{}\" role=\"img\" aria-label=\"{}\">",
+        row * n + 24.0,
+        esc(label)
+    );
+    let _ = write!(
+        s,
+        "<text x=\"0\" y=\"14\" font-size=\"13\" font-weight=\"bold\">{}</text>",
+        esc(label)
+    );
     for (i, (name, m)) in r.pooled.iter().enumerate() {
         let v = get(m);
         let v = if v.is_nan() { 0.0 } else { v.clamp(0.0, 1.0) };
@@ -174,7 +197,9 @@ pub fn html(r: &BacktestReport) -> String {
     );
     let _ = write!(s, "<h1>Back-test up to {}</h1>", r.data_until);
     s.push_str("<div class=\"charts\">");
-    s.push_str(&bars_svg(r, "precision at capacity", |m| m.precision_at_capacity));
+    s.push_str(&bars_svg(r, "precision at capacity", |m| {
+        m.precision_at_capacity
+    }));
     s.push_str(&bars_svg(r, "PR-AUC", |m| m.pr_auc));
     s.push_str(&bars_svg(r, "ROC-AUC", |m| m.roc_auc));
     s.push_str("</div><h2>Calibration</h2>");
@@ -191,7 +216,11 @@ pub fn html(r: &BacktestReport) -> String {
         } else if line.starts_with("|---") {
             continue;
         } else if let Some(row) = line.strip_prefix('|') {
-            let cells: Vec<&str> = row.trim_end_matches('|').split('|').map(str::trim).collect();
+            let cells: Vec<&str> = row
+                .trim_end_matches('|')
+                .split('|')
+                .map(str::trim)
+                .collect();
             let tag = if in_table { "td" } else { "th" };
             if !in_table {
                 s.push_str("<table>");

@@ -116,7 +116,7 @@ impl FeatureSpec {
             EMBEDDED_TOML,
             "embedded pipelines/",
         )
-            .expect("the embedded pipelines/ are valid (checked by tests)")
+        .expect("the embedded pipelines/ are valid (checked by tests)")
     }
 
     /// The pipeline in `dir` (a copy of `pipelines/` a researcher edited), or the embedded one
@@ -329,7 +329,11 @@ impl FeatureEngine {
         for b in batches {
             let ids = cast(b.column(0), &DataType::Utf8).map_err(DataFusionError::from)?;
             let ids = ids.as_string::<i32>();
-            out.extend((0..ids.len()).filter(|&i| ids.is_valid(i)).map(|i| ids.value(i).to_string()));
+            out.extend(
+                (0..ids.len())
+                    .filter(|&i| ids.is_valid(i))
+                    .map(|i| ids.value(i).to_string()),
+            );
         }
         Ok(out)
     }
@@ -345,9 +349,11 @@ impl FeatureEngine {
         let mut out = Vec::new();
         for b in batches {
             let text = |name: &str| -> Result<Vec<String>, FeatureError> {
-                let c = b.column_by_name(name).ok_or_else(|| FeatureError::Mismatch {
-                    detail: format!("labels.sql must return a `{name}` column"),
-                })?;
+                let c = b
+                    .column_by_name(name)
+                    .ok_or_else(|| FeatureError::Mismatch {
+                        detail: format!("labels.sql must return a `{name}` column"),
+                    })?;
                 let c = cast(c, &DataType::Utf8).map_err(DataFusionError::from)?;
                 let c = c.as_string::<i32>();
                 Ok((0..c.len()).map(|i| c.value(i).to_string()).collect())
@@ -356,14 +362,18 @@ impl FeatureEngine {
             let referrals = text("referral_id")?;
             let districts = text("district_code")?;
             let labels = text("label")?;
-            let as_of = b.column_by_name("as_of").ok_or_else(|| FeatureError::Mismatch {
-                detail: "labels.sql must return an `as_of` column".into(),
-            })?;
+            let as_of = b
+                .column_by_name("as_of")
+                .ok_or_else(|| FeatureError::Mismatch {
+                    detail: "labels.sql must return an `as_of` column".into(),
+                })?;
             let as_of = cast(as_of, &DataType::Date32).map_err(DataFusionError::from)?;
             let as_of = as_of.as_primitive::<Date32Type>();
-            let decided = b.column_by_name("decided_on").ok_or_else(|| FeatureError::Mismatch {
-                detail: "labels.sql must return a `decided_on` column".into(),
-            })?;
+            let decided = b
+                .column_by_name("decided_on")
+                .ok_or_else(|| FeatureError::Mismatch {
+                    detail: "labels.sql must return a `decided_on` column".into(),
+                })?;
             let decided = cast(decided, &DataType::Date32).map_err(DataFusionError::from)?;
             let decided = decided.as_primitive::<Date32Type>();
             for i in 0..b.num_rows() {
@@ -382,7 +392,10 @@ impl FeatureEngine {
 
     /// Starts the feature query for every `(household_id, as_of)` pair; batches arrive as
     /// DataFusion produces them, so memory does not grow with the cohort.
-    pub async fn stream(&self, cohort: &[(String, NaiveDate)]) -> Result<FeatureStream, FeatureError> {
+    pub async fn stream(
+        &self,
+        cohort: &[(String, NaiveDate)],
+    ) -> Result<FeatureStream, FeatureError> {
         let (Some(first), Some(last)) = (
             cohort.iter().map(|c| c.1).min(),
             cohort.iter().map(|c| c.1).max(),
@@ -406,7 +419,10 @@ impl FeatureEngine {
     }
 
     /// All features of a cohort in memory, in the cohort's order.
-    pub async fn compute(&self, cohort: &[(String, NaiveDate)]) -> Result<FeatureBatch, FeatureError> {
+    pub async fn compute(
+        &self,
+        cohort: &[(String, NaiveDate)],
+    ) -> Result<FeatureBatch, FeatureError> {
         let mut stream = self.stream(cohort).await?;
         let mut all = FeatureBatch {
             width: self.spec.features.len(),
@@ -484,19 +500,34 @@ impl FeatureEngine {
         let extra: Vec<&str> = names
             .iter()
             .copied()
-            .filter(|n| !KEY_COLUMNS.contains(n) && !self.spec.features.iter().any(|f| f.name == *n))
+            .filter(|n| {
+                !KEY_COLUMNS.contains(n) && !self.spec.features.iter().any(|f| f.name == *n)
+            })
             .collect();
-        let absent_keys: Vec<&str> = KEY_COLUMNS.iter().copied().filter(|k| !names.contains(k)).collect();
+        let absent_keys: Vec<&str> = KEY_COLUMNS
+            .iter()
+            .copied()
+            .filter(|k| !names.contains(k))
+            .collect();
         if !missing.is_empty() || !extra.is_empty() || !absent_keys.is_empty() {
             let mut parts = Vec::new();
             if !missing.is_empty() {
-                parts.push(format!("in features.toml but not produced by the query: {}", missing.join(", ")));
+                parts.push(format!(
+                    "in features.toml but not produced by the query: {}",
+                    missing.join(", ")
+                ));
             }
             if !extra.is_empty() {
-                parts.push(format!("produced by the query but not in features.toml: {}", extra.join(", ")));
+                parts.push(format!(
+                    "produced by the query but not in features.toml: {}",
+                    extra.join(", ")
+                ));
             }
             if !absent_keys.is_empty() {
-                parts.push(format!("key columns missing from the query: {}", absent_keys.join(", ")));
+                parts.push(format!(
+                    "key columns missing from the query: {}",
+                    absent_keys.join(", ")
+                ));
             }
             return Err(FeatureError::Mismatch {
                 detail: parts.join("; "),
@@ -506,7 +537,12 @@ impl FeatureEngine {
             .spec
             .features
             .iter()
-            .map(|f| names.iter().position(|n| *n == f.name).expect("checked above"))
+            .map(|f| {
+                names
+                    .iter()
+                    .position(|n| *n == f.name)
+                    .expect("checked above")
+            })
             .collect())
     }
 }
@@ -539,14 +575,20 @@ impl FeatureStream {
     }
 }
 
-fn to_features(batch: &RecordBatch, columns: &[usize], spec: &FeatureSpec) -> Result<FeatureBatch, FeatureError> {
+fn to_features(
+    batch: &RecordBatch,
+    columns: &[usize],
+    spec: &FeatureSpec,
+) -> Result<FeatureBatch, FeatureError> {
     let n = batch.num_rows();
     let width = columns.len();
     let string = |name: &str| -> Result<Vec<Option<String>>, FeatureError> {
         let col = batch.column_by_name(name).expect("key columns checked");
         let col = cast(col, &DataType::Utf8).map_err(DataFusionError::from)?;
         let col = col.as_string::<i32>();
-        Ok((0..n).map(|i| col.is_valid(i).then(|| col.value(i).to_string())).collect())
+        Ok((0..n)
+            .map(|i| col.is_valid(i).then(|| col.value(i).to_string()))
+            .collect())
     };
     let ids = string("household_id")?;
     let districts = string("district_code")?;
@@ -580,7 +622,11 @@ fn to_features(batch: &RecordBatch, columns: &[usize], spec: &FeatureSpec) -> Re
             values[i * width + j] = v as f32;
         }
     }
-    Ok(FeatureBatch { keys, values, width })
+    Ok(FeatureBatch {
+        keys,
+        values,
+        width,
+    })
 }
 
 /// Writes feature batches to a Parquet file: keys as strings and dates, features as float32,
@@ -600,7 +646,11 @@ impl ParquetSink {
             Field::new("household_type", DataType::Utf8, true),
             Field::new("head_age_band", DataType::Utf8, true),
         ];
-        fields.extend(spec.features.iter().map(|f| Field::new(&f.name, DataType::Float32, false)));
+        fields.extend(
+            spec.features
+                .iter()
+                .map(|f| Field::new(&f.name, DataType::Float32, false)),
+        );
         let schema = Arc::new(Schema::new(fields));
         let err = |e: String| FeatureError::Catalogue {
             path: path.display().to_string(),
@@ -637,22 +687,30 @@ impl ParquetSink {
             text(&|k| k.head_age_band.as_deref()),
         ];
         for j in 0..b.width {
-            let col: Float32Array = (0..b.len()).map(|i| Some(b.values[i * b.width + j])).collect();
+            let col: Float32Array = (0..b.len())
+                .map(|i| Some(b.values[i * b.width + j]))
+                .collect();
             columns.push(Arc::new(col));
         }
-        let batch = RecordBatch::try_new(self.schema.clone(), columns).map_err(DataFusionError::from)?;
-        self.writer.write(&batch).map_err(|e| FeatureError::Catalogue {
-            path: self.path.display().to_string(),
-            message: e.to_string(),
-        })
+        let batch =
+            RecordBatch::try_new(self.schema.clone(), columns).map_err(DataFusionError::from)?;
+        self.writer
+            .write(&batch)
+            .map_err(|e| FeatureError::Catalogue {
+                path: self.path.display().to_string(),
+                message: e.to_string(),
+            })
     }
 
     pub fn finish(self) -> Result<(), FeatureError> {
         let path = self.path.display().to_string();
-        self.writer.close().map(|_| ()).map_err(|e| FeatureError::Catalogue {
-            path,
-            message: e.to_string(),
-        })
+        self.writer
+            .close()
+            .map(|_| ())
+            .map_err(|e| FeatureError::Catalogue {
+                path,
+                message: e.to_string(),
+            })
     }
 }
 
@@ -676,15 +734,22 @@ mod tests {
         let d = NaiveDate::from_ymd_opt(2026, 10, 31).unwrap();
         for t in [&spec.sql, &spec.cohort_sql] {
             let sql = spec.render(t, d, d);
-            assert!(!sql.contains("{window") && !sql.contains("{month") && !sql.contains("{lookback"));
-            assert!(sql.contains("DATE '2025-10-31'"), "window start is as_of - 365 days");
+            assert!(
+                !sql.contains("{window") && !sql.contains("{month") && !sql.contains("{lookback")
+            );
+            assert!(
+                sql.contains("DATE '2025-10-31'"),
+                "window start is as_of - 365 days"
+            );
         }
     }
 
     #[test]
     fn a_duplicate_feature_is_refused_with_its_name() {
         let toml_text = "lookback_days = 30\nfeatures = [ { name = \"a\", impute = 0, reason = \"r\" }, { name = \"a\", impute = 0, reason = \"r\" } ]\n[reasons.r]\nko = \"가\"\nen = \"a\"\n";
-        let err = FeatureSpec::parse("", "", "", toml_text, "x").unwrap_err().to_string();
+        let err = FeatureSpec::parse("", "", "", toml_text, "x")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("`a` is listed twice"), "{err}");
     }
 }

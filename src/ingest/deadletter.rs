@@ -34,7 +34,11 @@ pub struct DeadLetter {
 
 impl DeadLetter {
     /// A letter stamped now.
-    pub fn new(rejection: crate::contract::Rejection, origin: Origin, payload: String) -> DeadLetter {
+    pub fn new(
+        rejection: crate::contract::Rejection,
+        origin: Origin,
+        payload: String,
+    ) -> DeadLetter {
         DeadLetter {
             rejected_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             origin,

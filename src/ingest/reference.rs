@@ -36,7 +36,9 @@ pub fn import_households(
     dead: &mut dyn DeadLetterSink,
 ) -> Result<ImportReport, IngestError> {
     let file = std::fs::File::open(path).map_err(read_err(path))?;
-    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(std::io::BufReader::new(file));
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(std::io::BufReader::new(file));
     let headers = reader
         .headers()
         .map_err(|e| read_err(path)(std::io::Error::other(e.to_string())))?
@@ -61,7 +63,12 @@ pub fn import_households(
                 continue;
             }
         };
-        let get = |name: &str| headers.iter().position(|h| h.trim() == name).and_then(|j| row.get(j));
+        let get = |name: &str| {
+            headers
+                .iter()
+                .position(|h| h.trim() == name)
+                .and_then(|j| row.get(j))
+        };
         match validator.household(get) {
             Ok(h) => {
                 report.accepted += 1;
@@ -127,7 +134,11 @@ pub fn import_referral_history(
             }
             Err(rejection) => {
                 report.rejected += 1;
-                dead.send(&DeadLetter::new(rejection, origin(), mask_rrn(&text).into_owned()))?;
+                dead.send(&DeadLetter::new(
+                    rejection,
+                    origin(),
+                    mask_rrn(&text).into_owned(),
+                ))?;
             }
         }
     }

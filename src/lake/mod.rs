@@ -25,8 +25,8 @@
 //! (`ingest.dedup_cache_keys`); a partition evicted from the cache is read back from its files
 //! when it is next touched.
 
-mod schema;
 pub mod reference;
+mod schema;
 pub mod sql;
 
 use std::collections::{HashMap, HashSet};

@@ -20,7 +20,9 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanBuilder, Date32Builder, Float64Builder, Int32Builder,
     RecordBatch, StringBuilder,
 };
-use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Float64Type, Int32Type, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{
+    DataType, Date32Type, Field, Float64Type, Int32Type, Schema, SchemaRef,
+};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::{date_from_days, days_since_epoch, write_parquet_atomic, LakeError};
@@ -81,7 +83,8 @@ pub fn write_households(data_dir: &Path, households: &[Household]) -> Result<Pat
         Arc::new(disability.finish()),
     ];
     let path = households_path(data_dir);
-    let batch = RecordBatch::try_new(households_schema(), columns).map_err(|e| arrow_err(&path, e))?;
+    let batch =
+        RecordBatch::try_new(households_schema(), columns).map_err(|e| arrow_err(&path, e))?;
     write_parquet_atomic(&path, &[batch])?;
     Ok(path)
 }
@@ -143,7 +146,11 @@ pub fn referrals_batch(referrals: &[Referral]) -> Result<RecordBatch, LakeError>
 /// Writes one night's referrals (all districts) as `referrals/as_of=D/referrals.parquet`,
 /// replacing the file of an earlier run of the same night. An empty night writes an empty file,
 /// so "screened, nobody referred" differs from "not screened".
-pub fn write_referrals(data_dir: &Path, as_of: NaiveDate, referrals: &[Referral]) -> Result<PathBuf, LakeError> {
+pub fn write_referrals(
+    data_dir: &Path,
+    as_of: NaiveDate,
+    referrals: &[Referral],
+) -> Result<PathBuf, LakeError> {
     let path = referrals_dir(data_dir, as_of).join("referrals.parquet");
     write_parquet_atomic(&path, &[referrals_batch(referrals)?])?;
     Ok(path)
@@ -154,14 +161,23 @@ pub fn write_referrals(data_dir: &Path, as_of: NaiveDate, referrals: &[Referral]
 pub fn import_referrals(data_dir: &Path, referrals: Vec<Referral>) -> Result<usize, LakeError> {
     let mut by_night: BTreeMap<NaiveDate, BTreeMap<String, Referral>> = BTreeMap::new();
     for r in referrals {
-        by_night.entry(r.as_of).or_default().insert(r.referral_id.clone(), r);
+        by_night
+            .entry(r.as_of)
+            .or_default()
+            .insert(r.referral_id.clone(), r);
     }
     for (as_of, mut night) in by_night.iter_mut().map(|(d, m)| (*d, std::mem::take(m))) {
         for old in read_referrals(data_dir, as_of)? {
             night.entry(old.referral_id.clone()).or_insert(old);
         }
         let mut list: Vec<Referral> = night.into_values().collect();
-        list.sort_by(|a, b| (&a.district_code, a.rank, &a.household_id).cmp(&(&b.district_code, b.rank, &b.household_id)));
+        list.sort_by(|a, b| {
+            (&a.district_code, a.rank, &a.household_id).cmp(&(
+                &b.district_code,
+                b.rank,
+                &b.household_id,
+            ))
+        });
         write_referrals(data_dir, as_of, &list)?;
     }
     Ok(by_night.len())
@@ -172,8 +188,14 @@ pub fn referral_nights(data_dir: &Path) -> Result<Vec<NaiveDate>, LakeError> {
     let root = referrals_root(data_dir);
     let mut nights = Vec::new();
     for entry in super::entries(&root)? {
-        let name = entry.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if let Some(d) = name.strip_prefix("as_of=").and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()) {
+        let name = entry
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if let Some(d) = name
+            .strip_prefix("as_of=")
+            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        {
             if entry.join("referrals.parquet").exists() {
                 nights.push(d);
             }
@@ -198,10 +220,14 @@ pub fn read_referrals(data_dir: &Path, as_of: NaiveDate) -> Result<Vec<Referral>
     for batch in reader {
         let batch = batch.map_err(|e| arrow_err(&path, e))?;
         let col = |name: &str| {
-            batch.column_by_name(name).ok_or_else(|| LakeError::Parquet {
-                path: path.clone(),
-                message: format!("column `{name}` is missing; was this file written by Lantern?"),
-            })
+            batch
+                .column_by_name(name)
+                .ok_or_else(|| LakeError::Parquet {
+                    path: path.clone(),
+                    message: format!(
+                        "column `{name}` is missing; was this file written by Lantern?"
+                    ),
+                })
         };
         let id = col("referral_id")?.as_string::<i32>().clone();
         let as_of_c = col("as_of")?.as_primitive::<Date32Type>().clone();
@@ -213,10 +239,11 @@ pub fn read_referrals(data_dir: &Path, as_of: NaiveDate) -> Result<Vec<Referral>
         let model = col("model")?.as_string::<i32>().clone();
         let reasons = col("reasons")?.as_string::<i32>().clone();
         for i in 0..batch.num_rows() {
-            let reasons: Vec<ReasonCode> = serde_json::from_str(reasons.value(i)).map_err(|e| LakeError::Parquet {
-                path: path.clone(),
-                message: format!("row {i}: reasons are not valid JSON: {e}"),
-            })?;
+            let reasons: Vec<ReasonCode> =
+                serde_json::from_str(reasons.value(i)).map_err(|e| LakeError::Parquet {
+                    path: path.clone(),
+                    message: format!("row {i}: reasons are not valid JSON: {e}"),
+                })?;
             out.push(Referral {
                 referral_id: id.value(i).to_string(),
                 as_of: date_from_days(as_of_c.value(i)),

@@ -13,7 +13,9 @@ use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
-use super::reference::{households_path, households_schema, referral_nights, referrals_root, referrals_schema};
+use super::reference::{
+    households_path, households_schema, referral_nights, referrals_root, referrals_schema,
+};
 use super::{Lake, Table};
 
 /// Registers every lake table in `ctx`. Tables with no files yet are registered empty.
@@ -72,7 +74,11 @@ pub async fn register_all(ctx: &SessionContext, data_dir: &Path) -> Result<(), D
     Ok(())
 }
 
-fn register_empty(ctx: &SessionContext, name: &str, schema: SchemaRef) -> Result<(), DataFusionError> {
+fn register_empty(
+    ctx: &SessionContext,
+    name: &str,
+    schema: SchemaRef,
+) -> Result<(), DataFusionError> {
     ctx.register_table(name, Arc::new(MemTable::try_new(schema, vec![vec![]])?))?;
     Ok(())
 }

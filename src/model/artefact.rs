@@ -53,7 +53,10 @@ pub fn next_version(data_dir: &Path, name: &str) -> u32 {
 pub fn save(data_dir: &Path, model: &Model) -> Result<PathBuf, ModelError> {
     let dir = model_dir(data_dir, &model.id());
     if dir.exists() {
-        return Err(file_err(&dir, "already exists; versions are never overwritten"));
+        return Err(file_err(
+            &dir,
+            "already exists; versions are never overwritten",
+        ));
     }
     let tmp = models_dir(data_dir).join(format!(".{}.partial", model.id()));
     let _ = std::fs::remove_dir_all(&tmp);
@@ -87,7 +90,12 @@ pub fn load(data_dir: &Path, which: &str) -> Result<Model, ModelError> {
     } else {
         match versions(data_dir, which).last() {
             Some(v) => format!("{which}@{v}"),
-            None => return Err(ModelError::NotFound(which.into(), root.display().to_string())),
+            None => {
+                return Err(ModelError::NotFound(
+                    which.into(),
+                    root.display().to_string(),
+                ))
+            }
         }
     };
     let path = model_dir(data_dir, &id).join("model.json");
@@ -150,7 +158,11 @@ pub fn model_card(m: &Model) -> String {
     let _ = writeln!(s, "## Training data\n");
     let _ = writeln!(s, "| | |\n|---|---|");
     let _ = writeln!(s, "| labels decided before | {} |", t.as_of);
-    let _ = writeln!(s, "| referrals from | {} to {} |", t.first_referral, t.last_referral);
+    let _ = writeln!(
+        s,
+        "| referrals from | {} to {} |",
+        t.first_referral, t.last_referral
+    );
     let _ = writeln!(
         s,
         "| fitted on | {} referrals before {} ({} confirmed crises) |",
@@ -161,14 +173,32 @@ pub fn model_card(m: &Model) -> String {
         "| calibrated and measured on | {} referrals from {} ({} confirmed crises) |",
         t.rows_calibration, t.calibration_from, t.positives_calibration
     );
-    let _ = writeln!(s, "| features | {} (fingerprint `{}`) |", m.features.len(), m.feature_fingerprint);
+    let _ = writeln!(
+        s,
+        "| features | {} (fingerprint `{}`) |",
+        m.features.len(),
+        m.feature_fingerprint
+    );
     let _ = writeln!(s, "| created | {} |\n", m.created_at);
     let h = &m.metrics;
     let _ = writeln!(s, "## Held-out metrics\n");
-    let _ = writeln!(s, "| ROC-AUC | PR-AUC | Brier | base rate |\n|---|---|---|---|");
-    let _ = writeln!(s, "| {} | {} | {} | {} |\n", num(h.roc_auc), num(h.pr_auc), num(h.brier), pct(h.base_rate));
+    let _ = writeln!(
+        s,
+        "| ROC-AUC | PR-AUC | Brier | base rate |\n|---|---|---|---|"
+    );
+    let _ = writeln!(
+        s,
+        "| {} | {} | {} | {} |\n",
+        num(h.roc_auc),
+        num(h.pr_auc),
+        num(h.brier),
+        pct(h.base_rate)
+    );
     let _ = writeln!(s, "### Reliability (calibration)\n");
-    let _ = writeln!(s, "| predicted | households | mean predicted | confirmed |\n|---|---|---|---|");
+    let _ = writeln!(
+        s,
+        "| predicted | households | mean predicted | confirmed |\n|---|---|---|---|"
+    );
     for b in &h.reliability {
         let _ = writeln!(
             s,

@@ -136,11 +136,16 @@ mod tests {
     #[test]
     fn a_calibrated_score_matches_observed_rates() {
         let p: Vec<f64> = (0..1000).map(|i| (i % 10) as f64 / 10.0 + 0.05).collect();
-        let y: Vec<u8> = (0..1000).map(|i| u8::from(((i / 10) % 10) as f64 / 10.0 < (i % 10) as f64 / 10.0 + 0.05)).collect();
+        let y: Vec<u8> = (0..1000)
+            .map(|i| u8::from(((i / 10) % 10) as f64 / 10.0 < (i % 10) as f64 / 10.0 + 0.05))
+            .collect();
         let table = reliability(&p, &y);
         assert_eq!(table.len(), 10);
         for bin in table {
-            assert!((bin.mean_predicted - bin.observed_rate).abs() <= 0.051, "{bin:?}");
+            assert!(
+                (bin.mean_predicted - bin.observed_rate).abs() <= 0.051,
+                "{bin:?}"
+            );
         }
     }
 }

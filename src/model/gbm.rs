@@ -141,7 +141,10 @@ impl Gbm {
             }
             let rows: Vec<u32> = if params.row_sample < 1.0 {
                 let k = ((n as f64 * params.row_sample).ceil() as usize).clamp(1, n);
-                let mut r: Vec<u32> = sample(&mut rng, n, k).into_iter().map(|i| i as u32).collect();
+                let mut r: Vec<u32> = sample(&mut rng, n, k)
+                    .into_iter()
+                    .map(|i| i as u32)
+                    .collect();
                 r.sort_unstable();
                 r
             } else {
@@ -199,7 +202,8 @@ impl Binned {
             let col: Vec<u8> = (0..n)
                 .map(|i| {
                     let v = x[i * width + f];
-                    e.partition_point(|&edge| edge < v).min(e.len().saturating_sub(1)) as u8
+                    e.partition_point(|&edge| edge < v)
+                        .min(e.len().saturating_sub(1)) as u8
                 })
                 .collect();
             bins.push(col);
@@ -217,10 +221,17 @@ fn gain(g: f64, h: f64, lambda: f64) -> f64 {
     g * g / (h + lambda)
 }
 
-fn grow(b: &Binned, grad: &[f64], hess: &[f64], rows: Vec<u32>, cols: &[usize], params: &GbmParams) -> Tree {
-    let (g, h) = rows
-        .iter()
-        .fold((0.0, 0.0), |(g, h), &i| (g + grad[i as usize], h + hess[i as usize]));
+fn grow(
+    b: &Binned,
+    grad: &[f64],
+    hess: &[f64],
+    rows: Vec<u32>,
+    cols: &[usize],
+    params: &GbmParams,
+) -> Tree {
+    let (g, h) = rows.iter().fold((0.0, 0.0), |(g, h), &i| {
+        (g + grad[i as usize], h + hess[i as usize])
+    });
     let mut nodes = vec![Node {
         feature: None,
         threshold: 0.0,
@@ -233,11 +244,13 @@ fn grow(b: &Binned, grad: &[f64], hess: &[f64], rows: Vec<u32>, cols: &[usize], 
     for _ in 0..params.depth {
         let mut next = Vec::new();
         for (idx, rows, g, h) in frontier {
-            let Some((f, bin, gl, hl)) = best_split(b, grad, hess, &rows, cols, g, h, params) else {
+            let Some((f, bin, gl, hl)) = best_split(b, grad, hess, &rows, cols, g, h, params)
+            else {
                 continue;
             };
             let col = &b.bins[f];
-            let (left, right): (Vec<u32>, Vec<u32>) = rows.iter().partition(|&&i| col[i as usize] as usize <= bin);
+            let (left, right): (Vec<u32>, Vec<u32>) =
+                rows.iter().partition(|&&i| col[i as usize] as usize <= bin);
             let (gr, hr) = (g - gl, h - hl);
             let li = nodes.len();
             nodes.push(Node {
@@ -317,9 +330,14 @@ fn best_split(
     };
     // Features are searched on all cores; ties go to the lower feature index, so the result
     // does not depend on thread timing.
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(cols.len().max(1));
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(cols.len().max(1));
     let chunk = cols.len().div_ceil(threads).max(1);
-    let results: Vec<Option<(f64, usize, usize, f64, f64)>> = if rows.len() * cols.len() < 200_000 || threads == 1 {
+    let results: Vec<Option<(f64, usize, usize, f64, f64)>> = if rows.len() * cols.len() < 200_000
+        || threads == 1
+    {
         cols.iter().map(|&f| search(f)).collect()
     } else {
         std::thread::scope(|s| {
@@ -327,16 +345,22 @@ fn best_split(
                 .chunks(chunk)
                 .map(|part| s.spawn(move || part.iter().map(|&f| search(f)).collect::<Vec<_>>()))
                 .collect();
-            handles.into_iter().flat_map(|h| h.join().expect("split search thread")).collect()
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("split search thread"))
+                .collect()
         })
     };
     results
         .into_iter()
         .flatten()
-        .fold(None, |best: Option<(f64, usize, usize, f64, f64)>, c| match best {
-            Some(b) if b.0 >= c.0 => Some(b),
-            _ => Some(c),
-        })
+        .fold(
+            None,
+            |best: Option<(f64, usize, usize, f64, f64)>, c| match best {
+                Some(b) if b.0 >= c.0 => Some(b),
+                _ => Some(c),
+            },
+        )
         .map(|(_, f, k, gl, hl)| (f, k, gl, hl))
 }
 
@@ -364,11 +388,24 @@ mod tests {
     #[test]
     fn learns_a_step_and_credits_the_feature_that_matters() {
         let (x, y) = toy(4000, 1);
-        let m = Gbm::fit(&x, 3, &y, &GbmParams { trees: 40, ..Default::default() });
+        let m = Gbm::fit(
+            &x,
+            3,
+            &y,
+            &GbmParams {
+                trees: 40,
+                ..Default::default()
+            },
+        );
         let hi = m.raw(&[0.9, 0.5, 0.5]);
         let lo = m.raw(&[0.1, 0.5, 0.5]);
         let p = |r: f64| 1.0 / (1.0 + (-r).exp());
-        assert!(p(hi) > 0.8 && p(lo) < 0.2, "p(hi)={} p(lo)={}", p(hi), p(lo));
+        assert!(
+            p(hi) > 0.8 && p(lo) < 0.2,
+            "p(hi)={} p(lo)={}",
+            p(hi),
+            p(lo)
+        );
         let c = m.contributions(&[0.9, 0.5, 0.5]);
         assert!(c[0] > 5.0 * c[1].abs() && c[0] > 5.0 * c[2].abs(), "{c:?}");
     }
@@ -376,7 +413,15 @@ mod tests {
     #[test]
     fn contributions_add_up_to_the_raw_score() {
         let (x, y) = toy(2000, 2);
-        let m = Gbm::fit(&x, 3, &y, &GbmParams { trees: 20, ..Default::default() });
+        let m = Gbm::fit(
+            &x,
+            3,
+            &y,
+            &GbmParams {
+                trees: 20,
+                ..Default::default()
+            },
+        );
         for row in x.chunks(3).take(50) {
             let total = m.bias() + m.contributions(row).iter().sum::<f64>();
             assert!((total - m.raw(row)).abs() < 1e-9);
@@ -386,7 +431,10 @@ mod tests {
     #[test]
     fn the_same_seed_fits_the_same_model() {
         let (x, y) = toy(1000, 3);
-        let p = GbmParams { trees: 10, ..Default::default() };
+        let p = GbmParams {
+            trees: 10,
+            ..Default::default()
+        };
         assert_eq!(Gbm::fit(&x, 3, &y, &p), Gbm::fit(&x, 3, &y, &p));
     }
 }

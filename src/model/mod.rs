@@ -245,7 +245,11 @@ const RULE_MAX: f64 = 1000.0 + 600.0 + 9.0;
 fn rule_inputs(p: &RuleParams, row: &[f32]) -> (bool, u16, usize) {
     let cut = row[p.cut] > 0.0;
     let overdue = p.overdue.iter().map(|&i| row[i]).fold(0f32, f32::max);
-    (cut, overdue.clamp(0.0, 240.0) as u16, row[p.unpaid].max(0.0) as usize)
+    (
+        cut,
+        overdue.clamp(0.0, 240.0) as u16,
+        row[p.unpaid].max(0.0) as usize,
+    )
 }
 
 /// How far a standardized value may go. A feature that was rare in the training window (the

@@ -10,7 +10,9 @@ use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 
 use super::calibrate::{reliability, Platt};
-use super::{gbm::Gbm, GbmParams, HoldoutMetrics, Kind, Model, ModelError, Params, RuleParams, TrainingInfo};
+use super::{
+    gbm::Gbm, GbmParams, HoldoutMetrics, Kind, Model, ModelError, Params, RuleParams, TrainingInfo,
+};
 use crate::eval::metrics::{brier, pr_auc, roc_auc};
 use crate::features::{FeatureBatch, FeatureEngine, FeatureSpec, Label};
 
@@ -69,9 +71,15 @@ impl TrainingSet {
 
 /// Builds the training set of outcomes decided before `before`, computing the features of all
 /// referral dates in one query.
-pub async fn training_set(engine: &FeatureEngine, before: NaiveDate) -> Result<TrainingSet, ModelError> {
+pub async fn training_set(
+    engine: &FeatureEngine,
+    before: NaiveDate,
+) -> Result<TrainingSet, ModelError> {
     let labels = engine.labels(before).await?;
-    let mut cohort: Vec<(String, NaiveDate)> = labels.iter().map(|l| (l.household_id.clone(), l.as_of)).collect();
+    let mut cohort: Vec<(String, NaiveDate)> = labels
+        .iter()
+        .map(|l| (l.household_id.clone(), l.as_of))
+        .collect();
     cohort.sort();
     cohort.dedup();
     let computed = engine.compute(&cohort).await?;
@@ -106,7 +114,9 @@ pub fn fit(
     let n = set.labels.len();
     let too_few = |detail: String| ModelError::TooFewLabels { detail };
     if n < 20 {
-        return Err(too_few(format!("{n} labelled referrals decided before {as_of}, need at least 20")));
+        return Err(too_few(format!(
+            "{n} labelled referrals decided before {as_of}, need at least 20"
+        )));
     }
     // Split at a date, so no referral night is on both sides.
     let mut cut = ((n as f64) * (1.0 - settings.holdout_share)).round() as usize;
@@ -127,7 +137,10 @@ pub fn fit(
     for (part, ys) in [("fitting", y_fit), ("calibration", y_cal)] {
         let pos = ys.iter().filter(|&&v| v == 1).count();
         if pos == 0 || pos == ys.len() {
-            return Err(too_few(format!("the {part} rows ({}) hold only one class", ys.len())));
+            return Err(too_few(format!(
+                "the {part} rows ({}) hold only one class",
+                ys.len()
+            )));
         }
     }
     let params = match kind {
@@ -135,7 +148,10 @@ pub fn fit(
         Kind::Trees => Params::Trees(Gbm::fit(x_fit, width, y_fit, &settings.trees)),
         Kind::Rule => Params::Rule(rule_params(spec)?),
     };
-    let raw_cal: Vec<f64> = x_cal.chunks(width).map(|r| super::raw_score(&params, r)).collect();
+    let raw_cal: Vec<f64> = x_cal
+        .chunks(width)
+        .map(|r| super::raw_score(&params, r))
+        .collect();
     let calibration = Platt::fit(&raw_cal, y_cal);
     let p_cal: Vec<f64> = raw_cal.iter().map(|&r| calibration.apply(r)).collect();
     let metrics = HoldoutMetrics {
@@ -189,7 +205,9 @@ fn fit_logistic(x: &[f32], width: usize, y: &[u8], alpha: f64) -> Result<Params,
             *s = 1.0
         }
     });
-    let z = Array2::from_shape_fn((n, width), |(i, j)| super::standardize(x[i * width + j], mean[j], scale[j]));
+    let z = Array2::from_shape_fn((n, width), |(i, j)| {
+        super::standardize(x[i * width + j], mean[j], scale[j])
+    });
     let targets: Array1<usize> = y.iter().map(|&v| v as usize).collect();
     let dataset = Dataset::new(z, targets);
     let fitted = LogisticRegression::default()
@@ -199,7 +217,11 @@ fn fit_logistic(x: &[f32], width: usize, y: &[u8], alpha: f64) -> Result<Params,
         .fit(&dataset)
         .map_err(|e| ModelError::Fit(e.to_string()))?;
     // linfa labels the larger class +1 whatever its value; turn it round if that was 0.
-    let sign = if fitted.labels().pos.class == 1 { 1.0 } else { -1.0 };
+    let sign = if fitted.labels().pos.class == 1 {
+        1.0
+    } else {
+        -1.0
+    };
     Ok(Params::Logistic {
         mean,
         scale,
@@ -213,10 +235,13 @@ fn fit_logistic(x: &[f32], width: usize, y: &[u8], alpha: f64) -> Result<Params,
 pub fn rule_params(spec: &FeatureSpec) -> Result<RuleParams, ModelError> {
     let names = spec.names();
     let find = |n: &str| {
-        names.iter().position(|f| f == n).ok_or_else(|| ModelError::FeatureMismatch {
-            model: "rule".into(),
-            detail: format!("the rule needs feature `{n}`"),
-        })
+        names
+            .iter()
+            .position(|f| f == n)
+            .ok_or_else(|| ModelError::FeatureMismatch {
+                model: "rule".into(),
+                detail: format!("the rule needs feature `{n}`"),
+            })
     };
     let overdue: Vec<usize> = names
         .iter()

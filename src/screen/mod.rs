@@ -122,7 +122,9 @@ pub async fn history(
     as_of: NaiveDate,
     window_days: u32,
 ) -> Result<HashMap<String, History>, ScreenError> {
-    let window_start = as_of.checked_sub_days(Days::new(window_days as u64)).unwrap_or(NaiveDate::MIN);
+    let window_start = as_of
+        .checked_sub_days(Days::new(window_days as u64))
+        .unwrap_or(NaiveDate::MIN);
     // One row per referral with the outcome known by as_of (the latest one).
     let sql = format!(
         "SELECT r.household_id, r.as_of, o.outcome, o.decided_on
@@ -234,11 +236,17 @@ pub async fn screen(
             };
             let past = history.get(&key.household_id);
             if let Some(h) = past {
-                if h.open_since.is_some_and(|d| d.checked_add_days(Days::new(settings.cooldown_days as u64)).is_some_and(|end| as_of < end)) {
+                if h.open_since.is_some_and(|d| {
+                    d.checked_add_days(Days::new(settings.cooldown_days as u64))
+                        .is_some_and(|end| as_of < end)
+                }) {
                     counts.excluded_open_referral += 1;
                     continue;
                 }
-                if h.supported_on.is_some_and(|d| d.checked_add_days(Days::new(settings.supported_exclusion_days as u64)).is_some_and(|end| as_of < end)) {
+                if h.supported_on.is_some_and(|d| {
+                    d.checked_add_days(Days::new(settings.supported_exclusion_days as u64))
+                        .is_some_and(|end| as_of < end)
+                }) {
                     counts.excluded_recently_supported += 1;
                     continue;
                 }
@@ -257,7 +265,9 @@ pub async fn screen(
             let cap = capacity(&district) as usize;
             let pool = pools.entry(district).or_default();
             // Only a household that can still make the list needs its reasons worked out.
-            let floor = (pool.len() >= cap).then(|| lowest_seat(pool, cap)).flatten();
+            let floor = (pool.len() >= cap)
+                .then(|| lowest_seat(pool, cap))
+                .flatten();
             if priority == Priority::Score && floor.is_some_and(|f| score < f) {
                 continue;
             }
@@ -273,7 +283,10 @@ pub async fn screen(
             // make the list.
             if pool.len() > 4 * cap.max(8) {
                 rank(pool);
-                let overrides = pool.iter().filter(|c| c.priority != Priority::Score).count();
+                let overrides = pool
+                    .iter()
+                    .filter(|c| c.priority != Priority::Score)
+                    .count();
                 pool.truncate(overrides + cap);
             }
         }
@@ -286,7 +299,10 @@ pub async fn screen(
         let cap = capacity(&d.code);
         let mut pool = pools.remove(&d.code).unwrap_or_default();
         rank(&mut pool);
-        let urgent = pool.iter().filter(|c| c.priority == Priority::Urgent).count();
+        let urgent = pool
+            .iter()
+            .filter(|c| c.priority == Priority::Urgent)
+            .count();
         if urgent > cap as usize {
             counts.over_capacity_districts.push(d.code.clone());
         }
@@ -315,7 +331,8 @@ pub async fn screen(
     }
     counts.referred = referrals.len() as u64;
     for r in &referrals {
-        r.check().map_err(|e| ScreenError::Output(format!("internal error, please report: {e}")))?;
+        r.check()
+            .map_err(|e| ScreenError::Output(format!("internal error, please report: {e}")))?;
     }
     Ok(Screening {
         as_of,
@@ -329,7 +346,11 @@ pub async fn screen(
 
 /// The score a plain candidate must reach to beat the `cap`-th best plain candidate so far.
 fn lowest_seat(pool: &[Candidate], cap: usize) -> Option<f64> {
-    let mut scores: Vec<f64> = pool.iter().filter(|c| c.priority == Priority::Score).map(|c| c.score).collect();
+    let mut scores: Vec<f64> = pool
+        .iter()
+        .filter(|c| c.priority == Priority::Score)
+        .map(|c| c.score)
+        .collect();
     if scores.len() < cap || cap == 0 {
         return None;
     }
@@ -355,7 +376,11 @@ fn with_override(
     also_escalated: bool,
     spec: &crate::features::FeatureSpec,
 ) -> Vec<ReasonCode> {
-    let top = model_reasons.first().map(|r| r.contribution).unwrap_or(0.0).max(0.0);
+    let top = model_reasons
+        .first()
+        .map(|r| r.contribution)
+        .unwrap_or(0.0)
+        .max(0.0);
     let mut out = Vec::new();
     match priority {
         Priority::Urgent => {
@@ -367,7 +392,11 @@ fn with_override(
         Priority::Escalated => out.push(reason(spec, "escalation", top + 1.0)),
         Priority::Score => {}
     }
-    out.extend(model_reasons.into_iter().filter(|r| r.code != "urgent_report" && r.code != "escalation"));
+    out.extend(
+        model_reasons
+            .into_iter()
+            .filter(|r| r.code != "urgent_report" && r.code != "escalation"),
+    );
     out.truncate(MAX_REASONS);
     out
 }
@@ -392,8 +421,21 @@ pub async fn nightly(
     publish: Option<(&rdkafka::producer::FutureProducer, &str)>,
     progress: &indicatif::ProgressBar,
 ) -> Result<Night, ScreenError> {
-    let screening = screen(engine, model, registry, &settings.capacity, &settings.screen, as_of, progress).await?;
-    let households: Vec<String> = screening.referrals.iter().map(|r| r.household_id.clone()).collect();
+    let screening = screen(
+        engine,
+        model,
+        registry,
+        &settings.capacity,
+        &settings.screen,
+        as_of,
+        progress,
+    )
+    .await?;
+    let households: Vec<String> = screening
+        .referrals
+        .iter()
+        .map(|r| r.household_id.clone())
+        .collect();
     let signals = output::signals_behind(engine, as_of, &households).await?;
     let data_dir = engine.data_dir();
     let outputs = output::write(data_dir, &screening, registry, &signals)?;

@@ -80,14 +80,22 @@ pub async fn signals_behind(
     households: &[String],
 ) -> Result<HashMap<String, Vec<SignalLine>>, ScreenError> {
     let ctx = engine.context();
-    let schema = Arc::new(Schema::new(vec![Field::new("household_id", DataType::Utf8, false)]));
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "household_id",
+        DataType::Utf8,
+        false,
+    )]));
     let mut ids = StringBuilder::new();
     for h in households {
         ids.append_value(h);
     }
-    let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(ids.finish())]).map_err(DataFusionError::from)?;
+    let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(ids.finish())])
+        .map_err(DataFusionError::from)?;
     ctx.deregister_table("selected")?;
-    ctx.register_table("selected", Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))?;
+    ctx.register_table(
+        "selected",
+        Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
+    )?;
     let start = as_of
         .checked_sub_days(Days::new(engine.spec().lookback_days as u64))
         .unwrap_or(NaiveDate::MIN);
@@ -123,7 +131,11 @@ pub async fn signals_behind(
                         "{} {}개월 체납{}",
                         utility_ko(&v(3, i)),
                         v(4, i),
-                        if v(5, i) == "true" { " (공급 중단)" } else { "" }
+                        if v(5, i) == "true" {
+                            " (공급 중단)"
+                        } else {
+                            ""
+                        }
                     ),
                     "council" => format!("인적안전망 신고 (긴급도 {}): {}", v(4, i), v(3, i)),
                     _ => format!("복지 서비스: {} {}", v(3, i), gap_ko(&v(4, i))),
@@ -147,14 +159,18 @@ fn sha256(bytes: &[u8]) -> String {
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ScreenError> {
-    let err = |e: std::io::Error| ScreenError::Output(format!("cannot write {}: {e}", path.display()));
+    let err =
+        |e: std::io::Error| ScreenError::Output(format!("cannot write {}: {e}", path.display()));
     let tmp = path.with_extension("partial");
     std::fs::write(&tmp, bytes).map_err(err)?;
     std::fs::rename(&tmp, path).map_err(err)
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn flag(p: Option<&Priority>) -> (&'static str, &'static str) {
@@ -176,29 +192,51 @@ pub fn write(
     let html_dir = dir.join("html");
     std::fs::create_dir_all(&html_dir)
         .map_err(|e| ScreenError::Output(format!("cannot create {}: {e}", html_dir.display())))?;
-    let parquet = write_referrals(data_dir, s.as_of, &s.referrals).map_err(|e| ScreenError::Output(e.to_string()))?;
+    let parquet = write_referrals(data_dir, s.as_of, &s.referrals)
+        .map_err(|e| ScreenError::Output(e.to_string()))?;
     let mut hashes = BTreeMap::new();
     let bytes = std::fs::read(&parquet).map_err(|e| ScreenError::Output(e.to_string()))?;
     hashes.insert("referrals.parquet".to_string(), sha256(&bytes));
 
     let mut by_district: BTreeMap<&str, Vec<&crate::contract::Referral>> = BTreeMap::new();
     for r in &s.referrals {
-        by_district.entry(r.district_code.as_str()).or_default().push(r);
+        by_district
+            .entry(r.district_code.as_str())
+            .or_default()
+            .push(r);
     }
     let mut index = String::new();
     for d in registry.iter() {
-        let list = by_district.get(d.code.as_str()).cloned().unwrap_or_default();
+        let list = by_district
+            .get(d.code.as_str())
+            .cloned()
+            .unwrap_or_default();
         // CSV for Excel: BOM, Korean headers.
         let mut w = csv::Writer::from_writer(vec![0xEF, 0xBB, 0xBF]);
         let header = [
-            "순위", "가구ID", "읍면동코드", "위기확률(%)", "긴급", "반복미접촉", "사유1", "사유2", "사유3",
-            "의뢰ID", "모델", "기준일",
+            "순위",
+            "가구ID",
+            "읍면동코드",
+            "위기확률(%)",
+            "긴급",
+            "반복미접촉",
+            "사유1",
+            "사유2",
+            "사유3",
+            "의뢰ID",
+            "모델",
+            "기준일",
         ];
         let csv_err = |e: csv::Error| ScreenError::Output(format!("CSV for {}: {e}", d.code));
         w.write_record(header).map_err(csv_err)?;
         for r in &list {
             let (urgent, escalated) = flag(s.priority.get(&r.referral_id));
-            let reason = |k: usize| r.reasons.get(k).map(|x| x.label_ko.clone()).unwrap_or_default();
+            let reason = |k: usize| {
+                r.reasons
+                    .get(k)
+                    .map(|x| x.label_ko.clone())
+                    .unwrap_or_default()
+            };
             w.write_record([
                 r.rank.to_string(),
                 r.household_id.clone(),
@@ -215,7 +253,9 @@ pub fn write(
             ])
             .map_err(csv_err)?;
         }
-        let bytes = w.into_inner().map_err(|e| ScreenError::Output(e.to_string()))?;
+        let bytes = w
+            .into_inner()
+            .map_err(|e| ScreenError::Output(e.to_string()))?;
         let name = format!("{}.csv", d.code);
         write_atomic(&dir.join(&name), &bytes)?;
         hashes.insert(name, sha256(&bytes));
@@ -246,13 +286,26 @@ pub fn write(
                 let reasons: Vec<String> = r
                     .reasons
                     .iter()
-                    .map(|x| format!("<li>{} <small>({})</small></li>", esc(&x.label_ko), esc(&x.label_en)))
+                    .map(|x| {
+                        format!(
+                            "<li>{} <small>({})</small></li>",
+                            esc(&x.label_ko),
+                            esc(&x.label_en)
+                        )
+                    })
                     .collect();
                 let lines = signals.get(&r.household_id).cloned().unwrap_or_default();
                 let items: Vec<String> = lines
                     .iter()
                     .take(20)
-                    .map(|l| format!("<li>{} · {} · {}</li>", esc(&l.observed_on), esc(&l.source), esc(&l.text)))
+                    .map(|l| {
+                        format!(
+                            "<li>{} · {} · {}</li>",
+                            esc(&l.observed_on),
+                            esc(&l.source),
+                            esc(&l.text)
+                        )
+                    })
                     .collect();
                 let _ = write!(
                     h,
