@@ -72,18 +72,32 @@ known AS (
     WHERE e.observed_on <= c.as_of AND e.reported_on <= c.as_of
       AND e.observed_on > c.as_of - INTERVAL '{lookback_days} days'
 ),
+-- One row per (household, date, source, district): two-level aggregation keeps the distinct
+-- counts below on fast grouped accumulators instead of per-household hash sets.
+known_by AS (
+    SELECT household_id, as_of, source, district_code,
+        count(*) AS n,
+        max(observed_on) AS last_observed,
+        max(CASE WHEN observed_on > as_of - INTERVAL '90 days' THEN 1 ELSE 0 END) AS in_90d,
+        -- The most recent signal's place, as one sortable string: observed, reported, codes.
+        max(concat(CAST(observed_on AS VARCHAR), '|', CAST(reported_on AS VARCHAR), '|',
+                   district_code, '|', coalesce(dong_code, ''))) AS latest
+    FROM known
+    GROUP BY household_id, as_of, source, district_code
+),
 spread AS (
     SELECT household_id, as_of,
-        -- Where to visit: the district and dong of the most recent signal.
-        first_value(district_code ORDER BY observed_on DESC, reported_on DESC, district_code) AS district_code,
-        first_value(dong_code ORDER BY observed_on DESC, reported_on DESC, district_code) AS dong_code,
-        count(*) AS signals_n,
+        -- Where to visit: the district and dong of the most recent signal (latest observed_on,
+        -- then reported_on, then the larger code).
+        split_part(max(latest), '|', 3) AS district_code,
+        nullif(split_part(max(latest), '|', 4), '') AS dong_code,
+        sum(n) AS signals_n,
         count(DISTINCT source) AS sources_distinct,
         -- Signals filed under more than one district: a move that was never registered.
         count(DISTINCT district_code) AS districts_distinct,
-        count(DISTINCT CASE WHEN observed_on > as_of - INTERVAL '90 days' THEN district_code END) AS districts_distinct_90d,
-        arrow_cast(as_of, 'Int32') - arrow_cast(max(observed_on), 'Int32') AS days_since_signal
-    FROM known
+        count(DISTINCT CASE WHEN in_90d = 1 THEN district_code END) AS districts_distinct_90d,
+        arrow_cast(as_of, 'Int32') - arrow_cast(max(last_observed), 'Int32') AS days_since_signal
+    FROM known_by
     GROUP BY household_id, as_of
 ),
 arrears_f AS (
