@@ -275,7 +275,11 @@ pub struct FeatureEngine {
     ctx: SessionContext,
     spec: FeatureSpec,
     data_dir: PathBuf,
+    slice_pairs: usize,
 }
+
+/// (household, date) pairs per query slice by default; see [`FeatureEngine::with_slice_pairs`].
+pub const DEFAULT_SLICE_PAIRS: usize = 50_000;
 
 impl FeatureEngine {
     /// Registers the lake, the households reference and the referral lists of `data_dir`, with
@@ -305,11 +309,21 @@ impl FeatureEngine {
             ctx,
             spec,
             data_dir: data_dir.to_path_buf(),
+            slice_pairs: DEFAULT_SLICE_PAIRS,
         })
     }
 
     pub fn spec(&self) -> &FeatureSpec {
         &self.spec
+    }
+
+    /// Runs the query over slices of about `n` (household, date) pairs, every date of a
+    /// household in the same slice. Memory follows the slice, not the cohort (the query's
+    /// aggregations hold one group per pair); each slice re-reads the lake. Values do not
+    /// depend on the slicing (a test holds this).
+    pub fn with_slice_pairs(mut self, n: usize) -> FeatureEngine {
+        self.slice_pairs = n.max(1);
+        self
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -391,31 +405,47 @@ impl FeatureEngine {
     }
 
     /// Starts the feature query for every `(household_id, as_of)` pair; batches arrive as
-    /// DataFusion produces them, so memory does not grow with the cohort.
+    /// DataFusion produces them, slice after slice, so memory does not grow with the cohort.
     pub async fn stream(
         &self,
         cohort: &[(String, NaiveDate)],
-    ) -> Result<FeatureStream, FeatureError> {
-        let (Some(first), Some(last)) = (
-            cohort.iter().map(|c| c.1).min(),
-            cohort.iter().map(|c| c.1).max(),
-        ) else {
-            return Ok(FeatureStream {
-                inner: None,
-                columns: Vec::new(),
-                spec: self.spec.clone(),
-            });
-        };
-        self.register_cohort(cohort)?;
+    ) -> Result<FeatureStream<'_>, FeatureError> {
+        let mut sorted: Vec<(String, NaiveDate)> = cohort.to_vec();
+        sorted.sort();
+        let mut slices = std::collections::VecDeque::new();
+        let mut current: Vec<(String, NaiveDate)> = Vec::new();
+        for pair in sorted {
+            let new_household = current.last().is_none_or(|p| p.0 != pair.0);
+            if new_household && current.len() >= self.slice_pairs {
+                slices.push_back(std::mem::take(&mut current));
+            }
+            current.push(pair);
+        }
+        if !current.is_empty() {
+            slices.push_back(current);
+        }
+        let dates = (cohort.iter().map(|c| c.1).min(), cohort.iter().map(|c| c.1).max());
+        Ok(FeatureStream {
+            engine: self,
+            slices,
+            dates,
+            inner: None,
+            columns: Vec::new(),
+        })
+    }
+
+    /// Starts the query for one slice.
+    async fn start(
+        &self,
+        slice: &[(String, NaiveDate)],
+        first: NaiveDate,
+        last: NaiveDate,
+    ) -> Result<(SendableRecordBatchStream, Vec<usize>), FeatureError> {
+        self.register_cohort(slice)?;
         let sql = self.spec.render(&self.spec.sql, first, last);
         let df = self.ctx.sql(&sql).await?;
         let columns = self.check_columns(df.schema().as_arrow())?;
-        let inner = df.execute_stream().await?;
-        Ok(FeatureStream {
-            inner: Some(inner),
-            columns,
-            spec: self.spec.clone(),
-        })
+        Ok((df.execute_stream().await?, columns))
     }
 
     /// All features of a cohort in memory, in the cohort's order.
@@ -547,28 +577,39 @@ impl FeatureEngine {
     }
 }
 
-/// Feature batches as the query yields them.
-pub struct FeatureStream {
+/// Feature batches as the query yields them, slice by slice.
+pub struct FeatureStream<'e> {
+    engine: &'e FeatureEngine,
+    slices: std::collections::VecDeque<Vec<(String, NaiveDate)>>,
+    dates: (Option<NaiveDate>, Option<NaiveDate>),
     inner: Option<SendableRecordBatchStream>,
     columns: Vec<usize>,
-    spec: FeatureSpec,
 }
 
-impl FeatureStream {
+impl FeatureStream<'_> {
     /// The next batch, imputed; `None` at the end.
     pub async fn next(&mut self) -> Result<Option<FeatureBatch>, FeatureError> {
-        let Some(inner) = self.inner.as_mut() else {
+        let (Some(first), Some(last)) = self.dates else {
             return Ok(None);
         };
         loop {
+            if self.inner.is_none() {
+                let Some(slice) = self.slices.pop_front() else {
+                    return Ok(None);
+                };
+                let (inner, columns) = self.engine.start(&slice, first, last).await?;
+                self.inner = Some(inner);
+                self.columns = columns;
+            }
+            let inner = self.inner.as_mut().expect("set above");
             match inner.next().await {
-                None => return Ok(None),
+                None => self.inner = None,
                 Some(batch) => {
                     let batch = batch?;
                     if batch.num_rows() == 0 {
                         continue;
                     }
-                    return Ok(Some(to_features(&batch, &self.columns, &self.spec)?));
+                    return Ok(Some(to_features(&batch, &self.columns, &self.engine.spec)?));
                 }
             }
         }
