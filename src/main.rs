@@ -1120,7 +1120,7 @@ fn features(settings: &Settings, args: FeaturesArgs) -> Result<()> {
         if args.separate {
             "one query per date"
         } else {
-            "one query"
+            "all dates in one plan"
         },
         started.elapsed().as_secs_f64(),
         args.out.display()
