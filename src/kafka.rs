@@ -128,3 +128,27 @@ fn household_key(line: &str) -> Option<String> {
     }
     serde_json::from_str::<Key>(line).ok()?.household_id
 }
+
+/// An in-process Kafka (librdkafka's mock cluster, the real protocol over loopback) with every
+/// configured topic created with `partitions` partitions, and `settings` pointed at it with
+/// short group sessions, so a member that leaves is replaced in seconds. For `lantern demo`
+/// and the tests.
+pub fn start_mock_cluster(
+    settings: &mut crate::config::Settings,
+    group_id: &str,
+    partitions: i32,
+) -> Result<
+    rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    rdkafka::error::KafkaError,
+> {
+    let cluster = rdkafka::mocking::MockCluster::new(1)?;
+    settings.kafka.brokers = cluster.bootstrap_servers();
+    settings.kafka.group_id = group_id.to_string();
+    let props = &mut settings.kafka.properties;
+    props.insert("session.timeout.ms".into(), "6000".into());
+    props.insert("heartbeat.interval.ms".into(), "500".into());
+    for (_, t) in settings.topics.all() {
+        cluster.create_topic(t, partitions, 1)?;
+    }
+    Ok(cluster)
+}

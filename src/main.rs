@@ -830,20 +830,7 @@ fn demo(base: &Settings, args: DemoArgs) -> Result<()> {
     let step = |n: u32, what: &str| println!("[{n}/9] {what}");
 
     step(1, "starting an in-process Kafka cluster (librdkafka mock)");
-    let cluster = rdkafka::mocking::MockCluster::new(1)?;
-    settings.kafka.brokers = cluster.bootstrap_servers();
-    settings.kafka.group_id = "lantern-demo".into();
-    settings
-        .kafka
-        .properties
-        .insert("session.timeout.ms".into(), "6000".into());
-    settings
-        .kafka
-        .properties
-        .insert("heartbeat.interval.ms".into(), "500".into());
-    for (_, t) in settings.topics.all() {
-        cluster.create_topic(t, 3, 1)?;
-    }
+    let _cluster = lantern::kafka::start_mock_cluster(&mut settings, "lantern-demo", 3)?;
     // Lists sized to the simulated share of the country: at least one seat per district.
     settings.screen.capacity_scale =
         (args.households as f64 / lantern::sim::NATIONAL_HOUSEHOLDS).min(1.0);

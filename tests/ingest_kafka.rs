@@ -39,22 +39,8 @@ struct Setup {
 /// A mock cluster with every topic (3 partitions each), filled with a simulated population's
 /// signals and outcomes, invalid and duplicate records included.
 fn setup(households: u64, group: &str) -> Setup {
-    let cluster = MockCluster::new(1).unwrap();
     let mut settings = Settings::defaults();
-    settings.kafka.brokers = cluster.bootstrap_servers();
-    settings.kafka.group_id = group.to_string();
-    // Short sessions, so a group whose member left rebalances in seconds, not 45.
-    settings
-        .kafka
-        .properties
-        .insert("session.timeout.ms".into(), "6000".into());
-    settings
-        .kafka
-        .properties
-        .insert("heartbeat.interval.ms".into(), "500".into());
-    for (_, t) in settings.topics.all() {
-        cluster.create_topic(t, 3, 1).unwrap();
-    }
+    let cluster = lantern::kafka::start_mock_cluster(&mut settings, group, 3).unwrap();
     let sim_dir = tempfile::tempdir().unwrap();
     let manifest = common::simulate_to_kafka(&settings, sim_dir.path(), households, 21, 0.02, 0.03);
     Setup {

@@ -205,7 +205,12 @@ async fn training_and_scoring_compute_identical_features_and_many_dates_equal_on
         .collect();
     let together = e.compute(&pairs).await.unwrap();
     // Slicing the cohort (7 pairs a slice, a household's dates kept together) changes nothing.
-    let sliced = engine(&w.data).await.with_slice_pairs(7).compute(&pairs).await.unwrap();
+    let sliced = engine(&w.data)
+        .await
+        .with_slice_pairs(7)
+        .compute(&pairs)
+        .await
+        .unwrap();
     assert_eq!(sliced, together);
     for &d in &dates {
         let one: Vec<(String, NaiveDate)> = pairs.iter().filter(|p| p.1 == d).cloned().collect();

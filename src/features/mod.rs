@@ -424,7 +424,10 @@ impl FeatureEngine {
         if !current.is_empty() {
             slices.push_back(current);
         }
-        let dates = (cohort.iter().map(|c| c.1).min(), cohort.iter().map(|c| c.1).max());
+        let dates = (
+            cohort.iter().map(|c| c.1).min(),
+            cohort.iter().map(|c| c.1).max(),
+        );
         Ok(FeatureStream {
             engine: self,
             slices,
