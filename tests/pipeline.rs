@@ -492,3 +492,30 @@ async fn an_outcome_for_an_unknown_referral_goes_to_the_dead_letter_sink() {
     assert_eq!(dead.letters[0].reason, "unknown_referral");
     assert_eq!(dead.letters[0].field, "referral_id");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn features_export_to_parquet_with_every_catalogue_column() {
+    let w = world();
+    let e = engine(&w.data).await;
+    let cohort: Vec<(String, NaiveDate)> = e
+        .scoring_cohort(tonight())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| (h, tonight()))
+        .collect();
+    let path = w.data.join("features.parquet");
+    let mut sink = lantern::features::ParquetSink::create(&path, e.spec()).unwrap();
+    let mut stream = e.stream(&cohort).await.unwrap();
+    while let Some(b) = stream.next().await.unwrap() {
+        sink.write(&b).unwrap();
+    }
+    sink.finish().unwrap();
+    let batches = Lake::in_data_dir(&w.data).read_file(&path).unwrap();
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows, cohort.len());
+    let schema = batches[0].schema();
+    assert_eq!(schema.fields().len(), 5 + e.spec().features.len());
+    assert_eq!(schema.field(0).name(), "household_id");
+    assert_eq!(schema.field(5).name(), &e.spec().features[0].name);
+}
