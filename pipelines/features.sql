@@ -20,7 +20,8 @@
 -- Point in time: an event counts for (h, D) only if observed_on <= D AND reported_on <= D
 -- (SPEC §1), and outcomes only if decided before D. Nothing known after D can leak in.
 -- Re-sent events are counted once: each signal table is deduplicated on event_id first, the
--- first copy ingested winning
+-- first copy ingested winning. The deduplication reads only the cohort's households (an event
+-- belongs to one household), so a slice of the cohort sorts only its own events
 -- (ingest deduplicates within a month folder; a re-send whose observed_on moved month is caught
 -- here).
 --
@@ -35,6 +36,7 @@ arrears AS (
         FROM utility_arrears
         WHERE month >= '{month_start}' AND month <= '{month_end}'
           AND observed_on > {window_start} AND observed_on <= {window_end}
+          AND household_id IN (SELECT household_id FROM cohort)
     ) WHERE copy = 1
 ),
 reports AS (
@@ -45,6 +47,7 @@ reports AS (
         FROM council_report
         WHERE month >= '{month_start}' AND month <= '{month_end}'
           AND observed_on > {window_start} AND observed_on <= {window_end}
+          AND household_id IN (SELECT household_id FROM cohort)
     ) WHERE copy = 1
 ),
 gaps AS (
@@ -55,6 +58,7 @@ gaps AS (
         FROM service_gap
         WHERE month >= '{month_start}' AND month <= '{month_end}'
           AND observed_on > {window_start} AND observed_on <= {window_end}
+          AND household_id IN (SELECT household_id FROM cohort)
     ) WHERE copy = 1
 ),
 -- Every signal, for what spans kinds: sources, districts, where to visit.
