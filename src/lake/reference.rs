@@ -20,6 +20,7 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanBuilder, Date32Builder, Float64Builder, Int32Builder,
     RecordBatch, StringBuilder,
 };
+use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
     DataType, Date32Type, Field, Float64Type, Int32Type, Schema, SchemaRef,
 };
@@ -219,25 +220,45 @@ pub fn read_referrals(data_dir: &Path, as_of: NaiveDate) -> Result<Vec<Referral>
     let mut out = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| arrow_err(&path, e))?;
-        let col = |name: &str| {
-            batch
+        // Cast each column to the type Lantern writes, so a file rewritten by another tool
+        // (large strings, string views, int64 ranks) reads the same, and a wrong one is an
+        // error naming the column rather than a panic.
+        let col = |name: &str, to: &DataType| -> Result<ArrayRef, LakeError> {
+            let c = batch
                 .column_by_name(name)
                 .ok_or_else(|| LakeError::Parquet {
                     path: path.clone(),
                     message: format!(
                         "column `{name}` is missing; was this file written by Lantern?"
                     ),
-                })
+                })?;
+            cast(c, to).map_err(|e| LakeError::Parquet {
+                path: path.clone(),
+                message: format!("column `{name}` cannot be read as {to}: {e}"),
+            })
         };
-        let id = col("referral_id")?.as_string::<i32>().clone();
-        let as_of_c = col("as_of")?.as_primitive::<Date32Type>().clone();
-        let district = col("district_code")?.as_string::<i32>().clone();
-        let dong = col("dong_code")?.as_string::<i32>().clone();
-        let household = col("household_id")?.as_string::<i32>().clone();
-        let rank = col("rank")?.as_primitive::<Int32Type>().clone();
-        let score = col("score")?.as_primitive::<Float64Type>().clone();
-        let model = col("model")?.as_string::<i32>().clone();
-        let reasons = col("reasons")?.as_string::<i32>().clone();
+        let (id, district, dong, household, model, reasons) = (
+            col("referral_id", &DataType::Utf8)?,
+            col("district_code", &DataType::Utf8)?,
+            col("dong_code", &DataType::Utf8)?,
+            col("household_id", &DataType::Utf8)?,
+            col("model", &DataType::Utf8)?,
+            col("reasons", &DataType::Utf8)?,
+        );
+        let (id, district, dong, household, model, reasons) = (
+            id.as_string::<i32>(),
+            district.as_string::<i32>(),
+            dong.as_string::<i32>(),
+            household.as_string::<i32>(),
+            model.as_string::<i32>(),
+            reasons.as_string::<i32>(),
+        );
+        let as_of_c = col("as_of", &DataType::Date32)?;
+        let as_of_c = as_of_c.as_primitive::<Date32Type>();
+        let rank = col("rank", &DataType::Int32)?;
+        let rank = rank.as_primitive::<Int32Type>();
+        let score = col("score", &DataType::Float64)?;
+        let score = score.as_primitive::<Float64Type>();
         for i in 0..batch.num_rows() {
             let reasons: Vec<ReasonCode> =
                 serde_json::from_str(reasons.value(i)).map_err(|e| LakeError::Parquet {

@@ -101,7 +101,14 @@ pub fn load(data_dir: &Path, which: &str) -> Result<Model, ModelError> {
     let path = model_dir(data_dir, &id).join("model.json");
     let text = std::fs::read_to_string(&path)
         .map_err(|_| ModelError::NotFound(id.clone(), root.display().to_string()))?;
-    serde_json::from_str(&text).map_err(|e| file_err(&path, e))
+    let model: Model = serde_json::from_str(&text).map_err(|e| file_err(&path, e))?;
+    model.check_shape().map_err(|e| {
+        file_err(
+            &path,
+            format!("{e}; the file is damaged or edited by hand: retrain with `lantern train`"),
+        )
+    })?;
+    Ok(model)
 }
 
 fn pct(x: f64) -> String {

@@ -182,6 +182,55 @@ impl Model {
         })
     }
 
+    /// Checks that the parameters fit the feature list, so that scoring a row can never index
+    /// out of bounds: a hand-edited or truncated `model.json` is refused at load, not at 3 a.m.
+    /// in the middle of a screening run.
+    pub fn check_shape(&self) -> Result<(), String> {
+        let p = self.features.len();
+        match &self.params {
+            Params::Logistic {
+                mean, scale, coef, ..
+            } => {
+                if mean.len() != p || scale.len() != p || coef.len() != p {
+                    return Err(format!(
+                        "logistic parameters have {}/{}/{} values (mean/scale/coef) for {p} features",
+                        mean.len(),
+                        scale.len(),
+                        coef.len()
+                    ));
+                }
+                if scale.iter().any(|s| !(*s > 0.0)) {
+                    return Err("a logistic scale is not positive".into());
+                }
+            }
+            Params::Trees(g) => {
+                for (t, tree) in g.trees.iter().enumerate() {
+                    let n = tree.nodes.len();
+                    if n == 0 {
+                        return Err(format!("tree {t} has no nodes"));
+                    }
+                    for (i, node) in tree.nodes.iter().enumerate() {
+                        // Children come after their parent, so a walk always ends.
+                        let child_ok = |c: u32| (c as usize) > i && (c as usize) < n;
+                        let bad_children = node.feature.is_some()
+                            && !(child_ok(node.left) && child_ok(node.right));
+                        if node.feature.is_some_and(|f| f >= p) || bad_children {
+                            return Err(format!(
+                                "tree {t} points outside its {n} nodes or {p} features"
+                            ));
+                        }
+                    }
+                }
+            }
+            Params::Rule(r) => {
+                if r.cut >= p || r.unpaid >= p || r.overdue.iter().any(|&i| i >= p) {
+                    return Err(format!("the rule names a feature beyond the {p} listed"));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The uncalibrated score (log-odds for learned models, scaled points for the rule).
     pub fn raw(&self, row: &[f32]) -> f64 {
         raw_score(&self.params, row)

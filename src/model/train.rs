@@ -94,7 +94,17 @@ pub async fn training_set(
         ..Default::default()
     };
     for l in &labels {
-        let i = row[&(l.household_id.as_str(), l.as_of)];
+        let Some(&i) = row.get(&(l.household_id.as_str(), l.as_of)) else {
+            return Err(ModelError::Features(
+                crate::features::FeatureError::Mismatch {
+                    detail: format!(
+                        "features.sql returned no row for household {} as of {}; it must return \
+                     one row per cohort pair (LEFT JOIN from cohort)",
+                        l.household_id, l.as_of
+                    ),
+                },
+            ));
+        };
         features.keys.push(computed.keys[i].clone());
         features.values.extend_from_slice(computed.row(i));
     }
