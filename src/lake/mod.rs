@@ -224,6 +224,25 @@ impl Lake {
     }
 }
 
+/// Writes `bytes` to `dest` the same way as [`write_parquet_atomic`]: a hidden `.partial`
+/// file, fsynced, renamed into place, the folder fsynced. For the per-district lists and pages.
+pub fn write_bytes_atomic(dest: &Path, bytes: &[u8]) -> Result<(), LakeError> {
+    use std::io::Write;
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.partial"));
+    let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
+    file.write_all(bytes).map_err(io_err(&tmp))?;
+    file.sync_all().map_err(io_err(&tmp))?;
+    drop(file);
+    std::fs::rename(&tmp, dest).map_err(io_err(dest))?;
+    sync_dir(dir)
+}
+
 /// Writes batches (one schema) as one Parquet file at `dest`, atomically and durably: a hidden
 /// `.partial` file is written, fsynced, renamed into place and the folder fsynced, so a reader
 /// sees the whole file or none, even after a crash or a power cut. Lake partitions, the

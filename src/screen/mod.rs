@@ -223,7 +223,9 @@ pub async fn screen(
     progress.set_length(cohort.len() as u64);
     let capacity = |code: &str| capacities.scaled(registry, code, settings.capacity_scale);
     let mut counts = ScreenCounts::default();
-    let mut pools: BTreeMap<String, Vec<Candidate>> = BTreeMap::new();
+    // Per district: the candidates still in the running, and the score to beat once the
+    // district holds more than its capacity.
+    let mut pools: BTreeMap<String, (Vec<Candidate>, Option<f64>)> = BTreeMap::new();
     let mut stream = engine.stream(&cohort).await?;
     while let Some(batch) = stream.next().await? {
         for i in 0..batch.len() {
@@ -263,11 +265,8 @@ pub async fn screen(
             };
             let score = model.score(row);
             let cap = capacity(&district) as usize;
-            let pool = pools.entry(district).or_default();
+            let (pool, floor) = pools.entry(district).or_default();
             // Only a household that can still make the list needs its reasons worked out.
-            let floor = (pool.len() >= cap)
-                .then(|| lowest_seat(pool, cap))
-                .flatten();
             if priority == Priority::Score && floor.is_some_and(|f| score < f) {
                 continue;
             }
@@ -288,6 +287,12 @@ pub async fn screen(
                     .filter(|c| c.priority != Priority::Score)
                     .count();
                 pool.truncate(overrides + cap);
+                // The score to beat from now on: the last plain candidate still seated.
+                *floor = pool
+                    .iter()
+                    .filter(|c| c.priority == Priority::Score)
+                    .nth(cap.saturating_sub(1))
+                    .map(|c| c.score);
             }
         }
     }
@@ -297,7 +302,7 @@ pub async fn screen(
     let model_id = model.id();
     for d in registry.iter() {
         let cap = capacity(&d.code);
-        let mut pool = pools.remove(&d.code).unwrap_or_default();
+        let mut pool = pools.remove(&d.code).unwrap_or_default().0;
         rank(&mut pool);
         let urgent = pool
             .iter()
@@ -342,20 +347,6 @@ pub async fn screen(
         counts,
         districts,
     })
-}
-
-/// The score a plain candidate must reach to beat the `cap`-th best plain candidate so far.
-fn lowest_seat(pool: &[Candidate], cap: usize) -> Option<f64> {
-    let mut scores: Vec<f64> = pool
-        .iter()
-        .filter(|c| c.priority == Priority::Score)
-        .map(|c| c.score)
-        .collect();
-    if scores.len() < cap || cap == 0 {
-        return None;
-    }
-    scores.sort_by(|a, b| b.total_cmp(a));
-    Some(scores[cap - 1])
 }
 
 /// Overrides first, then score, then household id.
