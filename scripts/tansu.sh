@@ -20,16 +20,24 @@ install() {
     echo "$BIN"
     return
   fi
-  if ! command -v cmake >/dev/null 2>&1; then
-    echo "tansu: installing cmake (needed to build tansu)" >&2
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends cmake
+  # Everything but the final path goes to stderr: callers capture stdout as the binary's path
+  # (apt-get prints progress on stdout even with -qq).
+  {
+    if ! command -v cmake >/dev/null 2>&1; then
+      echo "tansu: installing cmake (needed to build tansu)" >&2
+      SUDO=""
+      [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+      $SUDO apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends cmake
+    fi
+    echo "tansu: building tansu $TANSU_VERSION into $ROOT (one time, about 25 minutes)" >&2
+    mkdir -p "$ROOT"
+    cargo install tansu --version "$TANSU_VERSION" --locked --features libsql --root "$ROOT" >&2
+  } >&2
+  if [ ! -x "$BIN" ]; then
+    echo "tansu: the build finished but $BIN is missing" >&2
+    exit 1
   fi
-  echo "tansu: building tansu $TANSU_VERSION into $ROOT (one time, about 25 minutes)" >&2
-  mkdir -p "$ROOT"
-  cargo install tansu --version "$TANSU_VERSION" --locked --features libsql --root "$ROOT" >&2
   echo "$BIN"
 }
 

@@ -16,7 +16,16 @@ use lantern::lake::Lake;
 
 fn tansu() -> Option<PathBuf> {
     match std::env::var_os("LANTERN_TANSU") {
-        Some(p) => Some(PathBuf::from(p)),
+        Some(p) => {
+            let p = PathBuf::from(p);
+            assert!(
+                p.is_file(),
+                "LANTERN_TANSU must be the path of the tansu binary (from scripts/tansu.sh install), \
+                 got {} characters that name no file",
+                p.as_os_str().len()
+            );
+            Some(p)
+        }
         None if std::env::var_os("CI").is_some() => {
             panic!(
                 "LANTERN_TANSU is not set: .ci/run must install the broker with scripts/tansu.sh"
