@@ -129,6 +129,19 @@ fn household_key(line: &str) -> Option<String> {
     serde_json::from_str::<Key>(line).ok()?.household_id
 }
 
+/// How many partitions per topic the mock cluster needs for a simulated population.
+///
+/// librdkafka's mock cluster is no durable log: each partition keeps only its newest 5 MB of
+/// (compressed) batches and silently drops older ones. Simulated signals take about 80 bytes
+/// per household and month on the arrears topic, and compress to about a fifth, so a
+/// partition is given at most 12 MB of raw messages: less than half of what it holds.
+pub fn mock_partitions_for(households: u64, months: u32) -> i32 {
+    const BYTES_PER_HOUSEHOLD_MONTH: u64 = 80;
+    const RAW_BYTES_PER_PARTITION: u64 = 12 << 20;
+    let bytes = households * u64::from(months) * BYTES_PER_HOUSEHOLD_MONTH;
+    bytes.div_ceil(RAW_BYTES_PER_PARTITION).clamp(3, 1_000) as i32
+}
+
 /// An in-process Kafka (librdkafka's mock cluster, the real protocol over loopback) with every
 /// configured topic created with `partitions` partitions, and `settings` pointed at it with
 /// short group sessions, so a member that leaves is replaced in seconds. For `lantern demo`

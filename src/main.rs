@@ -830,7 +830,8 @@ fn demo(base: &Settings, args: DemoArgs) -> Result<()> {
     let step = |n: u32, what: &str| println!("[{n}/9] {what}");
 
     step(1, "starting an in-process Kafka cluster (librdkafka mock)");
-    let _cluster = lantern::kafka::start_mock_cluster(&mut settings, "lantern-demo", 3)?;
+    let partitions = lantern::kafka::mock_partitions_for(args.households, args.months);
+    let _cluster = lantern::kafka::start_mock_cluster(&mut settings, "lantern-demo", partitions)?;
     // Lists sized to the simulated share of the country: at least one seat per district.
     settings.screen.capacity_scale =
         (args.households as f64 / lantern::sim::NATIONAL_HOUSEHOLDS).min(1.0);
@@ -902,6 +903,14 @@ fn demo(base: &Settings, args: DemoArgs) -> Result<()> {
     let mut opts = ingest::kafka::KafkaIngestOptions::new(settings.ingest.batch_records);
     opts.until_idle = true;
     let consumed = ingest::kafka::consume(&settings, &mut ingestor, &opts)?;
+    if consumed.messages < produced {
+        anyhow::bail!(
+            "the in-process Kafka kept only {} of the {produced} messages produced (librdkafka's \
+             mock cluster drops the oldest messages past about 5 MB per partition); run the demo \
+             with fewer --households or --months",
+            consumed.messages
+        );
+    }
     let stats = ingestor.stats().clone();
     println!(
         "      {} messages: {} accepted, {} duplicates dropped, {} rejected to {}",

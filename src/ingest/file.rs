@@ -176,7 +176,11 @@ fn read_and_check(
                 spans.push((start, start + line.len(), number));
             }
         }
-        let checked = check_parallel(checker, &buf, &spans);
+        let lines: Vec<(&[u8], Expect)> = spans
+            .iter()
+            .map(|&(a, b, _)| (&buf[a..b], Expect::Any))
+            .collect();
+        let checked = checker.check_all(&lines);
         let records = checked.into_iter().zip(spans.iter().map(|s| s.2)).collect();
         if tx
             .send(Ok(Chunk {
@@ -191,35 +195,4 @@ fn read_and_check(
     }
     tracing::debug!(file = %name, lines = number, "file read");
     Ok(())
-}
-
-/// Checks the lines in `spans` on every available core, returning results in order.
-fn check_parallel(
-    checker: &Checker<'_>,
-    buf: &[u8],
-    spans: &[(usize, usize, u64)],
-) -> Vec<Checked> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(8);
-    let check = |part: &[(usize, usize, u64)]| -> Vec<Checked> {
-        part.iter()
-            .map(|&(a, b, _)| checker.check(&buf[a..b], Expect::Any))
-            .collect()
-    };
-    if threads == 1 || spans.len() < 2_048 {
-        return check(spans);
-    }
-    let size = spans.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = spans
-            .chunks(size)
-            .map(|part| scope.spawn(move || check(part)))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("checking a record never panics"))
-            .collect()
-    })
 }

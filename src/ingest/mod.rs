@@ -228,6 +228,32 @@ impl<'r> Checker<'r> {
         }
     }
 
+    /// Checks many records on every available core, returning the results in input order, so
+    /// what follows (deduplication, dead letters) does not depend on the number of cores.
+    pub fn check_all(&self, records: &[(&[u8], Expect)]) -> Vec<Checked> {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(8);
+        let check = |part: &[(&[u8], Expect)]| -> Vec<Checked> {
+            part.iter().map(|&(p, e)| self.check(p, e)).collect()
+        };
+        if threads == 1 || records.len() < 2_048 {
+            return check(records);
+        }
+        let size = records.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = records
+                .chunks(size)
+                .map(|part| scope.spawn(move || check(part)))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("checking a record never panics"))
+                .collect()
+        })
+    }
+
     /// What ingest adds to a valid record: the knowledge date (`reported_on`, or the ingest
     /// day) and the ingest time.
     fn to_lake(&self, record: Record) -> LakeRecord {
