@@ -214,6 +214,7 @@ impl Lake {
         }
         keys.sort_unstable();
         keys.dedup();
+        keys.shrink_to_fit();
         Ok(keys)
     }
 
@@ -438,6 +439,8 @@ impl KeySet {
     /// Folds the fresh keys into the sorted part when they have grown to a quarter of it.
     fn settle(&mut self) {
         if self.fresh.len() > 4_096 && self.fresh.len() * 4 > self.stored.len() {
+            // Exactly the room needed: a doubling growth would leave up to half the array empty.
+            self.stored.reserve_exact(self.fresh.len());
             self.stored.extend(self.fresh.drain());
             self.stored.sort_unstable();
             self.fresh.shrink_to_fit();
