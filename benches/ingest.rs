@@ -1,7 +1,7 @@
 //! Ingest throughput, end to end to durable Parquet: NDJSON files, and a pre-filled topic on
-//! librdkafka's mock cluster (real protocol over loopback TCP). The baseline in the same run is
-//! validation alone (decode + contract checks, no lake), so the ratio shows what the lake
-//! writer, deduplication and fsyncs cost on top.
+//! librdkafka's mock cluster (real protocol over loopback TCP). Two baselines in the same run:
+//! validation alone (decode + contract checks, no lake) for the file path, and draining the
+//! topics without doing anything for the Kafka path, so the ratios show what ingest adds.
 //!
 //! Run: `cargo bench --bench ingest`. Figures go to docs/BENCHMARKS.md.
 
@@ -11,12 +11,16 @@ use chrono::NaiveDate;
 use lantern::config::Settings;
 use lantern::contract::{SignalKind, Validator, Vocab};
 use lantern::ingest::deadletter::MemoryDeadLetters;
-use lantern::ingest::kafka::{consume, KafkaIngestOptions};
+use lantern::ingest::kafka::{consume_from, KafkaIngestOptions};
 use lantern::ingest::{file::ingest_files, Ingestor};
 use lantern::lake::{Lake, LakeWriter};
 use lantern::registry::Registry;
 use lantern::sim::{self, SimParams};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
 use rdkafka::producer::BaseProducer;
+use rdkafka::{Offset, TopicPartitionList};
+use std::time::Duration;
 
 fn main() {
     divan::main();
@@ -111,41 +115,101 @@ fn file_ingest_to_parquet(bencher: divan::Bencher) {
         });
 }
 
-#[divan::bench(sample_count = 3)]
-fn kafka_topic_to_parquet(bencher: divan::Bencher) {
-    let input = input();
-    let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
+/// A pre-filled mock cluster holding the input, one topic per signal kind, with enough
+/// partitions that the mock keeps every message.
+struct Topics {
+    settings: Settings,
+    bytes: u64,
+    /// Kept alive for the benchmark's length.
+    cluster: rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+}
+
+fn topics(input: &Input) -> Topics {
     let mut settings = Settings::defaults();
-    settings.kafka.brokers = cluster.bootstrap_servers();
-    settings
-        .kafka
-        .properties
-        .insert("session.timeout.ms".into(), "6000".into());
-    for kind in SignalKind::ALL {
-        cluster
-            .create_topic(settings.topics.for_kind(*kind), 3, 1)
-            .unwrap();
-    }
-    cluster
-        .create_topic(&settings.topics.case_outcomes, 3, 1)
-        .unwrap();
+    let partitions = lantern::kafka::mock_partitions_for(30_000, 24);
+    let cluster = lantern::kafka::start_mock_cluster(&mut settings, "bench", partitions).unwrap();
     let producer: BaseProducer = lantern::kafka::producer_config(&settings.kafka)
         .create()
         .unwrap();
+    let mut bytes = 0;
     for (kind, file) in SignalKind::ALL.iter().zip(&input.files) {
         lantern::kafka::produce_file(&producer, settings.topics.for_kind(*kind), file).unwrap();
+        bytes += std::fs::metadata(file).unwrap().len();
     }
+    Topics {
+        settings,
+        bytes,
+        cluster,
+    }
+}
+
+/// A consumer assigned every partition of the signal topics from the start: no group join, so
+/// the timing is the consuming alone.
+fn assigned_consumer(t: &Topics, group: String) -> BaseConsumer {
+    let mut s = t.settings.clone();
+    s.kafka.group_id = group;
+    let consumer = lantern::ingest::kafka::consumer(&s).unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for kind in SignalKind::ALL {
+        let topic = s.topics.for_kind(*kind);
+        let meta = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .unwrap();
+        for p in meta.topics()[0].partitions() {
+            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+                .unwrap();
+        }
+    }
+    consumer.assign(&tpl).unwrap();
+    consumer
+}
+
+/// Baseline for the Kafka path: the same messages drained from the same broker by the same
+/// consumer configuration, doing nothing with them. What ingest adds is the ratio to this.
+#[divan::bench(sample_count = 3)]
+fn kafka_baseline_drain_only(bencher: divan::Bencher) {
+    let input = input();
+    let t = topics(&input);
+    let _ = &t.cluster;
+    let mut run = 0;
+    bencher
+        .counter(divan::counter::ItemsCount::new(input.lines))
+        .counter(divan::counter::BytesCount::new(t.bytes))
+        .with_inputs(|| {
+            run += 1;
+            assigned_consumer(&t, format!("drain-{run}"))
+        })
+        .bench_local_values(|consumer| {
+            let mut n = 0;
+            while n < input.lines {
+                if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+                    divan::black_box(m.unwrap().payload().map(|p| p.len()));
+                    n += 1;
+                }
+            }
+            consumer
+        });
+}
+
+/// The pre-filled topics through `lantern ingest --kafka`'s path to durable Parquet: checking
+/// on both cores, lake writes with syncfs, offsets committed after each flush.
+#[divan::bench(sample_count = 3)]
+fn kafka_topic_to_parquet(bencher: divan::Bencher) {
+    let input = input();
+    let t = topics(&input);
     let registry = Registry::embedded();
     let mut run = 0;
     bencher
         .counter(divan::counter::ItemsCount::new(input.lines))
+        .counter(divan::counter::BytesCount::new(t.bytes))
         .with_inputs(|| {
             run += 1;
-            let mut s = settings.clone();
-            s.kafka.group_id = format!("bench-{run}");
-            (s, tempfile::tempdir().unwrap())
+            (
+                assigned_consumer(&t, format!("ingest-{run}")),
+                tempfile::tempdir().unwrap(),
+            )
         })
-        .bench_local_values(|(s, data)| {
+        .bench_local_values(|(consumer, data)| {
             let mut dead = MemoryDeadLetters::default();
             let mut ing = Ingestor::new(
                 Validator::new(&registry, day()),
@@ -155,7 +219,7 @@ fn kafka_topic_to_parquet(bencher: divan::Bencher) {
             );
             let mut opts = KafkaIngestOptions::new(100_000);
             opts.until_idle = true;
-            consume(&s, &mut ing, &opts).unwrap();
-            data
+            consume_from(&consumer, &t.settings, &mut ing, &opts).unwrap();
+            (consumer, data)
         });
 }

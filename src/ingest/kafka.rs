@@ -98,18 +98,27 @@ enum Polled<'c> {
 
 /// Consumes until stopped (or drained, with `until_idle`), then flushes, commits and leaves the
 /// group.
-///
-/// Two threads share the work, as in file ingest: one polls the consumer and checks each chunk
-/// of messages on every core; the calling thread takes the checked chunks in order, writes the
-/// lake and commits. Checking the next chunk therefore overlaps writing the previous one, and
-/// the lake writer still sees messages in the order the consumer delivered them.
 pub fn consume(
     settings: &Settings,
     ingestor: &mut Ingestor<'_>,
     opts: &KafkaIngestOptions,
 ) -> Result<KafkaReport, IngestError> {
+    let consumer = consumer(settings)?;
     let topics = topics(settings);
-    let expect: HashMap<String, Expect> = topics.iter().cloned().collect();
+    let names: Vec<&str> = topics.iter().map(|(t, _)| t.as_str()).collect();
+    consumer
+        .subscribe(&names)
+        .map_err(kafka_err("cannot subscribe"))?;
+    tracing::info!(topics = ?names, group = %settings.kafka.group_id, "consuming");
+    let report = consume_from(&consumer, settings, ingestor, opts)?;
+    consumer.unsubscribe();
+    // Dropping the consumer closes it, which leaves the group at once.
+    drop(consumer);
+    Ok(report)
+}
+
+/// The ingest consumer: manual commits only, from the earliest offset when the group has none.
+pub fn consumer(settings: &Settings) -> Result<BaseConsumer, IngestError> {
     let mut config = crate::kafka::client_config(&settings.kafka);
     config
         .set("group.id", &settings.kafka.group_id)
@@ -123,15 +132,27 @@ pub fn consume(
         // 500 ms, 118,000 at 50 ms). A configured value wins.
         config.set("fetch.wait.max.ms", "50");
     }
-    let consumer: BaseConsumer = config.create().map_err(kafka_err(
+    config.create().map_err(kafka_err(
         "cannot create the consumer; check [kafka] settings",
-    ))?;
-    let names: Vec<&str> = topics.iter().map(|(t, _)| t.as_str()).collect();
-    consumer
-        .subscribe(&names)
-        .map_err(kafka_err("cannot subscribe"))?;
-    tracing::info!(topics = ?names, group = %settings.kafka.group_id, "consuming");
+    ))
+}
 
+/// Consumes with a consumer already subscribed (or assigned), as [`consume`] does. A
+/// benchmark assigns partitions itself, to time ingest without the group join.
+///
+/// Two threads share the work, as in file ingest: one polls the consumer and checks each chunk
+/// of messages on every core; the calling thread takes the checked chunks in order, writes the
+/// lake and commits. Checking the next chunk therefore overlaps writing the previous one, and
+/// the lake writer still sees messages in the order the consumer delivered them.
+pub fn consume_from(
+    consumer: &BaseConsumer,
+    settings: &Settings,
+    ingestor: &mut Ingestor<'_>,
+    opts: &KafkaIngestOptions,
+) -> Result<KafkaReport, IngestError> {
+    let topics = topics(settings);
+    let expect: HashMap<String, Expect> = topics.iter().cloned().collect();
+    let names: Vec<&str> = topics.iter().map(|(t, _)| t.as_str()).collect();
     let checker = ingestor.checker();
     let done = AtomicBool::new(false);
     // Two chunks in flight: one being checked, one being written.
@@ -139,8 +160,8 @@ pub fn consume(
     let mut report = KafkaReport::default();
     let (written, first_message) = std::thread::scope(|scope| {
         let poller =
-            scope.spawn(|| poll_and_check(&consumer, &checker, &expect, &opts.stop, &done, tx));
-        let written = write_and_commit(&consumer, ingestor, rx, opts, &names, &mut report);
+            scope.spawn(|| poll_and_check(consumer, &checker, &expect, &opts.stop, &done, tx));
+        let written = write_and_commit(consumer, ingestor, rx, opts, &names, &mut report);
         // Drained, failed or stopped: the poller stops too (its channel is closed by now).
         done.store(true, Ordering::Relaxed);
         let first = poller.join().expect("the polling thread does not panic");
@@ -148,9 +169,6 @@ pub fn consume(
     });
     written?;
     report.consuming = first_message.map(|t| t.elapsed()).unwrap_or_default();
-    consumer.unsubscribe();
-    // Dropping the consumer closes it, which leaves the group at once.
-    drop(consumer);
     Ok(report)
 }
 
