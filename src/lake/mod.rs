@@ -423,7 +423,7 @@ pub struct FlushReport {
 #[derive(Debug, Default)]
 struct KeySet {
     stored: Vec<u128>,
-    fresh: HashSet<u128, std::hash::BuildHasherDefault<FingerprintHasher>>,
+    fresh: FingerprintSet,
 }
 
 impl KeySet {
@@ -469,16 +469,31 @@ impl Hasher for FingerprintHasher {
 
 /// Buffers records per partition and writes them as one file per partition on flush, dropping
 /// records whose key the partition already holds.
+///
+/// Keys are checked in two ways. For a partition whose keys are cached, at once, in
+/// [`LakeWriter::add`]. For any other, a record is checked against the batch at once and
+/// against the partition's files at the next flush, which reads the partition's keys, drops the
+/// repeats and then caches the keys if they fit the budget. Loading keys only at a flush, when
+/// nothing is pending, means any cached partition may be evicted then, so the budget holds
+/// however many partitions one batch touches (a household-ordered backfill touches every month
+/// in every batch).
 #[derive(Debug)]
 pub struct LakeWriter {
     lake: Lake,
     pending: HashMap<Partition, Vec<LakeRecord>>,
     pending_count: usize,
-    /// Key fingerprints per partition: those on disk plus those pending.
+    /// Cached key fingerprints per partition (those on disk plus those pending), with the
+    /// number of the last flush whose batch touched the partition.
     keys: HashMap<Partition, (KeySet, u64)>,
-    clock: u64,
+    /// Fingerprints of the pending records of partitions whose keys are not cached: checked
+    /// against the partition's files at the next flush.
+    unverified: HashMap<Partition, FingerprintSet>,
+    /// Flushes so far: the clock of the cache.
+    flushes: u64,
     max_cached_keys: usize,
 }
+
+type FingerprintSet = HashSet<u128, std::hash::BuildHasherDefault<FingerprintHasher>>;
 
 /// The default budget of cached key fingerprints: about 200 MB.
 pub const DEFAULT_DEDUP_CACHE_KEYS: usize = 12_000_000;
@@ -490,12 +505,13 @@ impl LakeWriter {
             pending: HashMap::new(),
             pending_count: 0,
             keys: HashMap::new(),
-            clock: 0,
+            unverified: HashMap::new(),
+            flushes: 0,
             max_cached_keys: DEFAULT_DEDUP_CACHE_KEYS,
         }
     }
 
-    /// Sets the budget of cached key fingerprints (at least one partition is always cached).
+    /// Sets the budget of cached key fingerprints.
     pub fn with_cache_budget(mut self, max_cached_keys: usize) -> LakeWriter {
         self.max_cached_keys = max_cached_keys;
         self
@@ -510,59 +526,95 @@ impl LakeWriter {
         self.pending_count
     }
 
-    /// Adds a record unless its key is already stored or pending. Returns false for a
-    /// duplicate.
+    /// Adds a record unless its key is already pending, or stored in a partition whose keys
+    /// are cached. Returns false for a duplicate. A record of a partition whose keys are not
+    /// cached is checked against its files at the next flush, which reports the repeats it
+    /// drops in [`FlushReport::duplicates`].
     pub fn add(&mut self, record: LakeRecord) -> Result<bool, LakeError> {
         let p = Partition::of(record.table(), record.partition_date());
         let fp = record.fingerprint();
-        self.clock += 1;
-        if !self.keys.contains_key(&p) {
-            let stored = self.lake.partition_keys(&p)?;
-            self.evict_to_fit(stored.len());
-            let keys = KeySet {
-                stored,
-                fresh: HashSet::default(),
-            };
-            self.keys.insert(p, (keys, self.clock));
+        let new = match self.keys.get_mut(&p) {
+            Some((keys, used)) => {
+                *used = self.flushes;
+                keys.insert(fp)
+            }
+            None => self.unverified.entry(p).or_default().insert(fp),
+        };
+        if new {
+            self.pending.entry(p).or_default().push(record);
+            self.pending_count += 1;
         }
-        let (keys, used) = self.keys.get_mut(&p).expect("inserted above");
-        *used = self.clock;
-        if !keys.insert(fp) {
-            return Ok(false);
-        }
-        self.pending.entry(p).or_default().push(record);
-        self.pending_count += 1;
-        Ok(true)
+        Ok(new)
     }
 
-    /// Drops the key sets of the least recently used partitions that have nothing pending
-    /// until `incoming` more keys fit the budget, so memory stays bounded however large the
-    /// lake and however many months a backfill spans.
-    fn evict_to_fit(&mut self, incoming: usize) {
+    /// Checks the pending records of partitions whose keys are not cached against their files,
+    /// drops the repeats, and caches each partition's keys if they fit. Returns the records
+    /// dropped. One partition's keys are in memory at a time, beyond the cache.
+    fn verify_pending(&mut self) -> Result<u64, LakeError> {
+        let mut dropped = 0;
+        let mut parts: Vec<Partition> = self.unverified.keys().copied().collect();
+        parts.sort();
+        for p in parts {
+            let mut fresh = self.unverified.remove(&p).expect("listed above");
+            let stored = self.lake.partition_keys(&p)?;
+            let repeats: FingerprintSet = fresh
+                .iter()
+                .filter(|fp| stored.binary_search(fp).is_ok())
+                .copied()
+                .collect();
+            if !repeats.is_empty() {
+                let records = self.pending.entry(p).or_default();
+                let before = records.len();
+                records.retain(|r| !repeats.contains(&r.fingerprint()));
+                let gone = before - records.len();
+                if records.is_empty() {
+                    self.pending.remove(&p);
+                }
+                self.pending_count -= gone;
+                dropped += gone as u64;
+                fresh.retain(|fp| !repeats.contains(fp));
+            }
+            let keys = KeySet { stored, fresh };
+            if self.make_room(keys.len()) {
+                self.keys.insert(p, (keys, self.flushes));
+            }
+        }
+        Ok(dropped)
+    }
+
+    /// Evicts cached partitions not touched by the current batch, least recently used first,
+    /// until `incoming` more keys fit the budget. False if they cannot fit: then the newcomer
+    /// is not cached, and the partitions the batch is using stay. Under a cyclic pattern (every
+    /// batch touching every month) this keeps a stable part of the months cached instead of
+    /// evicting each one just before it is needed again.
+    fn make_room(&mut self, incoming: usize) -> bool {
         loop {
             let cached: usize = self.keys.values().map(|(k, _)| k.len()).sum();
             if cached + incoming <= self.max_cached_keys {
-                break;
+                return true;
             }
             let victim = self
                 .keys
                 .iter()
-                .filter(|(p, _)| !self.pending.contains_key(p))
+                .filter(|(_, (_, used))| *used < self.flushes)
                 .min_by_key(|(_, (_, used))| *used)
                 .map(|(p, _)| *p);
             match victim {
                 Some(p) => {
                     self.keys.remove(&p);
                 }
-                None => break,
+                None => return false,
             }
         }
     }
 
     /// Writes every pending partition as one durable file. When this returns, everything added
-    /// so far is on disk.
+    /// so far and not reported as a duplicate is on disk.
     pub fn flush(&mut self) -> Result<FlushReport, LakeError> {
-        let mut report = FlushReport::default();
+        let mut report = FlushReport {
+            duplicates: self.verify_pending()?,
+            ..FlushReport::default()
+        };
         let mut parts: Vec<Partition> = self.pending.keys().copied().collect();
         parts.sort();
         let mut files = Vec::with_capacity(parts.len());
@@ -582,8 +634,9 @@ impl LakeWriter {
         for (keys, _) in self.keys.values_mut() {
             keys.settle();
         }
-        // Key sets grow as records arrive; trim back to the budget now nothing is pending.
-        self.evict_to_fit(0);
+        // Key sets grow as records arrive; trim back to the budget.
+        self.flushes += 1;
+        self.make_room(0);
         Ok(report)
     }
 }
