@@ -273,7 +273,19 @@ fn parse_date(s: &str) -> Result<NaiveDate, String> {
         .map_err(|_| format!("`{s}` is not a date; write it as YYYY-MM-DD"))
 }
 
+/// Fixes glibc's mmap threshold at 256 KiB. By default it rises each time a large block is
+/// freed, after which the multi-megabyte key arrays and record batches of ingest come from the
+/// heap and fragment it: measured on 10 million signals, 320 MB peak memory instead of 265 MB.
+fn fixed_mmap_threshold() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; it is called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+    }
+}
+
 fn main() -> ExitCode {
+    fixed_mmap_threshold();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(), // --help and --version

@@ -418,8 +418,8 @@ pub struct FlushReport {
 
 /// The key fingerprints of one partition: those read back from its files, sorted (16 bytes a
 /// key, the bulk), and those added since, in a hash set. Fresh keys are folded into the
-/// sorted part once they are a quarter of it, so the cache costs about 16 bytes a key rather
-/// than a hash set's 30 or more, and more partitions fit the budget.
+/// sorted part as they accumulate, so the cache costs about 17 bytes a key rather than a hash
+/// set's 30 or more, and more partitions fit the budget.
 #[derive(Debug, Default)]
 struct KeySet {
     stored: Vec<u128>,
@@ -436,15 +436,30 @@ impl KeySet {
         self.stored.binary_search(&fp).is_err() && self.fresh.insert(fp)
     }
 
-    /// Folds the fresh keys into the sorted part when they have grown to a quarter of it.
+    /// Folds the fresh keys into the sorted part once they are a sixteenth of it: a hash set
+    /// costs about twice as much memory a key as the sorted array, so the cache stays close
+    /// to 16 bytes a key. The fold sorts only the fresh keys and merges the two sorted runs.
     fn settle(&mut self) {
-        if self.fresh.len() > 4_096 && self.fresh.len() * 4 > self.stored.len() {
-            // Exactly the room needed: a doubling growth would leave up to half the array empty.
-            self.stored.reserve_exact(self.fresh.len());
-            self.stored.extend(self.fresh.drain());
-            self.stored.sort_unstable();
-            self.fresh.shrink_to_fit();
+        if self.fresh.len() <= 1_024 || self.fresh.len() * 16 <= self.stored.len() {
+            return;
         }
+        let mut fresh: Vec<u128> = self.fresh.drain().collect();
+        fresh.sort_unstable();
+        let mut merged = Vec::with_capacity(self.stored.len() + fresh.len());
+        let (mut a, mut b) = (self.stored.iter().peekable(), fresh.iter().peekable());
+        while let (Some(x), Some(y)) = (a.peek(), b.peek()) {
+            if x < y {
+                merged.push(**x);
+                a.next();
+            } else {
+                merged.push(**y);
+                b.next();
+            }
+        }
+        merged.extend(a);
+        merged.extend(b);
+        self.stored = merged;
+        self.fresh.shrink_to_fit();
     }
 }
 
