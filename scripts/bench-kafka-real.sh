@@ -32,5 +32,8 @@ mid=$(date +%s.%N)
   > "$WORK/ingest.out" 2> "$WORK/ingest.time"
 end=$(date +%s.%N)
 cat "$WORK/produce.out" "$WORK/ingest.out"
-awk -v a="$start" -v b="$mid" -v c="$end" 'BEGIN { printf "produce %.1fs, ingest %.1fs\n", b-a, c-b }'
+bytes=$(cat "$WORK"/sim/signals/*.ndjson "$WORK"/sim/outcomes/*.ndjson | wc -c)
+awk -v a="$start" -v b="$mid" -v c="$end" -v n="$bytes" 'BEGIN {
+  printf "produce %.1fs, ingest %.1fs (%.1f MB of messages, %.1f MB/s first poll to last commit)\n",
+    b-a, c-b, n/1e6, n/1e6/(c-b) }'
 grep "Maximum resident" "$WORK/ingest.time"
