@@ -231,19 +231,13 @@ impl Lake {
 /// file, fsynced, renamed into place, the folder fsynced. For the per-district lists and pages.
 pub fn write_bytes_atomic(dest: &Path, bytes: &[u8]) -> Result<(), LakeError> {
     use std::io::Write;
-    let dir = dest.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.partial"));
+    let (dir, tmp) = partial_path(dest)?;
     let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
     file.write_all(bytes).map_err(io_err(&tmp))?;
     file.sync_all().map_err(io_err(&tmp))?;
     drop(file);
     std::fs::rename(&tmp, dest).map_err(io_err(dest))?;
-    sync_dir(dir)
+    sync_dir(&dir)
 }
 
 /// Writes batches (one schema) as one Parquet file at `dest`, atomically and durably: a hidden
@@ -310,9 +304,9 @@ fn syncfs(path: &Path) -> Result<(), LakeError> {
     Ok(())
 }
 
-/// Writes batches as a Parquet file at `dest` with `.partial` added to a hidden name, without
-/// fsyncing it, and returns that name.
-fn write_parquet_partial(dest: &Path, batches: &[RecordBatch]) -> Result<PathBuf, LakeError> {
+/// The folder of `dest`, created if missing, and the hidden `.partial` name a file is written
+/// under before it is renamed to `dest`. Compaction removes such leftovers of a crash.
+fn partial_path(dest: &Path) -> Result<(PathBuf, PathBuf), LakeError> {
     let dir = dest.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     let name = dest
@@ -320,6 +314,13 @@ fn write_parquet_partial(dest: &Path, batches: &[RecordBatch]) -> Result<PathBuf
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.partial"));
+    Ok((dir.to_path_buf(), tmp))
+}
+
+/// Writes batches as a Parquet file at `dest` with `.partial` added to a hidden name, without
+/// fsyncing it, and returns that name.
+fn write_parquet_partial(dest: &Path, batches: &[RecordBatch]) -> Result<PathBuf, LakeError> {
+    let (_, tmp) = partial_path(dest)?;
     let Some(first) = batches.first() else {
         return Err(LakeError::Parquet {
             path: dest.to_path_buf(),
