@@ -20,10 +20,10 @@
 //! records whose key is already in the partition, using the keys read back from the partition's
 //! own files. Because those keys come from the durable files, not from memory, a crash between
 //! writing a file and committing Kafka offsets cannot produce a duplicate: the re-delivered
-//! records are recognised on the next run. Memory stays bounded: only the key sets of the most
-//! recently used partitions are cached (16-byte fingerprints), up to a budget of keys
-//! (`ingest.dedup_cache_keys`); a partition evicted from the cache is read back from its files
-//! when it is next touched.
+//! records are recognised on the next run. Memory stays bounded: only the key sets of recently
+//! used partitions are cached (16-byte fingerprints), up to a budget of keys
+//! (`ingest.dedup_cache_keys`); records of a partition outside the cache are checked against
+//! its files at the next flush (see [`LakeWriter`]).
 
 pub mod reference;
 mod schema;
