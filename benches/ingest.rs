@@ -16,7 +16,7 @@ use lantern::ingest::{file::ingest_files, Ingestor};
 use lantern::lake::{Lake, LakeWriter};
 use lantern::registry::Registry;
 use lantern::sim::{self, SimParams};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 use rdkafka::producer::BaseProducer;
 use rdkafka::{Offset, TopicPartitionList};
@@ -145,7 +145,7 @@ fn topics(input: &Input) -> Topics {
 
 /// A consumer assigned every partition of the signal topics from the start: no group join, so
 /// the timing is the consuming alone.
-fn assigned_consumer(t: &Topics, group: String) -> BaseConsumer {
+fn assigned_consumer(t: &Topics, group: String) -> lantern::ingest::kafka::IngestConsumer {
     let mut s = t.settings.clone();
     s.kafka.group_id = group;
     let consumer = lantern::ingest::kafka::consumer(&s).unwrap();

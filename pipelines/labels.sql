@@ -3,7 +3,8 @@
 --
 -- A referral can have several outcome records (a correction, say): the latest decision counts.
 -- `supported` and `declined_support` confirm a crisis (label 1), `no_crisis` does not (0);
--- `unreachable` and `moved` carry no label and are left out.
+-- `unreachable` and `moved` carry no label and are left out. A referral a correction withdrew
+-- (`withdrawn_referrals`) still labels its household if the visit happened.
 WITH latest AS (
     SELECT referral_id, outcome, decided_on FROM (
         SELECT referral_id, outcome, decided_on,
@@ -15,7 +16,9 @@ WITH latest AS (
 )
 SELECT r.household_id, r.as_of, r.referral_id, r.district_code, l.decided_on,
        CASE WHEN l.outcome IN ('supported', 'declined_support') THEN 1 ELSE 0 END AS label
-FROM referrals r
+FROM (SELECT household_id, as_of, referral_id, district_code FROM referrals
+      UNION ALL
+      SELECT household_id, as_of, referral_id, district_code FROM withdrawn_referrals) r
 JOIN latest l ON l.referral_id = r.referral_id
 WHERE r.as_of < {before}
   AND l.outcome IN ('supported', 'declined_support', 'no_crisis')

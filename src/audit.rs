@@ -4,6 +4,18 @@
 //! (the file is opened in append mode and fsynced after each record) and each carries the
 //! SHA-256 of the previous line, so a removed or edited record breaks the chain that
 //! [`verify`] checks. `lantern audit` lists the records.
+//!
+//! **Concurrency.** An append holds an exclusive lock (`flock` on `audit/audit.lock`) from
+//! reading the last line to the fsync, so two runs at once (a night and an intake read, say)
+//! cannot both chain to the same predecessor and fork the log.
+//!
+//! **Anchors.** A hash chain alone does not show that its *end* was cut off, nor that the whole
+//! log was rewritten with fresh hashes. After every append the chain's head (record count and
+//! SHA-256 of the last line) is written to `audit/HEAD`; the screening night also writes it
+//! beside its lists (`audit-anchor.json`) and prints it in its summary, where it leaves the
+//! machine with the lists and the operator's logs. [`verify`] checks the chain against every
+//! anchor it finds (and any the operator passes in): a log shorter than an anchor, or whose
+//! record at an anchor's position hashes differently, fails.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -98,18 +110,93 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
     }
 }
 
-/// Appends a record, chained to the last one, and makes it durable.
-pub fn append(data_dir: &Path, mut record: AuditRecord) -> Result<AuditRecord, AuditError> {
+/// The chain's head after some record: how many records the log held and the SHA-256 of the
+/// last line. Kept beside each night's lists and in `audit/HEAD`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anchor {
+    pub records: usize,
+    pub sha256: String,
+}
+
+impl std::fmt::Display for Anchor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.records, self.sha256)
+    }
+}
+
+impl std::str::FromStr for Anchor {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Anchor, String> {
+        let (n, h) = s
+            .split_once(':')
+            .ok_or_else(|| format!("`{s}` is not an anchor; write it as RECORDS:SHA256"))?;
+        let records = n
+            .parse()
+            .map_err(|_| format!("`{n}` is not a record count"))?;
+        if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!("`{h}` is not a SHA-256 in hex"));
+        }
+        Ok(Anchor {
+            records,
+            sha256: h.to_ascii_lowercase(),
+        })
+    }
+}
+
+/// `audit/HEAD`: the head after the latest append.
+pub fn head_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("audit").join("HEAD")
+}
+
+/// Holds the exclusive append lock while alive.
+struct AppendLock(#[allow(dead_code)] std::fs::File);
+
+fn lock(data_dir: &Path) -> Result<AppendLock, AuditError> {
+    let p = data_dir.join("audit").join("audit.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&p)
+        .map_err(io(&p))?;
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: `f` is an open descriptor for the whole call; flock only takes a lock on it,
+        // released when the file is closed (when the guard drops).
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(io(&p)(std::io::Error::last_os_error()));
+        }
+    }
+    Ok(AppendLock(f))
+}
+
+fn line_hash(line: &str) -> String {
+    hex::encode(Sha256::digest(line.as_bytes()))
+}
+
+/// Appends a record, chained to the last one, and makes it durable. Returns the record as
+/// written (with its `prev`).
+pub fn append(data_dir: &Path, record: AuditRecord) -> Result<AuditRecord, AuditError> {
+    append_anchored(data_dir, record).map(|(r, _)| r)
+}
+
+/// [`append`], also returning the chain's head after it, for the caller to keep elsewhere.
+pub fn append_anchored(
+    data_dir: &Path,
+    mut record: AuditRecord,
+) -> Result<(AuditRecord, Anchor), AuditError> {
     let p = path(data_dir);
     if let Some(dir) = p.parent() {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
     }
-    let text = std::fs::read_to_string(&p).unwrap_or_default();
-    record.prev = text
-        .lines()
-        .last()
-        .map(|l| hex::encode(Sha256::digest(l.as_bytes())))
-        .unwrap_or_default();
+    let _lock = lock(data_dir)?;
+    let text = match std::fs::read_to_string(&p) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(io(&p)(e)),
+    };
+    record.prev = text.lines().last().map(line_hash).unwrap_or_default();
     let line = serde_json::to_string(&record).expect("audit records serialize");
     let mut f = std::fs::OpenOptions::new()
         .create(true)
@@ -118,7 +205,45 @@ pub fn append(data_dir: &Path, mut record: AuditRecord) -> Result<AuditRecord, A
         .map_err(io(&p))?;
     writeln!(f, "{line}").map_err(io(&p))?;
     f.sync_all().map_err(io(&p))?;
-    Ok(record)
+    let anchor = Anchor {
+        records: text.lines().count() + 1,
+        sha256: line_hash(&line),
+    };
+    write_anchor(&head_path(data_dir), &anchor)?;
+    Ok((record, anchor))
+}
+
+/// Writes an anchor file atomically and durably.
+pub fn write_anchor(dest: &Path, anchor: &Anchor) -> Result<(), AuditError> {
+    let json = serde_json::to_vec(anchor).expect("anchors serialize");
+    crate::lake::write_bytes_atomic(dest, &json).map_err(|e| AuditError::Io {
+        path: dest.display().to_string(),
+        source: std::io::Error::other(e.to_string()),
+    })
+}
+
+/// Every anchor Lantern keeps in the data directory: `audit/HEAD` and each night's
+/// `audit-anchor.json`, with where it was found.
+pub fn anchors(data_dir: &Path) -> Vec<(PathBuf, Anchor)> {
+    let mut files = vec![head_path(data_dir)];
+    for root in [
+        crate::lake::reference::referrals_root(data_dir),
+        crate::lake::reference::drafts_root(data_dir),
+    ] {
+        if let Ok(entries) = std::fs::read_dir(&root) {
+            for e in entries.flatten() {
+                files.push(e.path().join("audit-anchor.json"));
+            }
+        }
+    }
+    files
+        .into_iter()
+        .filter_map(|f| {
+            let bytes = std::fs::read(&f).ok()?;
+            let a = serde_json::from_slice::<Anchor>(&bytes).ok()?;
+            Some((f, a))
+        })
+        .collect()
 }
 
 /// Every record, oldest first.
@@ -141,12 +266,54 @@ pub fn list(data_dir: &Path) -> Result<Vec<AuditRecord>, AuditError> {
         .collect()
 }
 
-/// Checks the hash chain; returns the number of records.
+/// Checks the hash chain and every anchor in the data directory; returns the number of records.
 pub fn verify(data_dir: &Path) -> Result<usize, AuditError> {
+    verify_with(data_dir, &[])
+}
+
+/// [`verify`], also against anchors the caller kept (from a night's summary, say).
+pub fn verify_with(data_dir: &Path, extra: &[Anchor]) -> Result<usize, AuditError> {
     let p = path(data_dir);
-    let text = std::fs::read_to_string(&p).unwrap_or_default();
+    let hashes = chain(&p)?;
+    let mut all: Vec<(String, Anchor)> = anchors(data_dir)
+        .into_iter()
+        .map(|(f, a)| (f.display().to_string(), a))
+        .collect();
+    all.extend(extra.iter().map(|a| ("the command line".to_string(), a.clone())));
+    for (from, a) in &all {
+        let broken = |message: String| AuditError::Corrupt {
+            path: p.display().to_string(),
+            line: a.records,
+            message,
+        };
+        match hashes.get(a.records.wrapping_sub(1)) {
+            None => {
+                return Err(broken(format!(
+                    "the log holds {} records but the anchor in {from} was taken after {}: records were cut off the end",
+                    hashes.len(),
+                    a.records
+                )))
+            }
+            Some(h) if h != &a.sha256 => {
+                return Err(broken(format!(
+                    "does not match the anchor in {from}: the log was rewritten"
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(hashes.len())
+}
+
+/// The SHA-256 of every line, after checking that each follows the one before.
+fn chain(p: &Path) -> Result<Vec<String>, AuditError> {
+    let text = match std::fs::read_to_string(p) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(io(p)(e)),
+    };
     let mut prev = String::new();
-    let mut n = 0;
+    let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let r: AuditRecord = serde_json::from_str(line).map_err(|e| AuditError::Corrupt {
             path: p.display().to_string(),
@@ -161,10 +328,10 @@ pub fn verify(data_dir: &Path) -> Result<usize, AuditError> {
                     .into(),
             });
         }
-        prev = hex::encode(Sha256::digest(line.as_bytes()));
-        n += 1;
+        prev = line_hash(line);
+        out.push(prev.clone());
     }
-    Ok(n)
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -185,5 +352,74 @@ mod tests {
         std::fs::write(&p, format!("{}\n{}\n", lines[0], lines[2])).unwrap();
         let err = verify(dir.path()).unwrap_err().to_string();
         assert!(err.contains("line 2"), "{err}");
+    }
+
+    /// Issue 9.8: appends from many writers at once are serialized by the lock, so the chain
+    /// never forks (without it, two writers read the same last line and both chain to it).
+    #[test]
+    fn concurrent_appends_keep_one_unbroken_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        std::thread::scope(|scope| {
+            for t in 0..8 {
+                let d = dir.path();
+                scope.spawn(move || {
+                    for i in 0..25 {
+                        let mut r = AuditRecord::new("read");
+                        r.detail = serde_json::json!({ "thread": t, "i": i });
+                        append(d, r).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(verify(dir.path()).unwrap(), 200);
+    }
+
+    /// Issue 9.8: cutting records off the end of the log leaves a valid chain, but not one
+    /// that reaches the anchor in `audit/HEAD`.
+    #[test]
+    fn a_truncated_log_fails_verification() {
+        let dir = tempfile::tempdir().unwrap();
+        for action in ["screen", "publish", "read"] {
+            append(dir.path(), AuditRecord::new(action)).unwrap();
+        }
+        let p = path(dir.path());
+        let text = std::fs::read_to_string(&p).unwrap();
+        let kept: Vec<&str> = text.lines().take(2).collect();
+        std::fs::write(&p, kept.join("\n") + "\n").unwrap();
+        let err = verify(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("cut off the end"), "{err}");
+    }
+
+    /// Issue 9.8: a log rewritten with a consistent fresh chain (and a forged `audit/HEAD`)
+    /// still fails against the anchor kept beside a night's lists, and against an anchor the
+    /// operator copied from a night's summary.
+    #[test]
+    fn a_rewritten_log_fails_against_the_anchors_kept_elsewhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, night_anchor) = append_anchored(dir.path(), AuditRecord::new("screen")).unwrap();
+        let night_dir = crate::lake::reference::referrals_root(dir.path()).join("as_of=2026-11-01");
+        write_anchor(&night_dir.join("audit-anchor.json"), &night_anchor).unwrap();
+        append(dir.path(), AuditRecord::new("publish")).unwrap();
+        assert_eq!(verify(dir.path()).unwrap(), 2);
+
+        // Rewrite history: the screen record now names another model, chain recomputed.
+        let original: Vec<AuditRecord> = list(dir.path()).unwrap();
+        std::fs::remove_file(path(dir.path())).unwrap();
+        for mut r in original {
+            if r.action == "screen" {
+                r.model = Some("forged@1".into());
+            }
+            append(dir.path(), r).unwrap();
+        }
+        let err = verify(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("rewritten"), "{err}");
+        assert!(err.contains("audit-anchor.json"), "{err}");
+
+        // Without the night's anchor, the one from the summary still catches it.
+        std::fs::remove_file(night_dir.join("audit-anchor.json")).unwrap();
+        assert_eq!(verify(dir.path()).unwrap(), 2, "nothing left in the data dir to compare");
+        let err = verify_with(dir.path(), &[night_anchor.clone()]).unwrap_err().to_string();
+        assert!(err.contains("the command line"), "{err}");
+        assert_eq!(night_anchor.to_string().parse::<Anchor>().unwrap(), night_anchor);
     }
 }

@@ -186,6 +186,28 @@ impl PseudonymSettings {
 pub struct IngestSettings {
     pub batch_records: usize,
     pub dedup_cache_keys: usize,
+    /// The agencies' time zone (IANA name): the ingest day turns at midnight there.
+    pub time_zone: String,
+    /// With `--until-idle`: stop with an error when no partition was assigned for this many
+    /// seconds. Absent or 0: wait as long as it takes.
+    #[serde(default)]
+    pub assignment_deadline_secs: Option<u64>,
+}
+
+impl IngestSettings {
+    /// The configured time zone, or an error naming the key.
+    pub fn zone(&self) -> Result<chrono_tz::Tz, ConfigError> {
+        crate::clock::parse_zone(&self.time_zone).map_err(|m| ConfigError::Value {
+            key: "ingest.time_zone".into(),
+            layers: "settings".into(),
+            message: m,
+        })
+    }
+
+    /// Today's ingest day from the system clock in the configured zone.
+    pub fn ingest_day(&self) -> Result<crate::clock::IngestDay, ConfigError> {
+        Ok(crate::clock::IngestDay::system(self.zone()?))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]

@@ -29,12 +29,20 @@
 //! - [`kafka`]: client settings shared by every producer and consumer.
 //! - [`sim`]: a seeded synthetic population with a latent crisis process, for the demo, tests
 //!   and back-tests.
+//! - [`screen`]: scores, exclusions, overrides and capacity: a night's ranked lists.
+//! - [`night`]: the night composed: screen, write the lists, audit, publish (one list per
+//!   district per night; drafts for dry runs).
+//! - [`audit`]: the append-only, hash-chained, anchored audit log.
+//! - [`clock`]: the ingest day, in the agencies' time zone.
+//! - [`faults`]: named crash points for the crash tests.
 //! - [`logging`]: `tracing` setup, plain or JSON.
 
 pub mod audit;
+pub mod clock;
 pub mod config;
 pub mod contract;
 pub mod eval;
+pub mod faults;
 pub mod features;
 pub mod ingest;
 pub mod intake;
@@ -43,8 +51,10 @@ pub mod lake;
 pub mod logging;
 pub mod metrics;
 pub mod model;
+pub mod night;
 pub mod progress;
 pub mod pseudonym;
 pub mod registry;
 pub mod screen;
 pub mod sim;
+pub mod status;

@@ -82,8 +82,12 @@ enum Command {
     Import(ImportArgs),
     /// Fit the risk models on outcomes decided before a date, and save them under models/.
     Train(TrainArgs),
-    /// Score and rank households as of a date and write each district's referral list.
+    /// Score and rank households as of a date and write each district's referral list
+    /// (a draft unless --publish: only issued lists are history).
     Screen(ScreenArgs),
+    /// Mark a night's draft list as issued, for a deployment that hands lists over as files
+    /// instead of through case-intake (audited).
+    Issue(IssueArgs),
     /// Temporal back-test: ranking, calibration and fairness metrics per model and baseline.
     Backtest(BacktestArgs),
     /// Compute household features as of one or more dates and write them to Parquet (for
@@ -123,6 +127,10 @@ struct AuditArgs {
     /// Print the records as JSON lines instead of a table.
     #[arg(long)]
     json: bool,
+    /// With --verify: also check against an anchor kept elsewhere (RECORDS:SHA256, as a
+    /// night's summary prints it); repeatable.
+    #[arg(long = "anchor", value_name = "ANCHOR", requires = "verify")]
+    anchors: Vec<lantern::audit::Anchor>,
 }
 
 #[derive(Debug, Args)]
@@ -246,13 +254,29 @@ struct ScreenArgs {
     /// The screening date (YYYY-MM-DD).
     #[arg(long, value_parser = parse_date)]
     as_of: NaiveDate,
-    /// Also send the referrals to the case-intake topic.
+    /// Issue the night: the lists become history and go to the case-intake topic. Without it
+    /// the run is a dry run: drafts under drafts/, which no later night reads.
     #[arg(long)]
     publish: bool,
+    /// With --publish, for a night already issued: replace its list with this run's, and
+    /// withdraw every replaced referral on case-intake (audited). Without it a re-run
+    /// republishes the issued list unchanged.
+    #[arg(long, requires = "publish")]
+    supersede: bool,
     /// The model to use: `name` (its newest version) or `name@version` [default: the model
     /// `lantern train` marked current].
     #[arg(long, value_name = "MODEL", default_value = "")]
     model: String,
+}
+
+#[derive(Debug, Args)]
+struct IssueArgs {
+    /// The night whose draft is issued (YYYY-MM-DD).
+    #[arg(long, value_parser = parse_date)]
+    as_of: NaiveDate,
+    /// Replace a list already issued for that night; its replaced referrals are withdrawn.
+    #[arg(long)]
+    supersede: bool,
 }
 
 #[derive(Debug, Args)]
@@ -376,6 +400,21 @@ fn run(cli: Cli) -> Result<()> {
         Command::Import(args) => import(&settings, args),
         Command::Train(args) => train(&settings, args),
         Command::Screen(args) => screen(&settings, args),
+        Command::Issue(args) => {
+            let r = lantern::night::issue(&settings.data.dir, args.as_of, args.supersede)?;
+            println!(
+                "Issued the list of {}: {} referrals{}; audit run id {}",
+                args.as_of,
+                r.referrals,
+                if r.withdrawn > 0 {
+                    format!(", {} earlier referrals withdrawn", r.withdrawn)
+                } else {
+                    String::new()
+                },
+                r.run_id
+            );
+            Ok(())
+        }
         Command::Intake(args) => intake(&settings, args),
         Command::Features(args) => features(&settings, args),
         Command::Audit(args) => audit(&settings, args),
@@ -435,9 +474,10 @@ fn simulate(settings: &Settings, args: SimulateArgs) -> Result<()> {
 
 fn check(settings: &Settings, args: CheckArgs) -> Result<()> {
     let registry = settings.registry()?;
-    let day = args
-        .ingest_day
-        .unwrap_or_else(|| chrono::Local::now().date_naive());
+    let day = match args.ingest_day {
+        Some(d) => d,
+        None => settings.ingest.ingest_day()?.today(),
+    };
     let validator = Validator::new(&registry, day);
     let mut accepted = 0u64;
     let mut rejected: std::collections::BTreeMap<RejectReason, u64> = Default::default();
@@ -482,28 +522,31 @@ fn pseudonymizer(settings: &Settings) -> Result<Option<Pseudonymizer>> {
 fn ingest(settings: &Settings, args: IngestArgs) -> Result<()> {
     fixed_mmap_threshold();
     let registry = settings.registry()?;
-    let day = args
-        .ingest_day
-        .unwrap_or_else(|| chrono::Local::now().date_naive());
-    let validator = Validator::new(&registry, day);
+    // The ingest day is the day each record arrives, in the agencies' time zone, unless a
+    // replay fixes it.
+    let day = match args.ingest_day {
+        Some(d) => lantern::clock::IngestDay::Fixed(d),
+        None => settings.ingest.ingest_day()?,
+    };
+    let validator = Validator::new(&registry, day.today());
     let lake = Lake::in_data_dir(&settings.data.dir);
     let writer = LakeWriter::new(lake.clone()).with_cache_budget(settings.ingest.dedup_cache_keys);
     let pseudo = pseudonymizer(settings)?;
     let started = std::time::Instant::now();
     if args.kafka {
         let dead = ingest::kafka::KafkaDeadLetters::new(settings)?;
-        let mut ingestor = Ingestor::new(validator, pseudo, writer, Box::new(dead));
+        let mut ingestor =
+            Ingestor::new(validator, pseudo, writer, Box::new(dead)).with_ingest_day(day);
         let mut opts = ingest::kafka::KafkaIngestOptions::new(settings.ingest.batch_records);
         opts.until_idle = args.until_idle;
         opts.stop = ingest::kafka::stop_on_signals();
+        if let Some(secs) = settings.ingest.assignment_deadline_secs.filter(|&s| s > 0) {
+            opts.assignment_timeout = Some(std::time::Duration::from_secs(secs));
+        }
+        opts.data_dir = Some(settings.data.dir.clone());
         if let Some(addr) = args.metrics_addr {
-            let stats = std::sync::Arc::new(std::sync::Mutex::new(Default::default()));
-            lantern::metrics::serve(addr, stats.clone()).map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot serve metrics on {addr}: {e}; pick a free address for --metrics-addr"
-                )
-            })?;
-            opts.stats_out = Some(stats);
+            lantern::metrics::serve(addr)?;
+            lantern::metrics::record_last_night(&settings.data.dir);
             tracing::info!(%addr, "serving metrics at /metrics");
         }
         let report = ingest::kafka::consume(settings, &mut ingestor, &opts)?;
@@ -519,7 +562,8 @@ fn ingest(settings: &Settings, args: IngestArgs) -> Result<()> {
         return Ok(());
     }
     let mut dead = FileDeadLetters::for_run(&settings.data.dir);
-    let mut ingestor = Ingestor::new(validator, pseudo, writer, Box::new(&mut dead));
+    let mut ingestor =
+        Ingestor::new(validator, pseudo, writer, Box::new(&mut dead)).with_ingest_day(day);
     let bar = lantern::progress::bytes_bar(0, "ingesting");
     ingest::file::ingest_files(
         &mut ingestor,
@@ -561,7 +605,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 fn import(settings: &Settings, args: ImportArgs) -> Result<()> {
     let registry = settings.registry()?;
-    let validator = Validator::new(&registry, chrono::Utc::now().date_naive());
+    let validator = Validator::new(&registry, settings.ingest.ingest_day()?.today());
     let mut dead = FileDeadLetters::for_run(&settings.data.dir);
     if let Some(path) = &args.households {
         let r =
@@ -685,12 +729,17 @@ fn screen(settings: &Settings, args: ScreenArgs) -> Result<()> {
             settings.features.memory_limit_mb,
         )
         .await?;
-        let publish = producer
-            .as_ref()
-            .map(|p| (p, settings.topics.case_intake.as_str()));
+        let delivery = match &producer {
+            Some(p) => lantern::night::Delivery::Publish {
+                producer: p,
+                topic: settings.topics.case_intake.as_str(),
+                supersede: args.supersede,
+            },
+            None => lantern::night::Delivery::Draft,
+        };
         anyhow::Ok(
-            lantern::screen::nightly(
-                &engine, &model, settings, &registry, args.as_of, publish, &bar,
+            lantern::night::run(
+                &engine, &model, settings, &registry, args.as_of, delivery, &bar,
             )
             .await?,
         )
@@ -700,7 +749,7 @@ fn screen(settings: &Settings, args: ScreenArgs) -> Result<()> {
     Ok(())
 }
 
-fn print_night(night: &lantern::screen::Night) {
+fn print_night(night: &lantern::night::Night) {
     let s = &night.screening;
     let c = &s.counts;
     println!(
@@ -721,17 +770,49 @@ fn print_night(night: &lantern::screen::Night) {
             c.over_capacity_districts.join(", ")
         );
     }
+    if c.urgent_overrode_cooldown + c.urgent_overrode_recently_supported > 0 {
+        println!(
+            "Urgent reports overrode {} cool-down and {} recently-supported exclusions",
+            c.urgent_overrode_cooldown, c.urgent_overrode_recently_supported
+        );
+    }
+    if let Some(d) = &night.differs {
+        println!(
+            "This night was already issued: its list stands and was republished. This run's list differs ({} new, {} dropped) and is a draft in {}; to replace the issued list, run again with --supersede",
+            d.added,
+            d.dropped,
+            d.draft.display()
+        );
+    }
+    if let Some(w) = &night.withdrawn {
+        println!(
+            "Withdrew {} replaced referrals on case-intake ({} already withdrawn)",
+            w.sent, w.skipped
+        );
+    }
     if let Some(p) = &night.published {
         println!(
             "Published {} referrals to case-intake ({} already published by an earlier run)",
             p.sent, p.skipped
         );
     }
-    println!(
-        "Lists: {}  (referrals.parquet, <district>.csv, html/index.html)",
-        night.outputs.dir.display()
-    );
+    if night.issued {
+        println!(
+            "Lists: {}  (referrals.parquet, <district>.csv, html/index.html)",
+            night.outputs.dir.display()
+        );
+    } else {
+        println!(
+            "Draft lists (a dry run: not history, not sent): {}  — issue them with `lantern screen --publish` or `lantern issue --as-of {}`",
+            night.outputs.dir.display(),
+            s.as_of
+        );
+    }
     println!("Audit run id: {}", night.run_id);
+    println!(
+        "Audit chain head: {}  (keep it; `lantern audit --verify --anchor {}` proves the log was not cut or rewritten since)",
+        night.anchor, night.anchor
+    );
 }
 
 fn intake(settings: &Settings, args: IntakeArgs) -> Result<()> {
@@ -805,8 +886,9 @@ fn audit(settings: &Settings, args: AuditArgs) -> Result<()> {
         }
     }
     if args.verify {
-        let n = lantern::audit::verify(&settings.data.dir)?;
-        println!("Audit chain intact: {n} records");
+        let n = lantern::audit::verify_with(&settings.data.dir, &args.anchors)?;
+        let anchors = lantern::audit::anchors(&settings.data.dir).len() + args.anchors.len();
+        println!("Audit chain intact: {n} records, consistent with {anchors} anchors");
     }
     Ok(())
 }
@@ -957,7 +1039,8 @@ fn demo(base: &Settings, args: DemoArgs) -> Result<()> {
         let intake_producer: rdkafka::producer::FutureProducer = lantern::kafka::producer_config(&settings.kafka).create()?;
         let bar = lantern::progress::bar(0, "households");
         step(8, "publishing the lists to case-intake");
-        let night = lantern::screen::nightly(&engine, &model, &settings, &registry, tonight, Some((&intake_producer, settings.topics.case_intake.as_str())), &bar).await?;
+        let delivery = lantern::night::Delivery::Publish { producer: &intake_producer, topic: settings.topics.case_intake.as_str(), supersede: false };
+        let night = lantern::night::run(&engine, &model, &settings, &registry, tonight, delivery, &bar).await?;
         bar.finish_and_clear();
         let rule = lantern::model::artefact::load(&settings.data.dir, "rule")?;
         let rule_night = lantern::screen::screen(&engine, &rule, &registry, &settings.capacity, &settings.screen, tonight, &indicatif::ProgressBar::hidden()).await?;

@@ -281,3 +281,53 @@ fn the_lake_answers_sql_through_datafusion() {
         assert_eq!(outcomes, m.referrals - m.open_referrals);
     });
 }
+
+/// Issue 9.9: a `.ndjson.gz` cut off in transfer is reported as what it is: which file, after
+/// which line, that the lines before the cut were kept, and what to do. The lines before the cut
+/// are in the lake (durably, so the promise holds), and ingesting the complete file afterwards
+/// adds only the rest.
+#[test]
+fn a_truncated_gzip_file_says_where_it_was_cut_and_keeps_the_lines_before() {
+    use std::io::Write;
+    let sim_dir = tempfile::tempdir().unwrap();
+    let (m, files) = simulate(sim_dir.path(), 800, 0.0, 0.0);
+    let full = std::fs::read(&files[0]).unwrap();
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(&full).unwrap();
+    let gz_bytes = enc.finish().unwrap();
+    let cut = sim_dir.path().join("cut.ndjson.gz");
+    std::fs::write(&cut, &gz_bytes[..gz_bytes.len() / 2]).unwrap();
+
+    let data = tempfile::tempdir().unwrap();
+    let lake = Lake::in_data_dir(data.path());
+    let registry = Registry::embedded();
+    let mut dead = MemoryDeadLetters::default();
+    let mut ing = Ingestor::new(
+        Validator::new(&registry, day()),
+        None,
+        LakeWriter::new(lake.clone()),
+        Box::new(&mut dead),
+    );
+    let err = ingest_files(&mut ing, &[&cut], 100_000, &indicatif::ProgressBar::hidden())
+        .unwrap_err();
+    let lantern::ingest::IngestError::Truncated { after_line, .. } = &err else {
+        panic!("expected a truncation error, got: {err}");
+    };
+    let after_line = *after_line;
+    let msg = err.to_string();
+    assert!(msg.contains(&format!("cut off after line {after_line}")), "{msg}");
+    assert!(msg.contains("kept") && msg.contains("ingest it again"), "{msg}");
+    assert!(!msg.contains("permissions"), "not a permissions problem: {msg}");
+    assert!(after_line > 0 && after_line < full.iter().filter(|&&b| b == b'\n').count() as u64);
+    drop(ing);
+    // Exactly the lines before the cut are in the lake, durably.
+    let kept = column(&lake, Table::UtilityArrears, "event_id").len() as u64;
+    assert_eq!(kept, after_line);
+    // The complete file afterwards adds the rest, and nothing twice.
+    let stats = run(&registry, &lake, &files[..1], 100_000, None, &mut dead);
+    assert_eq!(stats.duplicates, after_line);
+    assert_eq!(
+        column(&lake, Table::UtilityArrears, "event_id").len() as u64,
+        m.valid_signals["utility_arrears"]
+    );
+}

@@ -325,3 +325,217 @@ fn sigterm_stops_gracefully_and_a_restart_resumes() {
     assert!(status.success());
     assert_lake_matches(&Lake::in_data_dir(data.path()), &s.manifest);
 }
+
+/// Issue 9.1: the ingest day is the day each record arrives, in Korean time, not the day the
+/// daemon started. One ingestor (the daemon's state) consumes three days' traffic while an
+/// injected clock passes two midnights in Asia/Seoul: every day's records are accepted (none is
+/// `future_date`), and a record without `reported_on` gets its own arrival day as its knowledge
+/// date.
+#[test]
+fn a_daemon_running_across_two_midnights_accepts_each_days_records_and_stamps_each_with_its_own_day(
+) {
+    use chrono::TimeZone;
+    use lantern::clock::{IngestDay, ManualClock};
+    use rdkafka::producer::{BaseRecord, Producer};
+    let mut settings = Settings::defaults();
+    let _cluster = lantern::kafka::start_mock_cluster(&mut settings, "lantern-midnight", 1).unwrap();
+    let registry = Registry::embedded();
+    let data = tempfile::tempdir().unwrap();
+    let lake = Lake::in_data_dir(data.path());
+    // 23:30 in Seoul on 1 November is 14:30 UTC: a server on UTC would still say 1 November
+    // for nine more hours after Seoul's midnight.
+    let clock = std::sync::Arc::new(ManualClock::new(
+        chrono::Utc.with_ymd_and_hms(2026, 11, 1, 14, 30, 0).unwrap(),
+    ));
+    let start = day();
+    let mut ingestor = Ingestor::new(
+        Validator::new(&registry, start),
+        None,
+        LakeWriter::new(lake.clone()),
+        Box::new(lantern::ingest::deadletter::MemoryDeadLetters::default()),
+    )
+    .with_ingest_day(IngestDay::Clock {
+        clock: clock.clone(),
+        zone: lantern::clock::parse_zone(&settings.ingest.time_zone).unwrap(),
+    });
+    let producer: BaseProducer = lantern::kafka::producer_config(&settings.kafka)
+        .create()
+        .unwrap();
+    let mut opts = KafkaIngestOptions::new(1_000);
+    opts.until_idle = true;
+    let mut expected = BTreeMap::new();
+    for n in 0..3u64 {
+        let today = start + chrono::Days::new(n);
+        // Half an hour past each midnight in Seoul (after the first night).
+        if n > 0 {
+            let utc = chrono::Utc.with_ymd_and_hms(2026, 11, 1, 15, 30, 0).unwrap()
+                + chrono::Duration::days(n as i64 - 1);
+            clock.set(utc);
+        }
+        for i in 0..20 {
+            let id = format!("evt-day{n}-{i}");
+            let line = format!(
+                r#"{{"event_id":"{id}","source":"kepco","household_id":"hh-midnight-{i:03}","district_code":"11110","observed_on":"{today}","kind":"utility_arrears","utility":"electricity","months_overdue":2,"amount_krw":90000,"service_cut":false}}"#
+            );
+            producer
+                .send(
+                    BaseRecord::to(&settings.topics.utility_arrears)
+                        .key(&id)
+                        .payload(&line),
+                )
+                .unwrap();
+            expected.insert(id, today);
+        }
+        producer.flush(Duration::from_secs(10)).unwrap();
+        consume(&settings, &mut ingestor, &opts).unwrap();
+        assert_eq!(ingestor.ingest_day(), today, "the daemon's day follows the clock");
+    }
+    let stats = ingestor.stats();
+    assert_eq!(stats.rejected, BTreeMap::new(), "no day's records are refused");
+    assert_eq!(stats.accepted, 60);
+    let mut got = BTreeMap::new();
+    for f in lake.table_files(lantern::lake::Table::UtilityArrears).unwrap() {
+        for b in lake.read_file(&f).unwrap() {
+            use datafusion::arrow::array::AsArray;
+            let ids = b.column_by_name("event_id").unwrap().as_string::<i32>().clone();
+            let known = b
+                .column_by_name("reported_on")
+                .unwrap()
+                .as_primitive::<datafusion::arrow::datatypes::Date32Type>()
+                .clone();
+            for i in 0..b.num_rows() {
+                got.insert(
+                    ids.value(i).to_string(),
+                    lantern::lake::date_from_days(known.value(i)),
+                );
+            }
+        }
+    }
+    assert_eq!(got, expected, "each record's knowledge date is the day it arrived");
+}
+
+/// Rows in every signal and outcome table of a lake, and the event ids of the signal tables.
+fn lake_ids(lake: &Lake) -> (Vec<String>, usize) {
+    use lantern::contract::Vocab;
+    let mut ids = Vec::new();
+    for kind in lantern::contract::SignalKind::ALL {
+        ids.extend(common::column(lake, lantern::lake::Table::for_kind(*kind), "event_id"));
+    }
+    let outcomes = common::rows(lake, lantern::lake::Table::Outcomes);
+    (ids, outcomes)
+}
+
+/// Waits for `done` to hold, checking every 50 ms, at most `limit`. A condition, not a timed
+/// sleep: the test goes on the moment the state it needs is there.
+fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    done()
+}
+
+/// Issue 9.7: two ingest consumers in one group, each with its own lake (as two machines
+/// would have), one joining mid-stream and the other leaving mid-stream. At each rebalance the
+/// old owner commits what is durable and forgets the revoked partitions, so the new owner
+/// starts exactly where the durable data ends: across both lakes every valid event is there
+/// once (nothing lost, nothing written twice) and every invalid one is dead-lettered once.
+#[test]
+fn two_consumers_in_one_group_one_leaving_mid_stream_lose_nothing_and_count_nothing_twice() {
+    // No planted re-sends: a re-sent event whose copies straddle a partition's move would be
+    // in both lakes legitimately (the cross-lake key check is not what this test is about).
+    let mut settings = Settings::defaults();
+    let _cluster =
+        lantern::kafka::start_mock_cluster(&mut settings, "lantern-test-rebalance", 3).unwrap();
+    let sim_dir = tempfile::tempdir().unwrap();
+    let manifest = common::simulate_to_kafka(&settings, sim_dir.path(), 3_000, 23, 0.02, 0.0);
+    let m = &manifest;
+    let registry = Registry::embedded();
+    let (data_a, data_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (lake_a, lake_b) = (Lake::in_data_dir(data_a.path()), Lake::in_data_dir(data_b.path()));
+    let expected_signals = m.total_valid_signals() as usize;
+    let expected_outcomes = (m.referrals - m.open_referrals) as usize;
+    let total = || {
+        let (a, oa) = lake_ids(&lake_a);
+        let (b, ob) = lake_ids(&lake_b);
+        (a.len() + b.len(), oa + ob)
+    };
+    // Small batches: many flushes and commits, so the stream lasts long enough to be shared.
+    let mut opts_a = KafkaIngestOptions::new(60);
+    opts_a.flush_interval = Duration::from_millis(50);
+    let mut opts_b = opts_a.clone();
+    opts_b.stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (stop_a, stop_b) = (opts_a.stop.clone(), opts_b.stop.clone());
+    let settings = &settings;
+    let (dead_a, dead_b, stats_a, stats_b) = std::thread::scope(|scope| {
+        let a = scope.spawn(|| {
+            let mut dead = lantern::ingest::deadletter::MemoryDeadLetters::default();
+            let mut ing = Ingestor::new(
+                Validator::new(&registry, day()),
+                None,
+                LakeWriter::new(lake_a.clone()),
+                Box::new(&mut dead),
+            );
+            consume(settings, &mut ing, &opts_a).unwrap();
+            let stats = ing.stats().clone();
+            drop(ing);
+            (dead, stats)
+        });
+        assert!(
+            wait_for(Duration::from_secs(60), || !lake_a.table_files(lantern::lake::Table::UtilityArrears).unwrap_or_default().is_empty()),
+            "the first consumer wrote nothing"
+        );
+        let b = scope.spawn(|| {
+            let mut dead = lantern::ingest::deadletter::MemoryDeadLetters::default();
+            let mut ing = Ingestor::new(
+                Validator::new(&registry, day()),
+                None,
+                LakeWriter::new(lake_b.clone()),
+                Box::new(&mut dead),
+            );
+            consume(settings, &mut ing, &opts_b).unwrap();
+            let stats = ing.stats().clone();
+            drop(ing);
+            (dead, stats)
+        });
+        // The second has joined and taken partitions once its lake has data; then the first
+        // leaves mid-stream.
+        let joined = wait_for(Duration::from_secs(60), || {
+            !lake_b.table_files(lantern::lake::Table::UtilityArrears).unwrap_or_default().is_empty()
+                || !lake_b.table_files(lantern::lake::Table::CouncilReport).unwrap_or_default().is_empty()
+        });
+        assert!(joined, "the second consumer never got partitions");
+        stop_a.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (dead_a, stats_a) = a.join().unwrap();
+        // The second drains the rest.
+        wait_for(Duration::from_secs(120), || {
+            let (signals, outcomes) = total();
+            signals >= expected_signals && outcomes >= expected_outcomes
+        });
+        stop_b.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (dead_b, stats_b) = b.join().unwrap();
+        (dead_a, dead_b, stats_a, stats_b)
+    });
+    let (a, oa) = lake_ids(&lake_a);
+    let (b, ob) = lake_ids(&lake_b);
+    assert!(!a.is_empty() && !b.is_empty(), "both consumers took part");
+    let mut all: Vec<&String> = a.iter().chain(b.iter()).collect();
+    let n = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(n, all.len(), "{} events written by both consumers", n - all.len());
+    assert_eq!(n, expected_signals, "every valid event once");
+    assert_eq!(oa + ob, expected_outcomes, "every outcome once");
+    assert_eq!(
+        stats_a.accepted + stats_b.accepted,
+        (expected_signals + expected_outcomes) as u64
+    );
+    assert_eq!(
+        (dead_a.letters.len() + dead_b.letters.len()) as u64,
+        m.total_invalid(),
+        "every invalid record dead-lettered once"
+    );
+}

@@ -214,6 +214,8 @@ fn every_reason_reaches_the_kafka_dead_letter_topic() {
         score: 0.5,
         model: "rule@1".into(),
         reasons: vec![],
+        placement: None,
+        overrode: None,
     };
     lantern::lake::reference::import_referrals(data.path(), vec![known]).unwrap();
     let mut ing = Ingestor::new(

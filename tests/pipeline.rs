@@ -1,6 +1,7 @@
 //! Features, models and screening over a real lake: a simulated population ingested from
 //! NDJSON, its households reference and referral history imported, queried with DataFusion.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::{Days, NaiveDate};
@@ -305,20 +306,24 @@ async fn a_night_rerun_gives_the_same_ids_and_publishes_nothing_twice() {
     let mut runs = Vec::new();
     for _ in 0..2 {
         let e = engine(&w.data).await;
-        let night = lantern::screen::nightly(
+        let night = lantern::night::run(
             &e,
             &model,
             &s,
             &registry,
             tonight(),
-            Some((&producer, s.topics.case_intake.as_str())),
+            lantern::night::Delivery::Publish {
+                producer: &producer,
+                topic: s.topics.case_intake.as_str(),
+                supersede: false,
+            },
             &bar,
         )
         .await
         .unwrap();
         runs.push(night);
     }
-    let ids = |n: &lantern::screen::Night| {
+    let ids = |n: &lantern::night::Night| {
         n.screening
             .referrals
             .iter()
@@ -391,6 +396,8 @@ async fn capacity_exclusions_urgency_and_escalation_shape_the_lists() {
         score: 0.5,
         model: "rule@1".into(),
         reasons: vec![],
+        placement: None,
+        overrode: None,
     };
     let mut past = vec![referral(&open_h, &open_d, 10)];
     let mut outcomes = Vec::new();
@@ -426,7 +433,9 @@ async fn capacity_exclusions_urgency_and_escalation_shape_the_lists() {
     let find = |h: &str| night.referrals.iter().find(|r| r.household_id == h);
     let urgent = find(&urgent_h).expect("an urgent report always makes the list");
     assert_eq!(urgent.rank, 1);
-    assert_eq!(urgent.reasons[0].code, "urgent_report");
+    // The override is marked in its own field; the reasons are the model's own.
+    assert_eq!(urgent.placement, Some(lantern::contract::Placement::Urgent));
+    assert!(urgent.reasons.iter().all(|r| r.code != "urgent_report"));
     assert_eq!(night.priority[&urgent.referral_id], Priority::Urgent);
     assert!(
         find(&open_h).is_none(),
@@ -434,7 +443,7 @@ async fn capacity_exclusions_urgency_and_escalation_shape_the_lists() {
     );
     assert!(night.counts.excluded_open_referral >= 1);
     let esc = find(&esc_h).expect("flagged three times, never reached: escalated onto the list");
-    assert!(esc.reasons.iter().any(|r| r.code == "escalation"));
+    assert_eq!(esc.placement, Some(lantern::contract::Placement::Escalated));
     // Capacity: no district over it, except by urgent reports; every district listed.
     assert_eq!(night.districts.len(), 229);
     for (code, (cap, len)) in &night.districts {
@@ -518,4 +527,264 @@ async fn features_export_to_parquet_with_every_catalogue_column() {
     assert_eq!(schema.fields().len(), 5 + e.spec().features.len());
     assert_eq!(schema.field(0).name(), "household_id");
     assert_eq!(schema.field(5).name(), &e.spec().features[0].name);
+}
+
+/// Copies a data directory, so two histories can start from the same state.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if src.is_dir() {
+            copy_dir(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
+/// A mock cluster with the case-intake topic, and a producer for it.
+fn intake_cluster(
+    s: &mut Settings,
+) -> (
+    rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    rdkafka::producer::FutureProducer,
+) {
+    let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
+    s.kafka.brokers = cluster.bootstrap_servers();
+    cluster.create_topic(&s.topics.case_intake, 3, 1).unwrap();
+    let producer = lantern::kafka::producer_config(&s.kafka).create().unwrap();
+    (cluster, producer)
+}
+
+async fn publish_night(
+    data: &Path,
+    model: &lantern::model::Model,
+    s: &Settings,
+    producer: &rdkafka::producer::FutureProducer,
+    as_of: NaiveDate,
+    supersede: bool,
+) -> lantern::night::Night {
+    let e = engine(data).await;
+    let mut s = s.clone();
+    s.data.dir = data.to_path_buf();
+    lantern::night::run(
+        &e,
+        model,
+        &s,
+        &Registry::embedded(),
+        as_of,
+        lantern::night::Delivery::Publish {
+            producer,
+            topic: s.topics.case_intake.as_str(),
+            supersede,
+        },
+        &indicatif::ProgressBar::hidden(),
+    )
+    .await
+    .unwrap()
+}
+
+fn sorted_ids(referrals: &[lantern::contract::Referral]) -> Vec<String> {
+    let mut ids: Vec<String> = referrals.iter().map(|r| r.referral_id.clone()).collect();
+    ids.sort();
+    ids
+}
+
+/// Issue 9.3: a what-if run writes drafts that no later night reads. Two copies of the same
+/// data directory: one issues night N+1 straight away, the other first dry-runs night N. Both
+/// issue exactly the same list for N+1 (the dry run's households are not in cool-down, not
+/// counted as referred, not linked), and the dry run left a draft, not a list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_of_night_n_then_the_real_night_n_plus_one_gives_the_list_of_n_plus_one_alone() {
+    let w = world();
+    let model = current_model(&w).await;
+    let other = w._tmp.path().join("data-with-dry-run");
+    copy_dir(&w.data, &other);
+    let mut s = settings(&w.data);
+    let (_cluster, producer) = intake_cluster(&mut s);
+    let night_n = tonight().checked_sub_days(Days::new(1)).unwrap();
+
+    let alone = publish_night(&w.data, &model, &s, &producer, tonight(), false).await;
+
+    let e = engine(&other).await;
+    let mut s2 = s.clone();
+    s2.data.dir = other.clone();
+    let dry = lantern::night::run(
+        &e,
+        &model,
+        &s2,
+        &Registry::embedded(),
+        night_n,
+        lantern::night::Delivery::Draft,
+        &indicatif::ProgressBar::hidden(),
+    )
+    .await
+    .unwrap();
+    assert!(!dry.issued && !dry.screening.referrals.is_empty());
+    assert!(dry.published.is_none(), "a dry run sends nothing");
+    assert!(lantern::lake::reference::drafts_dir(&other, night_n)
+        .join("referrals.parquet")
+        .exists());
+    assert!(!lantern::lake::reference::is_issued(&other, night_n));
+    let after = publish_night(&other, &model, &s, &producer, tonight(), false).await;
+    assert_eq!(
+        sorted_ids(&after.screening.referrals),
+        sorted_ids(&alone.screening.referrals),
+        "the dry run of the night before changed tonight's list"
+    );
+}
+
+/// Issue 9.4: one live list per district per night. A night is issued with model A; after
+/// retraining (model B) a plain re-run republishes A's list unchanged and leaves B's as a
+/// draft; an explicit `supersede` replaces it, withdrawing every A referral on case-intake, so
+/// a district reading the topic holds one live list for the night. An outcome that answers a
+/// withdrawn referral is still accepted and becomes a training label.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_district_never_holds_two_live_lists_for_one_night_and_withdrawn_ids_still_link() {
+    let w = world();
+    let model_a = current_model(&w).await;
+    let mut s = settings(&w.data);
+    let (_cluster, producer) = intake_cluster(&mut s);
+    let first = publish_night(&w.data, &model_a, &s, &producer, tonight(), false).await;
+    let ids_a = sorted_ids(&first.screening.referrals);
+    assert!(!ids_a.is_empty());
+
+    let model_b = current_model(&w).await;
+    assert_ne!(model_a.id(), model_b.id(), "retraining made a new version");
+    let rerun = publish_night(&w.data, &model_b, &s, &producer, tonight(), false).await;
+    let published = rerun.published.clone().unwrap();
+    assert_eq!((published.sent, published.skipped), (0, ids_a.len()), "nothing sent twice");
+    let d = rerun.differs.clone().expect("a different model makes a different list");
+    assert!(d.draft.join("referrals.parquet").exists());
+    let on_disk = lantern::lake::reference::read_referrals(&w.data, tonight()).unwrap();
+    assert_eq!(sorted_ids(&on_disk), ids_a, "the issued list stands");
+
+    let fixed = publish_night(&w.data, &model_b, &s, &producer, tonight(), true).await;
+    let ids_b = sorted_ids(&fixed.screening.referrals);
+    let withdrawn = fixed.withdrawn.clone().unwrap();
+    assert_eq!(withdrawn.sent, ids_a.len(), "each replaced referral withdrawn");
+    assert_eq!(sorted_ids(&lantern::lake::reference::read_referrals(&w.data, tonight()).unwrap()), ids_b);
+
+    let consumer: rdkafka::consumer::BaseConsumer = lantern::kafka::client_config(&s.kafka)
+        .set("group.id", "district-reader")
+        .create()
+        .unwrap();
+    let read = lantern::intake::read_intake(&consumer, &s.topics.case_intake, None).unwrap();
+    assert_eq!(read.other, 0);
+    let live = read.live();
+    assert_eq!(sorted_ids(&live), ids_b, "the live referrals are the corrected list");
+    let mut models: BTreeMap<&str, std::collections::BTreeSet<&str>> = BTreeMap::new();
+    for r in &live {
+        models.entry(r.district_code.as_str()).or_default().insert(r.model.as_str());
+    }
+    assert!(
+        models.values().all(|m| m.len() == 1),
+        "a district holds two live lists for one night: {models:?}"
+    );
+    let mut w_ids: Vec<String> = read.withdrawals.iter().map(|x| x.referral_id.clone()).collect();
+    w_ids.sort();
+    assert_eq!(w_ids, ids_a);
+    // Audited as a correction.
+    let audit = lantern::audit::list(&w.data).unwrap();
+    assert!(audit.iter().any(|r| r.action == "supersede"));
+    assert!(lantern::audit::verify(&w.data).unwrap() >= 6);
+
+    // A caseworker visited a withdrawn referral anyway: its outcome is accepted and linked.
+    let old = &first.screening.referrals[0];
+    let line = format!(
+        r#"{{"referral_id":"{}","household_id":"{}","district_code":"{}","outcome":"supported","decided_on":"{}"}}"#,
+        old.referral_id, old.household_id, old.district_code, tonight()
+    );
+    let dead = ingest_lines(&w.data, "late-outcome.ndjson", &[line], tonight());
+    assert!(dead.letters.is_empty(), "{:?}", dead.letters);
+    let labels = engine(&w.data)
+        .await
+        .labels(tonight().checked_add_days(Days::new(1)).unwrap())
+        .await
+        .unwrap();
+    assert!(
+        labels.iter().any(|l| l.referral_id == old.referral_id && l.label == 1),
+        "the withdrawn referral's outcome is a training label"
+    );
+}
+
+/// Issue 9.2: an urgency-3 council report beats the cool-down and the recently-supported
+/// exclusions, and the referral names the exclusion it overrode; `screen.urgent_days` decides
+/// what "recent" means.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_urgent_report_beats_every_exclusion_and_urgent_days_is_the_setting() {
+    use lantern::contract::{Exclusion, Placement};
+    let w = world();
+    let model = current_model(&w).await;
+    let e = engine(&w.data).await;
+    let (open_h, open_d) = some_household(&e, 5).await;
+    let (supp_h, supp_d) = some_household(&e, 6).await;
+    let (late_h, late_d) = some_household(&e, 7).await;
+    let day = |n: u64| tonight().checked_sub_days(Days::new(n)).unwrap();
+    let report = |event: &str, h: &str, d: &str, n: u64| {
+        format!(
+            r#"{{"event_id":"{event}","source":"council","household_id":"{h}","district_code":"{d}","observed_on":"{}","reported_on":"{}","kind":"council_report","reporter_role":"neighbor","concerns":["suicide_risk"],"urgency":3}}"#,
+            day(n),
+            day(n)
+        )
+    };
+    let referral = |h: &str, d: &str, n: u64| lantern::contract::Referral {
+        referral_id: lantern::contract::referral_id(h, day(n), "rule@1"),
+        as_of: day(n),
+        district_code: d.to_string(),
+        dong_code: None,
+        household_id: h.to_string(),
+        rank: 1,
+        score: 0.5,
+        model: "rule@1".into(),
+        reasons: vec![],
+        placement: None,
+        overrode: None,
+    };
+    // Open for ten days (cool-down 60), and supported 30 days ago (exclusion 180).
+    let open = referral(&open_h, &open_d, 10);
+    let supp = referral(&supp_h, &supp_d, 50);
+    let outcome = format!(
+        r#"{{"referral_id":"{}","household_id":"{supp_h}","district_code":"{supp_d}","outcome":"supported","decided_on":"{}"}}"#,
+        supp.referral_id,
+        day(30)
+    );
+    lantern::lake::reference::import_referrals(&w.data, vec![open, supp]).unwrap();
+    let lines = vec![
+        report("evt-u1", &open_h, &open_d, 1),
+        report("evt-u2", &supp_h, &supp_d, 2),
+        report("evt-u3", &late_h, &late_d, 5),
+        outcome,
+    ];
+    let dead = ingest_lines(&w.data, "urgent.ndjson", &lines, tonight());
+    assert!(dead.letters.is_empty(), "{:?}", dead.letters);
+
+    let registry = Registry::embedded();
+    let screen = |urgent_days: u32| {
+        let mut s = settings(&w.data);
+        s.screen.urgent_days = urgent_days;
+        let model = &model;
+        let registry = &registry;
+        let data = w.data.clone();
+        async move {
+            let e = engine(&data).await;
+            lantern::screen::screen(&e, model, registry, &s.capacity, &s.screen, tonight(), &indicatif::ProgressBar::hidden())
+                .await
+                .unwrap()
+        }
+    };
+    let night = screen(3).await;
+    let find = |n: &lantern::screen::Screening, h: &str| n.referrals.iter().find(|r| r.household_id == h).cloned();
+    let open_r = find(&night, &open_h).expect("urgent beats the cool-down");
+    assert_eq!(open_r.placement, Some(Placement::Urgent));
+    assert_eq!(open_r.overrode, Some(Exclusion::Cooldown));
+    let supp_r = find(&night, &supp_h).expect("urgent beats the recently-supported exclusion");
+    assert_eq!(supp_r.overrode, Some(Exclusion::RecentlySupported));
+    assert_eq!(night.counts.urgent_overrode_cooldown, 1);
+    assert_eq!(night.counts.urgent_overrode_recently_supported, 1);
+    // Five days ago is not within 3 days: not placed as urgent.
+    assert!(find(&night, &late_h).is_none_or(|r| r.placement != Some(Placement::Urgent)));
+    // Within 7 days it is.
+    let night = screen(7).await;
+    assert_eq!(find(&night, &late_h).and_then(|r| r.placement), Some(Placement::Urgent));
 }

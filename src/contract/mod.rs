@@ -147,8 +147,78 @@ pub struct Referral {
     pub score: f64,
     /// `name@version`.
     pub model: String,
-    /// At most three, largest contribution first.
+    /// At most three, largest contribution first: what the model weighed, in its own units.
     pub reasons: Vec<ReasonCode>,
+    /// Set when a rule, not the score, put the household on the list (Lantern's extension of
+    /// SPEC §4; absent for a place by score). Kept apart from `reasons`, whose contributions
+    /// are the model's own and add up to its score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
+    /// The exclusion an urgent report overrode (extension of SPEC §4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overrode: Option<Exclusion>,
+}
+
+/// The rule that placed a household on its district's list ahead of the score order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Placement {
+    /// A council report of urgency 3 within `screen.urgent_days`: always listed.
+    Urgent,
+    /// Flagged `screen.escalate_after` times in the window and never reached.
+    Escalated,
+}
+
+impl Placement {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Placement::Urgent => "urgent",
+            Placement::Escalated => "escalated",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Placement> {
+        match s {
+            "urgent" => Some(Placement::Urgent),
+            "escalated" => Some(Placement::Escalated),
+            _ => None,
+        }
+    }
+}
+
+/// A screening exclusion: a rule that keeps a household off tonight's list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Exclusion {
+    /// An open referral younger than `screen.cooldown_days`.
+    Cooldown,
+    /// A visit that ended `supported` within `screen.supported_exclusion_days`.
+    RecentlySupported,
+}
+
+impl Exclusion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Exclusion::Cooldown => "cooldown",
+            Exclusion::RecentlySupported => "recently_supported",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Exclusion> {
+        match s {
+            "cooldown" => Some(Exclusion::Cooldown),
+            "recently_supported" => Some(Exclusion::RecentlySupported),
+            _ => None,
+        }
+    }
+
+    /// For caseworkers' lists.
+    pub fn label_ko(self) -> &'static str {
+        match self {
+            Exclusion::Cooldown => "재의뢰 유예 기간 중",
+            Exclusion::RecentlySupported => "최근 지원 완료",
+        }
+    }
 }
 
 /// The most reasons a referral carries.
@@ -283,6 +353,8 @@ mod tests {
                     contribution: 0.2,
                 },
             ],
+            placement: None,
+            overrode: None,
         }
     }
 

@@ -60,6 +60,14 @@ impl<'r> Validator<'r> {
         self.ingest_day
     }
 
+    /// The same checks as of another ingest day (a daemon's day turns at midnight).
+    pub fn on_day(&self, ingest_day: NaiveDate) -> Validator<'r> {
+        Validator {
+            registry: self.registry,
+            ingest_day,
+        }
+    }
+
     pub fn registry(&self) -> &Registry {
         self.registry
     }

@@ -63,10 +63,7 @@ pub fn for_each_line(
         line.clear();
         let n = reader
             .read_until(b'\n', &mut line)
-            .map_err(|source| IngestError::Read {
-                path: format!("{} after line {number}", path.display()),
-                source,
-            })?;
+            .map_err(|source| IngestError::reading(path, number, source))?;
         if n == 0 {
             return Ok(number);
         }
@@ -130,6 +127,11 @@ pub fn ingest_files(
             }
         }
         reader.join().expect("the reader thread does not panic");
+        if let Err(IngestError::Truncated { .. }) = &result {
+            // The lines before the damage were accepted in order: make them durable, so the
+            // error's promise ("kept") holds.
+            ingestor.flush()?;
+        }
         result
     })?;
     ingestor.flush()?;
@@ -161,12 +163,16 @@ fn read_and_check(
         spans.clear();
         while spans.len() < CHUNK_LINES {
             let start = buf.len();
-            let n = reader
-                .read_until(b'\n', &mut buf)
-                .map_err(|source| IngestError::Read {
-                    path: format!("{name} after line {number}"),
-                    source,
-                })?;
+            let n = match reader.read_until(b'\n', &mut buf) {
+                Ok(n) => n,
+                Err(source) => {
+                    // Hand on the lines read before the damage, then the error: what was
+                    // readable is kept, and the error says so.
+                    buf.truncate(start);
+                    send_chunk(checker, &name, &buf, &spans, tx);
+                    return Err(IngestError::reading(path, number, source));
+                }
+            };
             if n == 0 {
                 eof = true;
                 break;
@@ -176,23 +182,33 @@ fn read_and_check(
                 spans.push((start, start + line.len(), number));
             }
         }
-        let lines: Vec<(&[u8], Expect)> = spans
-            .iter()
-            .map(|&(a, b, _)| (&buf[a..b], Expect::Any))
-            .collect();
-        let checked = checker.check_all(&lines);
-        let records = checked.into_iter().zip(spans.iter().map(|s| s.2)).collect();
-        if tx
-            .send(Ok(Chunk {
-                file: name.clone(),
-                records,
-            }))
-            .is_err()
-        {
+        if !send_chunk(checker, &name, &buf, &spans, tx) {
             // The writer stopped (it hit an error it will report); stop reading.
             return Ok(());
         }
     }
     tracing::debug!(file = %name, lines = number, "file read");
     Ok(())
+}
+
+/// Checks the lines `spans` marks in `buf` and sends them to the writer; false when the writer
+/// has stopped.
+fn send_chunk(
+    checker: &Checker<'_>,
+    name: &std::sync::Arc<str>,
+    buf: &[u8],
+    spans: &[(usize, usize, u64)],
+    tx: &std::sync::mpsc::SyncSender<Result<Chunk, IngestError>>,
+) -> bool {
+    let lines: Vec<(&[u8], Expect)> = spans
+        .iter()
+        .map(|&(a, b, _)| (&buf[a..b], Expect::Any))
+        .collect();
+    let checked = checker.check_all(&lines);
+    let records = checked.into_iter().zip(spans.iter().map(|s| s.2)).collect();
+    tx.send(Ok(Chunk {
+        file: name.clone(),
+        records,
+    }))
+    .is_ok()
 }

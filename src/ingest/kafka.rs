@@ -7,13 +7,21 @@
 //!
 //! The loop never sleeps: it polls with a short timeout, and flushes when the batch is full or
 //! the flush interval has passed since the last flush.
+//!
+//! **Rebalances.** When the group takes partitions away (another process joins or leaves), the
+//! rebalance callback hands control to the writing thread before the partitions go: it writes
+//! what it holds, flushes the lake, commits every durable offset, and forgets the revoked
+//! partitions (their offsets and any message of theirs still in flight, which the new owner
+//! reads again from the committed offset). Only then does the callback return and the broker
+//! move the partitions. So a partition's new owner starts exactly where the lake's durable
+//! data ends, and the old owner never commits a stale offset for it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
@@ -38,10 +46,14 @@ pub struct KafkaIngestOptions {
     pub batch: usize,
     /// Flush at least this often when anything is buffered.
     pub flush_interval: Duration,
-    /// Give up when no partition has been assigned after this long.
-    pub assignment_timeout: Duration,
-    /// Updated after every flush, for the metrics endpoint.
-    pub stats_out: Option<Arc<Mutex<super::IngestStats>>>,
+    /// With `until_idle`: give up when no partition has been assigned after this long. `None`
+    /// (the default) waits as long as it takes: a group that is rebalancing, members whose
+    /// sessions have not yet expired, or more members than partitions are not errors.
+    pub assignment_timeout: Option<Duration>,
+    /// How often to log what a consumer without partitions is waiting for.
+    pub waiting_log_interval: Duration,
+    /// The data directory, for the last screening night on `/metrics`.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 impl KafkaIngestOptions {
@@ -51,8 +63,9 @@ impl KafkaIngestOptions {
             stop: Arc::new(AtomicBool::new(false)),
             batch,
             flush_interval: Duration::from_secs(1),
-            assignment_timeout: Duration::from_secs(60),
-            stats_out: None,
+            assignment_timeout: None,
+            waiting_log_interval: Duration::from_secs(30),
+            data_dir: None,
         }
     }
 }
@@ -89,12 +102,87 @@ const CHUNK_MESSAGES: usize = 16_384;
 
 /// What the polling thread hands to the writing thread.
 enum Polled<'c> {
-    /// Messages in arrival order, each with its check result.
-    Chunk(Vec<(BorrowedMessage<'c>, Checked)>),
+    /// Messages in arrival order, each with its check result and the rebalance epoch it was
+    /// polled in.
+    Chunk(Vec<(BorrowedMessage<'c>, Checked, u64)>),
     /// A poll found nothing: a moment to flush on the interval, or to see whether the topics
     /// are drained.
     Idle,
 }
+
+/// A partition: topic and number.
+type Tp = (String, i32);
+
+/// What the rebalance callback asks of the writing thread.
+enum Control {
+    /// These partitions are about to go: make everything durable, commit, forget them.
+    Revoke { partitions: Vec<Tp>, epoch: u64 },
+    /// These partitions are now ours, from `epoch` on.
+    Assign { partitions: Vec<Tp>, epoch: u64 },
+}
+
+/// The ingest consumer's context: passes rebalances to the writing thread and waits until it
+/// has acted on them.
+#[derive(Default)]
+pub struct IngestContext {
+    /// Counts rebalance events; every polled message is tagged with it.
+    epoch: AtomicU64,
+    /// Set while a writer is running.
+    control: Mutex<Option<std::sync::mpsc::Sender<(Control, std::sync::mpsc::SyncSender<()>)>>>,
+}
+
+impl ClientContext for IngestContext {}
+
+impl ConsumerContext for IngestContext {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let epoch = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+            self.hand_over(Control::Revoke {
+                partitions: partitions(tpl),
+                epoch,
+            });
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            let epoch = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+            tracing::info!(partitions = tpl.count(), "partitions assigned");
+            self.hand_over(Control::Assign {
+                partitions: partitions(tpl),
+                epoch,
+            });
+        }
+    }
+}
+
+impl IngestContext {
+    /// Sends a rebalance to the writer and waits for it to act, so no message polled after
+    /// the callback returns can overtake it. Without a running writer there is nothing to do.
+    fn hand_over(&self, control: Control) {
+        let sender = self.control.lock().expect("control lock").clone();
+        let Some(sender) = sender else { return };
+        let (ack, done) = std::sync::mpsc::sync_channel(1);
+        if sender.send((control, ack)).is_err() {
+            return;
+        }
+        // The writer acts within one flush; a minute means it is stuck (the error it hit ends
+        // the run anyway).
+        if done.recv_timeout(Duration::from_secs(60)).is_err() {
+            tracing::warn!("the writer did not acknowledge a rebalance within 60s");
+        }
+    }
+}
+
+fn partitions(tpl: &TopicPartitionList) -> Vec<Tp> {
+    tpl.elements()
+        .iter()
+        .map(|e| (e.topic().to_string(), e.partition()))
+        .collect()
+}
+
+/// The consumer `lantern ingest --kafka` uses.
+pub type IngestConsumer = BaseConsumer<IngestContext>;
 
 /// Consumes until stopped (or drained, with `until_idle`), then flushes, commits and leaves the
 /// group.
@@ -118,7 +206,7 @@ pub fn consume(
 }
 
 /// The ingest consumer: manual commits only, from the earliest offset when the group has none.
-pub fn consumer(settings: &Settings) -> Result<BaseConsumer, IngestError> {
+pub fn consumer(settings: &Settings) -> Result<IngestConsumer, IngestError> {
     let mut config = crate::kafka::client_config(&settings.kafka);
     config
         .set("group.id", &settings.kafka.group_id)
@@ -140,9 +228,11 @@ pub fn consumer(settings: &Settings) -> Result<BaseConsumer, IngestError> {
             config.set(key, value);
         }
     }
-    config.create().map_err(kafka_err(
-        "cannot create the consumer; check [kafka] settings",
-    ))
+    config
+        .create_with_context(IngestContext::default())
+        .map_err(kafka_err(
+            "cannot create the consumer; check [kafka] settings",
+        ))
 }
 
 /// Consumes with a consumer already subscribed (or assigned), as [`consume`] does. A
@@ -153,7 +243,7 @@ pub fn consumer(settings: &Settings) -> Result<BaseConsumer, IngestError> {
 /// lake and commits. Checking the next chunk therefore overlaps writing the previous one, and
 /// the lake writer still sees messages in the order the consumer delivered them.
 pub fn consume_from(
-    consumer: &BaseConsumer,
+    consumer: &IngestConsumer,
     settings: &Settings,
     ingestor: &mut Ingestor<'_>,
     opts: &KafkaIngestOptions,
@@ -165,11 +255,19 @@ pub fn consume_from(
     let done = AtomicBool::new(false);
     // Two chunks in flight: one being checked, one being written.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Polled<'_>>(2);
+    let (control_tx, control_rx) = std::sync::mpsc::channel();
+    *consumer.context().control.lock().expect("control lock") = Some(control_tx);
     let mut report = KafkaReport::default();
     let (written, first_message) = std::thread::scope(|scope| {
         let poller =
             scope.spawn(|| poll_and_check(consumer, &checker, &expect, &opts.stop, &done, tx));
-        let written = write_and_commit(consumer, ingestor, rx, opts, &names, &mut report);
+        let channels = Channels {
+            data: rx,
+            control: control_rx,
+        };
+        let written = write_and_commit(consumer, ingestor, channels, opts, &names, &mut report);
+        // From here on a rebalance (the group leave on close) has no writer to wait for.
+        *consumer.context().control.lock().expect("control lock") = None;
         // Drained, failed or stopped: the poller stops too (its channel is closed by now).
         done.store(true, Ordering::Relaxed);
         let first = poller.join().expect("the polling thread does not panic");
@@ -184,7 +282,7 @@ pub fn consume_from(
 /// on. Stops when asked to (`stop`, by a signal) or when the writer is done. Returns when the
 /// first message arrived.
 fn poll_and_check<'c>(
-    consumer: &'c BaseConsumer,
+    consumer: &'c IngestConsumer,
     checker: &Checker<'_>,
     expect: &HashMap<String, Expect>,
     stop: &AtomicBool,
@@ -195,11 +293,13 @@ fn poll_and_check<'c>(
     let mut last_error_log: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) && !done.load(Ordering::Relaxed) {
         let mut messages = Vec::new();
+        let mut epochs = Vec::new();
         let mut timeout = Duration::from_millis(100);
         while messages.len() < CHUNK_MESSAGES {
             match consumer.poll(timeout) {
                 Some(Ok(m)) => {
                     messages.push(m);
+                    epochs.push(consumer.context().epoch.load(Ordering::SeqCst));
                     // Take what is already fetched, without waiting for more.
                     timeout = Duration::ZERO;
                 }
@@ -230,7 +330,14 @@ fn poll_and_check<'c>(
                 .collect();
             let checked = checker.check_all(&records);
             drop(records);
-            Polled::Chunk(messages.into_iter().zip(checked).collect())
+            Polled::Chunk(
+                messages
+                    .into_iter()
+                    .zip(checked)
+                    .zip(epochs)
+                    .map(|((m, c), e)| (m, c, e))
+                    .collect(),
+            )
         };
         if tx.send(polled).is_err() {
             break;
@@ -239,14 +346,38 @@ fn poll_and_check<'c>(
     first_message
 }
 
+/// The writing thread's two inputs: checked messages, and rebalances (each with an
+/// acknowledgement the callback waits for).
+struct Channels<'c> {
+    data: std::sync::mpsc::Receiver<Polled<'c>>,
+    control: std::sync::mpsc::Receiver<(Control, std::sync::mpsc::SyncSender<()>)>,
+}
+
+/// Which partitions the writer may take messages from: those not revoked, and for each only
+/// messages polled since its latest assignment (a message polled before a revoke and handed
+/// over after it belongs to the partition's new owner, who reads it again).
+#[derive(Default)]
+struct Ownership {
+    revoked: std::collections::HashSet<Tp>,
+    assigned_at: HashMap<Tp, u64>,
+}
+
+impl Ownership {
+    fn owns(&self, topic: &str, partition: i32, epoch: u64) -> bool {
+        let tp = (topic.to_string(), partition);
+        !self.revoked.contains(&tp) && self.assigned_at.get(&tp).is_none_or(|&at| epoch >= at)
+    }
+}
+
 /// The writing thread: accepts checked messages in order, flushes the lake when the batch is
-/// full or the interval has passed, and commits offsets only after each flush. Returns when
-/// the poller stops (a signal), the topics are drained (`until_idle`), or on an error; in the
-/// first two cases after a last flush and commit.
+/// full or the interval has passed, and commits offsets only after each flush; acts on
+/// rebalances as the module documentation says. Returns when the poller stops (a signal), the
+/// topics are drained (`until_idle`), or on an error; in the first two cases after a last
+/// flush and commit.
 fn write_and_commit(
-    consumer: &BaseConsumer,
+    consumer: &IngestConsumer,
     ingestor: &mut Ingestor<'_>,
-    rx: std::sync::mpsc::Receiver<Polled<'_>>,
+    channels: Channels<'_>,
     opts: &KafkaIngestOptions,
     names: &[&str],
     report: &mut KafkaReport,
@@ -256,40 +387,90 @@ fn write_and_commit(
     let mut next: Offsets = HashMap::new();
     let mut dirty = false;
     let mut last_flush = Instant::now();
-    let publish_stats = |ingestor: &Ingestor<'_>| {
-        if let Some(out) = &opts.stats_out {
-            *out.lock().expect("stats lock") = ingestor.stats().clone();
+    let mut owner = Ownership::default();
+    let mut waiting_since: Option<Instant> = None;
+    let mut last_waiting_log: Option<Instant> = None;
+    let mut last_status = Instant::now() - Duration::from_secs(3600);
+    let take = |messages: Vec<(BorrowedMessage<'_>, Checked, u64)>,
+                    ingestor: &mut Ingestor<'_>,
+                    next: &mut Offsets,
+                    dirty: &mut bool,
+                    owner: &Ownership,
+                    report: &mut KafkaReport|
+     -> Result<(), IngestError> {
+        for (m, checked, epoch) in messages {
+            let topic = m.topic();
+            if !owner.owns(topic, m.partition(), epoch) {
+                continue;
+            }
+            ingestor.accept(checked, || Origin::Kafka {
+                topic: topic.to_string(),
+                partition: m.partition(),
+                offset: m.offset(),
+            })?;
+            match next.get_mut(topic) {
+                Some(parts) => {
+                    parts.insert(m.partition(), m.offset() + 1);
+                }
+                None => {
+                    next.insert(
+                        topic.to_string(),
+                        HashMap::from([(m.partition(), m.offset() + 1)]),
+                    );
+                }
+            }
+            *dirty = true;
+            report.messages += 1;
+            if ingestor.buffered() >= opts.batch {
+                flush_and_commit(consumer, ingestor, next, dirty, report)?;
+            }
         }
+        Ok(())
     };
-    for polled in rx {
-        match polled {
-            Polled::Chunk(messages) => {
-                for (m, checked) in messages {
-                    let topic = m.topic();
-                    ingestor.accept(checked, || Origin::Kafka {
-                        topic: topic.to_string(),
-                        partition: m.partition(),
-                        offset: m.offset(),
-                    })?;
-                    match next.get_mut(topic) {
-                        Some(parts) => {
-                            parts.insert(m.partition(), m.offset() + 1);
-                        }
-                        None => {
-                            next.insert(
-                                topic.to_string(),
-                                HashMap::from([(m.partition(), m.offset() + 1)]),
-                            );
+    loop {
+        // Rebalances first: the callback is waiting.
+        while let Ok((control, ack)) = channels.control.try_recv() {
+            match control {
+                Control::Revoke { partitions, epoch } => {
+                    // Everything polled before the revoke is already in the channel.
+                    while let Ok(polled) = channels.data.try_recv() {
+                        if let Polled::Chunk(messages) = polled {
+                            take(messages, ingestor, &mut next, &mut dirty, &owner, report)?;
                         }
                     }
-                    dirty = true;
-                    report.messages += 1;
-                    if ingestor.buffered() >= opts.batch {
-                        flush_and_commit(consumer, ingestor, &next, &mut dirty, report)?;
-                        last_flush = Instant::now();
-                        publish_stats(ingestor);
+                    flush_and_commit(consumer, ingestor, &next, &mut dirty, report)?;
+                    last_flush = Instant::now();
+                    for (topic, partition) in &partitions {
+                        if let Some(parts) = next.get_mut(topic) {
+                            parts.remove(partition);
+                        }
+                        owner.assigned_at.insert((topic.clone(), *partition), epoch);
+                        owner.revoked.insert((topic.clone(), *partition));
+                    }
+                    next.retain(|_, parts| !parts.is_empty());
+                    tracing::info!(
+                        partitions = partitions.len(),
+                        "partitions revoked; durable offsets committed"
+                    );
+                }
+                Control::Assign { partitions, epoch } => {
+                    for tp in partitions {
+                        owner.revoked.remove(&tp);
+                        owner.assigned_at.insert(tp, epoch);
                     }
                 }
+            }
+            let _ = ack.send(());
+        }
+        let polled = match channels.data.recv_timeout(Duration::from_millis(20)) {
+            Ok(p) => p,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        match polled {
+            Polled::Chunk(messages) => {
+                waiting_since = None;
+                take(messages, ingestor, &mut next, &mut dirty, &owner, report)?;
             }
             Polled::Idle => {
                 // Draining a backlog, an empty poll means the end is near: flush now rather
@@ -298,18 +479,42 @@ fn write_and_commit(
                 if opts.until_idle && dirty {
                     flush_and_commit(consumer, ingestor, &next, &mut dirty, report)?;
                     last_flush = Instant::now();
-                    publish_stats(ingestor);
                 }
-                if opts.until_idle && !dirty && ingestor.buffered() == 0 {
-                    match drained(consumer, &next)? {
-                        Drained::Yes => break,
-                        Drained::NoAssignment if started.elapsed() > opts.assignment_timeout => {
+                let assigned = consumer.assignment().map(|a| a.count()).unwrap_or(0);
+                if last_status.elapsed() >= Duration::from_secs(5) {
+                    crate::metrics::record_assigned(assigned);
+                    if let Some(dir) = &opts.data_dir {
+                        crate::metrics::record_last_night(dir);
+                    }
+                    last_status = Instant::now();
+                }
+                if assigned == 0 {
+                    // Waiting for partitions is not an error: the group may be rebalancing,
+                    // killed members' sessions may not have expired yet, or the group may have
+                    // more members than partitions.
+                    let since = *waiting_since.get_or_insert_with(Instant::now);
+                    if last_waiting_log.is_none_or(|t| t.elapsed() >= opts.waiting_log_interval) {
+                        tracing::info!(
+                            waited_s = since.elapsed().as_secs(),
+                            topics = ?names,
+                            "no partitions assigned yet: waiting for the group to assign some (a rebalance in progress, old members' sessions not yet expired, or more members than partitions)"
+                        );
+                        last_waiting_log = Some(Instant::now());
+                    }
+                    if let Some(deadline) = opts.assignment_timeout {
+                        if opts.until_idle && since.elapsed() > deadline {
                             return Err(IngestError::Kafka(format!(
-                                "no partition assigned after {}s; check that the topics {names:?} exist and that kafka.brokers is right",
-                                opts.assignment_timeout.as_secs()
+                                "no partition assigned after waiting {}s (the configured deadline); the group kept all partitions elsewhere or the topics {names:?} do not exist: check kafka.brokers, the topics, and the group's other members",
+                                deadline.as_secs()
                             )));
                         }
-                        _ => {}
+                    }
+                } else {
+                    waiting_since = None;
+                }
+                if opts.until_idle && !dirty && ingestor.buffered() == 0 {
+                    if let Drained::Yes = drained(consumer, &next)? {
+                        break;
                     }
                 }
             }
@@ -317,16 +522,16 @@ fn write_and_commit(
         if dirty && last_flush.elapsed() >= opts.flush_interval {
             flush_and_commit(consumer, ingestor, &next, &mut dirty, report)?;
             last_flush = Instant::now();
-            publish_stats(ingestor);
         }
     }
+    let _ = started;
     if opts.stop.load(Ordering::Relaxed) {
         tracing::info!("stop requested; flushing and leaving the group");
     }
     if dirty || ingestor.buffered() > 0 {
         flush_and_commit(consumer, ingestor, &next, &mut dirty, report)?;
     }
-    publish_stats(ingestor);
+    crate::metrics::record_ingest(ingestor.stats());
     Ok(())
 }
 
@@ -334,7 +539,7 @@ fn write_and_commit(
 type Offsets = HashMap<String, HashMap<i32, i64>>;
 
 fn flush_and_commit(
-    consumer: &BaseConsumer,
+    consumer: &IngestConsumer,
     ingestor: &mut Ingestor<'_>,
     next: &Offsets,
     dirty: &mut bool,
@@ -346,6 +551,15 @@ fn flush_and_commit(
         records = flushed.records,
         "lake flush durable; committing offsets"
     );
+    crate::metrics::record_flush();
+    crate::metrics::record_ingest(ingestor.stats());
+    for (topic, parts) in next {
+        for (&partition, &offset) in parts {
+            if let Some((_, high)) = cached_watermarks(consumer, topic, partition) {
+                crate::metrics::record_lag(topic, partition, high - offset);
+            }
+        }
+    }
     if next.is_empty() {
         *dirty = false;
         return Ok(());
@@ -372,7 +586,6 @@ fn flush_and_commit(
 enum Drained {
     Yes,
     No,
-    NoAssignment,
 }
 
 /// Whether every assigned partition has been read to its high watermark.
@@ -381,12 +594,12 @@ enum Drained {
 /// trip); the broker is asked only for a partition not fetched yet, and the group's committed
 /// offsets only for a partition this run has read nothing from. Asking the broker for every
 /// partition took half a second per check with 15 partitions on the mock cluster.
-fn drained(consumer: &BaseConsumer, next: &Offsets) -> Result<Drained, IngestError> {
+fn drained(consumer: &IngestConsumer, next: &Offsets) -> Result<Drained, IngestError> {
     let assignment = consumer
         .assignment()
         .map_err(kafka_err("reading the assignment"))?;
     if assignment.count() == 0 {
-        return Ok(Drained::NoAssignment);
+        return Ok(Drained::No);
     }
     let mut committed: Option<TopicPartitionList> = None;
     for el in assignment.elements() {
@@ -425,7 +638,11 @@ fn drained(consumer: &BaseConsumer, next: &Offsets) -> Result<Drained, IngestErr
 
 /// The watermarks of a partition as of the consumer's last fetch response, without asking the
 /// broker; `None` before the first fetch. The rdkafka crate does not wrap this librdkafka call.
-fn cached_watermarks(consumer: &BaseConsumer, topic: &str, partition: i32) -> Option<(i64, i64)> {
+fn cached_watermarks(
+    consumer: &IngestConsumer,
+    topic: &str,
+    partition: i32,
+) -> Option<(i64, i64)> {
     let topic = std::ffi::CString::new(topic).ok()?;
     let (mut low, mut high) = (-1i64, -1i64);
     // SAFETY: the client pointer is valid while `consumer` is borrowed; the topic is a

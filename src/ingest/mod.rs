@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use serde::Serialize;
 
+use crate::clock::IngestDay;
 use crate::contract::{decode, rrn, Record, RejectReason, Rejection, SignalKind, Validator, Vocab};
 use crate::lake::{FlushReport, LakeError, LakeRecord, LakeWriter};
 use crate::pseudonym::Pseudonymizer;
@@ -42,6 +43,40 @@ pub enum IngestError {
     },
     #[error("kafka: {0}")]
     Kafka(String),
+    #[error("{path} is cut off after line {after_line}: {cause}. The {after_line} lines before the cut were checked and kept (loaded, or dead-lettered with their reason); nothing after it could be read. Ask the sender for the complete file and ingest it again: the lines already loaded count once")]
+    Truncated {
+        path: String,
+        after_line: u64,
+        cause: String,
+    },
+}
+
+impl IngestError {
+    /// A read error from the middle of a file: a truncated gzip stream gets its own error,
+    /// saying what happened and what was kept.
+    pub(crate) fn reading(path: &std::path::Path, after_line: u64, source: std::io::Error) -> Self {
+        let gz = path.extension().is_some_and(|e| e == "gz");
+        let cause = match source.kind() {
+            std::io::ErrorKind::UnexpectedEof if gz => {
+                Some("the gzip stream ends before its end marker (an interrupted transfer or a full disk)".to_string())
+            }
+            std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData if gz => {
+                Some(format!("the gzip data is damaged ({source})"))
+            }
+            _ => None,
+        };
+        match cause {
+            Some(cause) => IngestError::Truncated {
+                path: path.display().to_string(),
+                after_line,
+                cause,
+            },
+            None => IngestError::Read {
+                path: format!("{} after line {after_line}", path.display()),
+                source,
+            },
+        }
+    }
 }
 
 /// Where a record came from, kept with its dead letter so the sender can find it.
@@ -124,6 +159,8 @@ impl IngestStats {
 pub struct Checker<'r> {
     validator: Validator<'r>,
     pseudonymizer: Option<Pseudonymizer>,
+    /// Where the ingest day comes from: the validator's own day unless a clock is set.
+    day: IngestDay,
 }
 
 /// One record after [`Checker::check`]: ready for the lake, or rejected with the payload to keep.
@@ -144,13 +181,23 @@ pub enum Checked {
 
 impl<'r> Checker<'r> {
     pub fn new(validator: Validator<'r>, pseudonymizer: Option<Pseudonymizer>) -> Checker<'r> {
+        let day = IngestDay::Fixed(validator.ingest_day());
         Checker {
             validator,
             pseudonymizer,
+            day,
         }
     }
 
+    /// Checks one record as of the ingest day now.
     pub fn check(&self, payload: &[u8], expect: Expect) -> Checked {
+        self.check_on(payload, expect, self.day.today())
+    }
+
+    /// Checks one record as if it arrived on `day`.
+    fn check_on(&self, payload: &[u8], expect: Expect, day: NaiveDate) -> Checked {
+        let validator = self.validator.on_day(day);
+        let validator = &validator;
         // The common case first: a plainly valid signal, without building a JSON tree.
         if expect != Expect::Outcome {
             let avoid = self
@@ -158,11 +205,11 @@ impl<'r> Checker<'r> {
                 .as_ref()
                 .map(|p| p.fields())
                 .unwrap_or(&[]);
-            if let Some(signal) = self.validator.fast_signal(payload, avoid) {
+            if let Some(signal) = validator.fast_signal(payload, avoid) {
                 // On the wrong topic the full path below gives the precise rejection.
                 if !matches!(expect, Expect::Kind(k) if k != signal.kind()) {
                     return Checked::Accepted {
-                        record: self.to_lake(Record::Signal(signal)),
+                        record: self.to_lake(Record::Signal(signal), day),
                         pseudonymized: 0,
                     };
                 }
@@ -188,8 +235,8 @@ impl<'r> Checker<'r> {
             None => 0,
         };
         let result = match expect {
-            Expect::Any => self.validator.record_object(&obj),
-            Expect::Outcome => self.validator.outcome_object(&obj).map(Record::Outcome),
+            Expect::Any => validator.record_object(&obj),
+            Expect::Outcome => validator.outcome_object(&obj).map(Record::Outcome),
             Expect::Kind(kind) => self
                 .validator
                 .signal_object(&obj)
@@ -223,7 +270,7 @@ impl<'r> Checker<'r> {
             }
         };
         Checked::Accepted {
-            record: self.to_lake(record),
+            record: self.to_lake(record, day),
             pseudonymized,
         }
     }
@@ -235,8 +282,10 @@ impl<'r> Checker<'r> {
             .map(|n| n.get())
             .unwrap_or(1)
             .min(8);
+        // One day for the whole chunk: records that arrived together are judged together.
+        let day = self.day.today();
         let check = |part: &[(&[u8], Expect)]| -> Vec<Checked> {
-            part.iter().map(|&(p, e)| self.check(p, e)).collect()
+            part.iter().map(|&(p, e)| self.check_on(p, e, day)).collect()
         };
         if threads == 1 || records.len() < 2_048 {
             return check(records);
@@ -256,11 +305,11 @@ impl<'r> Checker<'r> {
 
     /// What ingest adds to a valid record: the knowledge date (`reported_on`, or the ingest
     /// day) and the ingest time.
-    fn to_lake(&self, record: Record) -> LakeRecord {
-        let now = chrono::Utc::now().timestamp_millis();
+    fn to_lake(&self, record: Record, day: NaiveDate) -> LakeRecord {
+        let now = self.day.now().timestamp_millis();
         match record {
             Record::Signal(signal) => LakeRecord::Signal {
-                known_on: signal.reported_on.unwrap_or(self.validator.ingest_day()),
+                known_on: signal.reported_on.unwrap_or(day),
                 signal,
                 ingested_at_ms: now,
             },
@@ -273,23 +322,46 @@ impl<'r> Checker<'r> {
 }
 
 /// The referral ids case outcomes may answer (SPEC §3), from the referral lists of the data
-/// directory. Linking starts once the first list exists (screened or imported); before that
-/// there is nothing to link to and outcomes are taken as they come. Nights written while
-/// ingest runs are picked up on the first outcome that names an id not yet seen.
+/// directory: issued lists and the referrals corrections withdrew (an outcome for a withdrawn
+/// referral is still a real visit). Linking starts once the first list exists (issued or
+/// imported); before that there is nothing to link to and outcomes are taken as they come.
+///
+/// The index is built once and brought up to date only when the referral folder changed (its
+/// modification time, which every new or replaced night changes), not on every unknown id.
 struct ReferralIndex {
     data_dir: std::path::PathBuf,
-    nights: std::collections::BTreeSet<NaiveDate>,
+    /// The referral folder's modification time when last read.
+    seen: Option<std::time::SystemTime>,
+    /// Each night read, with its list file's modification time.
+    nights: std::collections::BTreeMap<NaiveDate, Option<std::time::SystemTime>>,
     ids: std::collections::HashSet<String>,
+}
+
+fn modified(path: &std::path::Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 impl ReferralIndex {
     fn refresh(&mut self) -> Result<(), IngestError> {
+        let root = crate::lake::reference::referrals_root(&self.data_dir);
+        let now = modified(&root);
+        if now.is_some() && now == self.seen {
+            return Ok(());
+        }
+        self.seen = now;
         let nights = crate::lake::reference::referral_nights(&self.data_dir)?;
         for night in nights {
-            if self.nights.insert(night) {
-                for r in crate::lake::reference::read_referrals(&self.data_dir, night)? {
-                    self.ids.insert(r.referral_id);
-                }
+            let dir = crate::lake::reference::referrals_dir(&self.data_dir, night);
+            let stamp = modified(&dir.join("referrals.parquet"));
+            if self.nights.get(&night) == Some(&stamp) {
+                continue;
+            }
+            self.nights.insert(night, stamp);
+            for r in crate::lake::reference::read_referrals(&self.data_dir, night)? {
+                self.ids.insert(r.referral_id);
+            }
+            for r in crate::lake::reference::read_withdrawn(&self.data_dir, night)? {
+                self.ids.insert(r.referral_id);
             }
         }
         Ok(())
@@ -337,6 +409,7 @@ impl<'r> Ingestor<'r> {
             stats: IngestStats::default(),
             referrals: ReferralIndex {
                 data_dir,
+                seen: None,
                 nights: Default::default(),
                 ids: Default::default(),
             },
@@ -347,8 +420,26 @@ impl<'r> Ingestor<'r> {
         &self.stats
     }
 
+    /// The ingest day now.
     pub fn ingest_day(&self) -> NaiveDate {
-        self.checker.validator.ingest_day()
+        self.checker.day.today()
+    }
+
+    /// Takes the ingest day from `day` (a clock in the agencies' time zone) instead of the
+    /// validator's fixed day: what a daemon that runs past midnight needs.
+    pub fn with_ingest_day(mut self, day: IngestDay) -> Self {
+        match std::sync::Arc::get_mut(&mut self.checker) {
+            Some(c) => c.day = day,
+            None => {
+                let c = Checker {
+                    validator: self.checker.validator.clone(),
+                    pseudonymizer: self.checker.pseudonymizer.clone(),
+                    day,
+                };
+                self.checker = std::sync::Arc::new(c);
+            }
+        }
+        self
     }
 
     /// The checker, shareable with threads that check records while this ingestor writes.

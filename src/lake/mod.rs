@@ -240,6 +240,74 @@ pub fn write_bytes_atomic(dest: &Path, bytes: &[u8]) -> Result<(), LakeError> {
     sync_dir(&dir)
 }
 
+/// Makes every file under `dir` durable: one `syncfs` of the filesystem on Linux (a night's
+/// set is hundreds of small files), an fsync per file and folder elsewhere.
+pub fn sync_tree(dir: &Path) -> Result<(), LakeError> {
+    #[cfg(target_os = "linux")]
+    {
+        syncfs(&dir.join("."))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
+            let p = entry.map_err(io_err(dir))?.path();
+            if p.is_dir() {
+                sync_tree(&p)?;
+            } else {
+                File::open(&p).and_then(|f| f.sync_all()).map_err(io_err(&p))?;
+            }
+        }
+        sync_dir(dir)
+    }
+}
+
+/// Puts the folder `staging` (complete and durable: see [`sync_tree`]) in the place of `dest`
+/// in one step, so a reader, or a process restarted after a crash, sees the whole old set of
+/// files or the whole new one, never a mixture. On Linux the two folders are exchanged with
+/// `renameat2(RENAME_EXCHANGE)` and the old set, now under the staging name, is removed; a crash
+/// before that removal leaves only a stale staging folder, which no reader looks at. Elsewhere
+/// `dest` is moved aside first, which leaves a moment with no `dest` at all.
+pub fn replace_dir(staging: &Path, dest: &Path) -> Result<(), LakeError> {
+    let parent = dest.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+    if !dest.exists() {
+        std::fs::rename(staging, dest).map_err(io_err(dest))?;
+        return sync_dir(parent);
+    }
+    #[cfg(target_os = "linux")]
+    {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(|e| io_err(p)(std::io::Error::other(e)));
+        let (a, b) = (c(staging)?, c(dest)?);
+        // SAFETY: both paths are NUL-terminated strings that outlive the call; AT_FDCWD makes
+        // them relative to the working directory as any path is.
+        let rc = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                a.as_ptr(),
+                libc::AT_FDCWD,
+                b.as_ptr(),
+                libc::RENAME_EXCHANGE,
+            )
+        };
+        if rc != 0 {
+            return Err(io_err(dest)(std::io::Error::last_os_error()));
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let aside = staging.with_extension("old");
+        std::fs::rename(dest, &aside).map_err(io_err(dest))?;
+        std::fs::rename(staging, dest).map_err(io_err(dest))?;
+        std::fs::rename(&aside, staging).map_err(io_err(staging))?;
+    }
+    sync_dir(parent)?;
+    crate::faults::crash_point("replace_dir.exchanged");
+    // `staging` now holds the old set.
+    std::fs::remove_dir_all(staging).map_err(io_err(staging))
+}
+
 /// Writes batches (one schema) as one Parquet file at `dest`, atomically and durably: a hidden
 /// `.partial` file is written, fsynced, renamed into place and the folder fsynced, so a reader
 /// sees the whole file or none, even after a crash or a power cut. The households reference and

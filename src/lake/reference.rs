@@ -3,8 +3,20 @@
 //!
 //! ```text
 //! <data.dir>/reference/households.parquet            replaced whole by each import
-//! <data.dir>/referrals/as_of=YYYY-MM-DD/referrals.parquet   one file per screening night
+//! <data.dir>/referrals/as_of=YYYY-MM-DD/referrals.parquet   one file per issued night
+//! <data.dir>/referrals/as_of=YYYY-MM-DD/withdrawn.parquet   referrals a correction replaced
+//! <data.dir>/drafts/as_of=YYYY-MM-DD/referrals.parquet      what-if runs, never read back
 //! ```
+//!
+//! **Only issued referrals are history.** A night's list enters `referrals/` when it is issued:
+//! published to `case-intake`, marked issued by `lantern issue` (a deployment that hands lists
+//! over as files), or imported from the system Lantern replaces. A dry run (`lantern screen`
+//! without `--publish`) writes the same files under `drafts/`, which no later night, feature or
+//! link reads: a what-if changes nothing.
+//!
+//! **One list per district per night.** Once a night is issued, a re-run republishes that list
+//! unchanged; only an explicit, audited correction (`--supersede`) replaces it, and the
+//! referrals it replaces move to `withdrawn.parquet` (still linked to their outcomes).
 //!
 //! Referral lists are both an output (what districts receive) and an input: a household's
 //! earlier referrals and their outcomes are features, and the open ones drive the cool-down.
@@ -27,7 +39,7 @@ use datafusion::arrow::datatypes::{
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::{date_from_days, days_since_epoch, write_parquet_atomic, LakeError};
-use crate::contract::{Household, ReasonCode, Referral, Vocab};
+use crate::contract::{Exclusion, Household, Placement, ReasonCode, Referral, Vocab};
 
 /// `<data.dir>/reference/households.parquet`.
 pub fn households_path(data_dir: &Path) -> PathBuf {
@@ -42,6 +54,46 @@ pub fn referrals_root(data_dir: &Path) -> PathBuf {
 /// `<data.dir>/referrals/as_of=YYYY-MM-DD/` (SPEC §4).
 pub fn referrals_dir(data_dir: &Path, as_of: NaiveDate) -> PathBuf {
     referrals_root(data_dir).join(format!("as_of={as_of}"))
+}
+
+/// `<data.dir>/drafts/`: what-if lists.
+pub fn drafts_root(data_dir: &Path) -> PathBuf {
+    data_dir.join("drafts")
+}
+
+/// `<data.dir>/drafts/as_of=YYYY-MM-DD/`.
+pub fn drafts_dir(data_dir: &Path, as_of: NaiveDate) -> PathBuf {
+    drafts_root(data_dir).join(format!("as_of={as_of}"))
+}
+
+/// A fresh folder for writing a night's set of files before it replaces the old set in one
+/// step (see [`super::replace_dir`]): `<data.dir>/.staging/as_of=D-<pid>-<n>`, outside every
+/// folder a reader lists, on the same filesystem.
+pub fn staging_dir(data_dir: &Path, as_of: NaiveDate) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    data_dir.join(".staging").join(format!(
+        "as_of={as_of}-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+/// Whether the night `as_of` has been issued (its list is history).
+pub fn is_issued(data_dir: &Path, as_of: NaiveDate) -> bool {
+    referrals_dir(data_dir, as_of)
+        .join("referrals.parquet")
+        .exists()
+}
+
+/// `<referrals dir>/withdrawn.parquet`.
+pub fn withdrawn_path(data_dir: &Path, as_of: NaiveDate) -> PathBuf {
+    referrals_dir(data_dir, as_of).join("withdrawn.parquet")
+}
+
+/// The referrals of the night that corrections replaced.
+pub fn read_withdrawn(data_dir: &Path, as_of: NaiveDate) -> Result<Vec<Referral>, LakeError> {
+    read_referral_file(&withdrawn_path(data_dir, as_of))
 }
 
 pub fn households_schema() -> SchemaRef {
@@ -103,6 +155,8 @@ pub fn referrals_schema() -> SchemaRef {
         Field::new("score", DataType::Float64, false),
         Field::new("model", DataType::Utf8, false),
         Field::new("reasons", DataType::Utf8, false),
+        Field::new("placement", DataType::Utf8, true),
+        Field::new("overrode", DataType::Utf8, true),
     ]))
 }
 
@@ -118,7 +172,11 @@ pub fn referrals_batch(referrals: &[Referral]) -> Result<RecordBatch, LakeError>
     let mut score = Float64Builder::with_capacity(n);
     let mut model = StringBuilder::new();
     let mut reasons = StringBuilder::new();
+    let mut placement = StringBuilder::new();
+    let mut overrode = StringBuilder::new();
     for r in referrals {
+        placement.append_option(r.placement.map(|p| p.as_str()));
+        overrode.append_option(r.overrode.map(|e| e.as_str()));
         id.append_value(&r.referral_id);
         as_of.append_value(days_since_epoch(r.as_of));
         district.append_value(&r.district_code);
@@ -139,6 +197,8 @@ pub fn referrals_batch(referrals: &[Referral]) -> Result<RecordBatch, LakeError>
         Arc::new(score.finish()),
         Arc::new(model.finish()),
         Arc::new(reasons.finish()),
+        Arc::new(placement.finish()),
+        Arc::new(overrode.finish()),
     ];
     RecordBatch::try_new(referrals_schema(), columns)
         .map_err(|e| arrow_err(Path::new("referrals.parquet"), e))
@@ -153,8 +213,13 @@ pub fn write_referrals(
     referrals: &[Referral],
 ) -> Result<PathBuf, LakeError> {
     let path = referrals_dir(data_dir, as_of).join("referrals.parquet");
-    write_parquet_atomic(&path, &[referrals_batch(referrals)?])?;
+    write_referral_file(&path, referrals)?;
     Ok(path)
+}
+
+/// Writes a referral list file (atomically and durably) at `path`.
+pub fn write_referral_file(path: &Path, referrals: &[Referral]) -> Result<(), LakeError> {
+    write_parquet_atomic(path, &[referrals_batch(referrals)?])
 }
 
 /// Imports past referrals (SPEC §4 records) into the per-night layout, merging with what a
@@ -181,7 +246,16 @@ pub fn import_referrals(data_dir: &Path, referrals: Vec<Referral>) -> Result<usi
         });
         write_referrals(data_dir, as_of, &list)?;
     }
+    touch_referrals_root(data_dir)?;
     Ok(by_night.len())
+}
+
+/// Marks the referral folder as changed (its modification time), for readers that index it
+/// (ingest's outcome links) and re-read it only when it changed. A new night changes it by
+/// itself; a night rewritten in place (an import merging into it) does not, so it calls this.
+pub fn touch_referrals_root(data_dir: &Path) -> Result<(), LakeError> {
+    let stamp = chrono::Utc::now().to_rfc3339();
+    super::write_bytes_atomic(&referrals_root(data_dir).join(".changed"), stamp.as_bytes())
 }
 
 /// The nights that have a referral list, oldest first.
@@ -208,7 +282,12 @@ pub fn referral_nights(data_dir: &Path) -> Result<Vec<NaiveDate>, LakeError> {
 
 /// One night's referrals; none if that night has no list.
 pub fn read_referrals(data_dir: &Path, as_of: NaiveDate) -> Result<Vec<Referral>, LakeError> {
-    let path = referrals_dir(data_dir, as_of).join("referrals.parquet");
+    read_referral_file(&referrals_dir(data_dir, as_of).join("referrals.parquet"))
+}
+
+/// A referral list file (referrals or withdrawn); none if the file does not exist.
+pub fn read_referral_file(path: &Path) -> Result<Vec<Referral>, LakeError> {
+    let path = path.to_path_buf();
     if !path.exists() {
         return Ok(Vec::new());
     }
@@ -253,6 +332,18 @@ pub fn read_referrals(data_dir: &Path, as_of: NaiveDate) -> Result<Vec<Referral>
             model.as_string::<i32>(),
             reasons.as_string::<i32>(),
         );
+        // Columns added after the first release: absent in older lists, read as null.
+        let optional = |name: &str| -> Result<Option<ArrayRef>, LakeError> {
+            match batch.column_by_name(name) {
+                None => Ok(None),
+                Some(_) => col(name, &DataType::Utf8).map(Some),
+            }
+        };
+        let (placement, overrode) = (optional("placement")?, optional("overrode")?);
+        let text_at = |c: &Option<ArrayRef>, i: usize| -> Option<String> {
+            let c = c.as_ref()?.as_string::<i32>();
+            c.is_valid(i).then(|| c.value(i).to_string())
+        };
         let as_of_c = col("as_of", &DataType::Date32)?;
         let as_of_c = as_of_c.as_primitive::<Date32Type>();
         let rank = col("rank", &DataType::Int32)?;
@@ -275,6 +366,8 @@ pub fn read_referrals(data_dir: &Path, as_of: NaiveDate) -> Result<Vec<Referral>
                 score: score.value(i),
                 model: model.value(i).to_string(),
                 reasons,
+                placement: text_at(&placement, i).and_then(|p| Placement::parse(&p)),
+                overrode: text_at(&overrode, i).and_then(|e| Exclusion::parse(&e)),
             });
         }
     }

@@ -71,6 +71,27 @@ pub async fn register_all(ctx: &SessionContext, data_dir: &Path) -> Result<(), D
     } else {
         register_empty(ctx, "referrals", referrals_schema())?;
     }
+    // Referrals a correction withdrew: not history (no cool-down, no features), but their
+    // outcomes are still labels.
+    let root = referrals_root(data_dir);
+    let has_withdrawn = super::entries(&root)
+        .map(|dirs| dirs.iter().any(|d| d.join("withdrawn.parquet").exists()))
+        .unwrap_or(false);
+    if has_withdrawn {
+        let root = root.canonicalize()?;
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+            .with_file_extension("withdrawn.parquet");
+        ctx.register_listing_table(
+            "withdrawn_referrals",
+            format!("{}/", root.display()),
+            options,
+            Some(referrals_schema()),
+            None,
+        )
+        .await?;
+    } else {
+        register_empty(ctx, "withdrawn_referrals", referrals_schema())?;
+    }
     Ok(())
 }
 

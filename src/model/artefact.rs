@@ -49,7 +49,10 @@ pub fn next_version(data_dir: &Path, name: &str) -> u32 {
     versions(data_dir, name).last().copied().unwrap_or(0) + 1
 }
 
-/// Writes the model folder (atomically: a temporary folder renamed into place) and returns it.
+/// Writes the model folder atomically and durably: the files go into a hidden temporary
+/// folder, each fsynced, the folder is fsynced and renamed into place, and `models/` is
+/// fsynced. A crash leaves either no version folder or a complete one (a leftover temporary
+/// folder is hidden and replaced by the next save).
 pub fn save(data_dir: &Path, model: &Model) -> Result<PathBuf, ModelError> {
     let dir = model_dir(data_dir, &model.id());
     if dir.exists() {
@@ -62,18 +65,26 @@ pub fn save(data_dir: &Path, model: &Model) -> Result<PathBuf, ModelError> {
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(|e| file_err(&tmp, e))?;
     let json = serde_json::to_string_pretty(model).map_err(|e| file_err(&tmp, e))?;
-    std::fs::write(tmp.join("model.json"), json).map_err(|e| file_err(&tmp, e))?;
-    std::fs::write(tmp.join("MODEL_CARD.md"), model_card(model)).map_err(|e| file_err(&tmp, e))?;
+    let lake = |e: crate::lake::LakeError| file_err(&tmp, e);
+    crate::lake::write_bytes_atomic(&tmp.join("model.json"), json.as_bytes()).map_err(lake)?;
+    crate::faults::crash_point("train.save.file");
+    crate::lake::write_bytes_atomic(&tmp.join("MODEL_CARD.md"), model_card(model).as_bytes())
+        .map_err(lake)?;
+    crate::faults::crash_point("train.save.file");
     std::fs::rename(&tmp, &dir).map_err(|e| file_err(&dir, e))?;
+    std::fs::File::open(models_dir(data_dir))
+        .and_then(|d| d.sync_all())
+        .map_err(|e| file_err(&dir, e))?;
+    crate::faults::crash_point("train.save.done");
     Ok(dir)
 }
 
-/// Marks a model as the one screening uses by default.
+/// Marks a model as the one screening uses by default (atomically and durably).
 pub fn set_current(data_dir: &Path, id: &str) -> Result<(), ModelError> {
     let path = models_dir(data_dir).join("CURRENT");
-    let tmp = models_dir(data_dir).join(".CURRENT.partial");
-    std::fs::write(&tmp, format!("{id}\n")).map_err(|e| file_err(&tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| file_err(&path, e))
+    crate::faults::crash_point("train.current");
+    crate::lake::write_bytes_atomic(&path, format!("{id}\n").as_bytes())
+        .map_err(|e| file_err(&path, e))
 }
 
 /// Loads `name@version`, `name` (its newest version), or, when `which` is empty, the current

@@ -2,17 +2,23 @@
 //! exclusions and overrides, and cut each district's ranked list to its capacity.
 //!
 //! Order of a district's list:
-//! 1. **urgent**: a council report of urgency 3 in the last 7 days (`cr_urgent_7d`). Always on
-//!    the list, whatever the score, even beyond capacity (the run reports when that happens):
-//!    a person at risk tonight is never cut for lack of a seat.
+//! 1. **urgent**: a council report of urgency 3 in the last `screen.urgent_days` days, as known
+//!    that night. Always on the list, whatever the score, even beyond capacity (the run
+//!    reports when that happens), and whatever exclusion would otherwise apply (the referral
+//!    names the exclusion it overrode): a person at risk tonight is never cut for lack of a
+//!    seat, nor because a visit is already pending or support was given recently.
 //! 2. **escalated**: referred `escalate_after` times or more in the escalation window and never
 //!    reached (every visit `unreachable`, or no outcome at all). Repeat flags without contact
 //!    are how people die unseen, so they go ahead of the score order, with a reason code.
 //! 3. everyone else by calibrated score, highest first; ties by `household_id`, so a night
 //!    re-run gives the same list.
 //!
-//! Excluded before ranking: a household with an open referral (no outcome yet) younger than
-//! `cooldown_days`, and one whose visit ended `supported` within `supported_exclusion_days`.
+//! Excluded before ranking, unless urgent: a household with an open referral (no outcome yet)
+//! younger than `cooldown_days`, and one whose visit ended `supported` within
+//! `supported_exclusion_days`.
+//!
+//! An override is marked in the referral's `placement` (and `overrode`) fields, not as an
+//! invented reason: `reasons` carry only the model's own contributions.
 //!
 //! Memory stays bounded at national scale: features stream in batches and each district keeps
 //! only its overrides and its best `capacity` candidates.
@@ -29,14 +35,12 @@ use datafusion::error::DataFusionError;
 use serde::Serialize;
 
 use crate::config::ScreenSettings;
-use crate::contract::{referral_id, ReasonCode, Referral, MAX_REASONS};
+use crate::contract::{referral_id, Exclusion, Placement, ReasonCode, Referral, MAX_REASONS};
 use crate::features::{FeatureEngine, FeatureError, RowKey};
 use crate::lake::date_from_days;
-use crate::model::{reason, Model, ModelError};
+use crate::model::{Model, ModelError};
 use crate::registry::{Capacities, Registry};
 
-/// The feature that marks an urgency-3 council report in the last 7 days.
-pub const URGENT_FEATURE: &str = "cr_urgent_7d";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScreenError {
@@ -85,6 +89,8 @@ pub struct Candidate {
     pub score: f64,
     pub priority: Priority,
     pub reasons: Vec<ReasonCode>,
+    /// The exclusion an urgent report overrode.
+    pub overrode: Option<Exclusion>,
 }
 
 /// Counts for the summary and the audit log.
@@ -95,6 +101,9 @@ pub struct ScreenCounts {
     pub excluded_recently_supported: u64,
     pub without_district: u64,
     pub urgent: u64,
+    /// Urgent households listed although an exclusion applied (counted in `urgent` too).
+    pub urgent_overrode_cooldown: u64,
+    pub urgent_overrode_recently_supported: u64,
     pub escalated: u64,
     pub referred: u64,
     /// Districts whose urgent households alone exceeded capacity.
@@ -172,6 +181,32 @@ pub async fn history(
     Ok(out)
 }
 
+/// The households with a council report of urgency 3 observed in the `days` days up to
+/// `as_of` and known by then (`reported_on` ≤ `as_of`).
+pub async fn urgent_households(
+    engine: &FeatureEngine,
+    as_of: NaiveDate,
+    days: u32,
+) -> Result<std::collections::HashSet<String>, ScreenError> {
+    let start = as_of
+        .checked_sub_days(Days::new(days as u64))
+        .unwrap_or(NaiveDate::MIN);
+    let sql = format!(
+        "SELECT DISTINCT household_id FROM council_report
+         WHERE urgency = 3 AND observed_on > DATE '{start}' AND observed_on <= DATE '{as_of}'
+           AND reported_on <= DATE '{as_of}' AND month >= '{}' AND month <= '{}'",
+        start.format("%Y-%m"),
+        as_of.format("%Y-%m")
+    );
+    let mut out = std::collections::HashSet::new();
+    for b in engine.context().sql(&sql).await?.collect().await? {
+        let h = cast(b.column(0), &DataType::Utf8)?;
+        let h = h.as_string::<i32>();
+        out.extend((0..b.num_rows()).map(|i| h.value(i).to_string()));
+    }
+    Ok(out)
+}
+
 /// The newest ingest time and observation date in the lake, for the audit log: what data a
 /// list was made from.
 pub async fn input_watermark(engine: &FeatureEngine) -> Result<String, ScreenError> {
@@ -212,8 +247,8 @@ pub async fn screen(
 ) -> Result<Screening, ScreenError> {
     model.check_features(engine.spec())?;
     let spec = engine.spec();
-    let urgent_at = spec.features.iter().position(|f| f.name == URGENT_FEATURE);
     let history = history(engine, as_of, settings.escalation_window_days).await?;
+    let urgent_set = urgent_households(engine, as_of, settings.urgent_days).await?;
     let cohort: Vec<(String, NaiveDate)> = engine
         .scoring_cohort(as_of)
         .await?
@@ -237,24 +272,21 @@ pub async fn screen(
                 continue;
             };
             let past = history.get(&key.household_id);
-            if let Some(h) = past {
-                if h.open_since.is_some_and(|d| {
-                    d.checked_add_days(Days::new(settings.cooldown_days as u64))
-                        .is_some_and(|end| as_of < end)
-                }) {
+            // Urgency is looked at first: it beats every exclusion.
+            let urgent = urgent_set.contains(&key.household_id);
+            let excluded = past.and_then(|h| exclusion(h, as_of, settings));
+            match (excluded, urgent) {
+                (Some(Exclusion::Cooldown), false) => {
                     counts.excluded_open_referral += 1;
                     continue;
                 }
-                if h.supported_on.is_some_and(|d| {
-                    d.checked_add_days(Days::new(settings.supported_exclusion_days as u64))
-                        .is_some_and(|end| as_of < end)
-                }) {
+                (Some(Exclusion::RecentlySupported), false) => {
                     counts.excluded_recently_supported += 1;
                     continue;
                 }
+                _ => {}
             }
             let row = batch.row(i);
-            let urgent = urgent_at.is_some_and(|j| row[j] > 0.0);
             let escalated = past.is_some_and(|h| h.flags >= settings.escalate_after && !h.reached);
             let priority = if urgent {
                 Priority::Urgent
@@ -270,13 +302,13 @@ pub async fn screen(
             if priority == Priority::Score && floor.is_some_and(|f| score < f) {
                 continue;
             }
-            let reasons = model.reasons(row, spec);
-            let reasons = with_override(reasons, priority, escalated && urgent, spec);
+            let reasons = model_reasons(model.reasons(row, spec));
             pool.push(Candidate {
                 key: key.clone(),
                 score,
                 priority,
                 reasons,
+                overrode: if urgent { excluded } else { None },
             });
             // Keep the pool small: overrides always, the rest only while they could still
             // make the list.
@@ -314,10 +346,23 @@ pub async fn screen(
         pool.truncate(urgent.max(cap as usize));
         districts.insert(d.code.clone(), (cap, pool.len() as u32));
         for (r, c) in pool.into_iter().enumerate() {
-            match c.priority {
-                Priority::Urgent => counts.urgent += 1,
-                Priority::Escalated => counts.escalated += 1,
-                Priority::Score => {}
+            let placement = match c.priority {
+                Priority::Urgent => {
+                    counts.urgent += 1;
+                    Some(Placement::Urgent)
+                }
+                Priority::Escalated => {
+                    counts.escalated += 1;
+                    Some(Placement::Escalated)
+                }
+                Priority::Score => None,
+            };
+            match c.overrode {
+                Some(Exclusion::Cooldown) => counts.urgent_overrode_cooldown += 1,
+                Some(Exclusion::RecentlySupported) => {
+                    counts.urgent_overrode_recently_supported += 1
+                }
+                None => {}
             }
             let id = referral_id(&c.key.household_id, as_of, &model_id);
             priority.insert(id.clone(), c.priority);
@@ -331,6 +376,8 @@ pub async fn screen(
                 score: (c.score * 1e6).round() / 1e6,
                 model: model_id.clone(),
                 reasons: c.reasons,
+                placement,
+                overrode: c.overrode,
             });
         }
     }
@@ -359,112 +406,28 @@ fn rank(pool: &mut [Candidate]) {
     });
 }
 
-/// Puts the override's reason first. Its contribution is one more than the largest model
-/// reason: it placed the household by rule, ahead of anything the model weighed.
-fn with_override(
-    model_reasons: Vec<ReasonCode>,
-    priority: Priority,
-    also_escalated: bool,
-    spec: &crate::features::FeatureSpec,
-) -> Vec<ReasonCode> {
-    let top = model_reasons
-        .first()
-        .map(|r| r.contribution)
-        .unwrap_or(0.0)
-        .max(0.0);
-    let mut out = Vec::new();
-    match priority {
-        Priority::Urgent => {
-            out.push(reason(spec, "urgent_report", top + 2.0));
-            if also_escalated {
-                out.push(reason(spec, "escalation", top + 1.0));
-            }
-        }
-        Priority::Escalated => out.push(reason(spec, "escalation", top + 1.0)),
-        Priority::Score => {}
-    }
-    out.extend(
-        model_reasons
-            .into_iter()
-            .filter(|r| r.code != "urgent_report" && r.code != "escalation"),
-    );
-    out.truncate(MAX_REASONS);
-    out
-}
-
-/// What a full night did: the screening, its files, and what was published.
-pub struct Night {
-    pub screening: Screening,
-    pub outputs: output::Outputs,
-    pub published: Option<crate::intake::PublishReport>,
-    pub run_id: String,
-}
-
-/// The whole nightly job: screen, write the lists, record the run in the audit log, and with a
-/// producer publish to `case-intake` (recorded as a second audit entry).
-#[allow(clippy::too_many_arguments)]
-pub async fn nightly(
-    engine: &FeatureEngine,
-    model: &Model,
-    settings: &crate::config::Settings,
-    registry: &Registry,
-    as_of: NaiveDate,
-    publish: Option<(&rdkafka::producer::FutureProducer, &str)>,
-    progress: &indicatif::ProgressBar,
-) -> Result<Night, ScreenError> {
-    let screening = screen(
-        engine,
-        model,
-        registry,
-        &settings.capacity,
-        &settings.screen,
-        as_of,
-        progress,
-    )
-    .await?;
-    let households: Vec<String> = screening
-        .referrals
-        .iter()
-        .map(|r| r.household_id.clone())
-        .collect();
-    let signals = output::signals_behind(engine, as_of, &households).await?;
-    let data_dir = engine.data_dir();
-    let outputs = output::write(data_dir, &screening, registry, &signals)?;
-    let watermark = input_watermark(engine).await?;
-    let per_district: BTreeMap<String, u64> = screening
-        .districts
-        .iter()
-        .map(|(code, &(_, n))| (code.clone(), n as u64))
-        .collect();
-    let audit_err = |e: crate::audit::AuditError| ScreenError::Output(e.to_string());
-    let mut record = crate::audit::AuditRecord::new("screen");
-    record.as_of = Some(as_of.to_string());
-    record.model = Some(screening.model.clone());
-    record.input_watermark = Some(watermark.clone());
-    record.districts = per_district.clone();
-    record.outputs = outputs.hashes.clone();
-    record.detail = serde_json::to_value(&screening.counts).unwrap_or_default();
-    let record = crate::audit::append(data_dir, record).map_err(audit_err)?;
-    let published = match publish {
-        None => None,
-        Some((producer, topic)) => {
-            let report = crate::intake::publish(producer, topic, data_dir, &screening.referrals)
-                .await
-                .map_err(|e| ScreenError::Output(e.to_string()))?;
-            let mut p = crate::audit::AuditRecord::new("publish");
-            p.as_of = Some(as_of.to_string());
-            p.model = Some(screening.model.clone());
-            p.input_watermark = Some(watermark);
-            p.districts = per_district;
-            p.detail = serde_json::json!({ "topic": topic, "sent": report.sent, "skipped_already_published": report.skipped, "screen_run": record.run_id });
-            crate::audit::append(data_dir, p).map_err(audit_err)?;
-            Some(report)
-        }
+/// The exclusion that applies to a household with this history tonight, if any: an open
+/// referral within the cool-down first, then a recent `supported` visit.
+fn exclusion(h: &History, as_of: NaiveDate, settings: &ScreenSettings) -> Option<Exclusion> {
+    let within = |since: Option<NaiveDate>, days: u32| {
+        since.is_some_and(|d| {
+            d.checked_add_days(Days::new(days as u64))
+                .is_some_and(|end| as_of < end)
+        })
     };
-    Ok(Night {
-        screening,
-        outputs,
-        published,
-        run_id: record.run_id,
-    })
+    if within(h.open_since, settings.cooldown_days) {
+        Some(Exclusion::Cooldown)
+    } else if within(h.supported_on, settings.supported_exclusion_days) {
+        Some(Exclusion::RecentlySupported)
+    } else {
+        None
+    }
+}
+
+/// The model's reasons, at most [`MAX_REASONS`]. Rule codes a model might carry from an older
+/// feature catalogue are dropped: a rule's placement is in its own field.
+fn model_reasons(mut reasons: Vec<ReasonCode>) -> Vec<ReasonCode> {
+    reasons.retain(|r| r.code != "urgent_report" && r.code != "escalation");
+    reasons.truncate(MAX_REASONS);
+    reasons
 }

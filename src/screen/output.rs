@@ -8,8 +8,10 @@
 //! html/<district_code>.html  the ranked list with reasons in Korean and the signals behind them
 //! ```
 //!
-//! Every file is written to a temporary name and renamed, and the SHA-256 of each goes into the
-//! audit log.
+//! The set is written whole into a fresh staging folder, with `MANIFEST.json` (every file's
+//! SHA-256) last, made durable, and then put in the place of the night's folder in one step
+//! ([`crate::lake::replace_dir`]): after a crash a reader finds the complete old set or the
+//! complete new one, never a torn mixture. The same hashes go into the audit log.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -26,7 +28,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Priority, ScreenError, Screening};
 use crate::features::FeatureEngine;
-use crate::lake::reference::{referrals_dir, write_referrals};
+use crate::lake::reference::{drafts_dir, staging_dir, write_referral_file};
 use crate::registry::Registry;
 
 /// One signal behind a referral, for the caseworker's page.
@@ -158,12 +160,116 @@ fn sha256(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ScreenError> {
-    let err =
-        |e: std::io::Error| ScreenError::Output(format!("cannot write {}: {e}", path.display()));
-    let tmp = path.with_extension("partial");
-    std::fs::write(&tmp, bytes).map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)
+/// Writes one file of a staged set. Durability comes once for the whole set, in [`commit`].
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ScreenError> {
+    std::fs::write(path, bytes)
+        .map_err(|e| ScreenError::Output(format!("cannot write {}: {e}", path.display())))?;
+    crate::faults::crash_point("screen.output.file");
+    Ok(())
+}
+
+/// The manifest of a night's set: file name → SHA-256.
+pub const MANIFEST: &str = "MANIFEST.json";
+
+/// A night's set of files, complete in its staging folder, not yet in place.
+#[derive(Debug)]
+pub struct Staged {
+    pub staging: PathBuf,
+    pub hashes: BTreeMap<String, String>,
+}
+
+/// Puts a staged set in the place of `dest` in one step, first copying the files named in
+/// `carry` (ledgers that outlive a re-run) from the old set if it has them.
+pub fn commit(staged: Staged, dest: &Path, carry: &[&str]) -> Result<Outputs, ScreenError> {
+    let err = |e: crate::lake::LakeError| ScreenError::Output(e.to_string());
+    for name in carry {
+        let from = dest.join(name);
+        if from.exists() {
+            std::fs::copy(&from, staged.staging.join(name)).map_err(|e| {
+                ScreenError::Output(format!("cannot copy {}: {e}", from.display()))
+            })?;
+        }
+    }
+    crate::lake::sync_tree(&staged.staging).map_err(err)?;
+    crate::faults::crash_point("screen.output.staged");
+    crate::lake::replace_dir(&staged.staging, dest).map_err(err)?;
+    Ok(Outputs {
+        dir: dest.to_path_buf(),
+        parquet: dest.join("referrals.parquet"),
+        index_html: dest.join("html").join("index.html"),
+        hashes: staged.hashes,
+    })
+}
+
+/// The outputs of a set already in place, from its manifest (or, for a set written before
+/// manifests, hashed afresh).
+pub fn existing(dir: &Path) -> Result<Outputs, ScreenError> {
+    let hashes = match std::fs::read(dir.join(MANIFEST)) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            ScreenError::Output(format!("{}: {e}", dir.join(MANIFEST).display()))
+        })?,
+        Err(_) => {
+            let mut h = BTreeMap::new();
+            let bytes = std::fs::read(dir.join("referrals.parquet"))
+                .map_err(|e| ScreenError::Output(format!("{}: {e}", dir.display())))?;
+            h.insert("referrals.parquet".to_string(), sha256(&bytes));
+            h
+        }
+    };
+    Ok(Outputs {
+        dir: dir.to_path_buf(),
+        parquet: dir.join("referrals.parquet"),
+        index_html: dir.join("html").join("index.html"),
+        hashes,
+    })
+}
+
+/// Checks a set in place against its manifest: every file there, every hash right. For the
+/// crash tests and for an operator who wants to know whether a night's files are intact.
+pub fn verify_set(dir: &Path) -> Result<usize, ScreenError> {
+    let out = existing(dir)?;
+    for (name, hash) in &out.hashes {
+        let bytes = std::fs::read(dir.join(name))
+            .map_err(|e| ScreenError::Output(format!("{}: {e}", dir.join(name).display())))?;
+        if &sha256(&bytes) != hash {
+            return Err(ScreenError::Output(format!(
+                "{} does not match the night's manifest",
+                dir.join(name).display()
+            )));
+        }
+    }
+    Ok(out.hashes.len())
+}
+
+/// Removes staging folders left by processes that are gone (killed before they swapped their
+/// set in, or after, before removing the old set). No reader looks at them; this only frees
+/// the space.
+fn remove_stale_staging(data_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(data_dir.join(".staging")) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        // as_of=YYYY-MM-DD-<pid>-<n>
+        let pid = name.rsplitn(3, '-').nth(1).and_then(|p| p.parse::<u32>().ok());
+        let alive = pid.is_some_and(|p| {
+            p == std::process::id() || Path::new("/proc").join(p.to_string()).exists()
+        });
+        if !alive && Path::new("/proc/self").exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// Writes the night's set as a draft (`drafts/as_of=D/`): what a dry run leaves.
+pub fn write(
+    data_dir: &Path,
+    s: &Screening,
+    registry: &Registry,
+    signals: &HashMap<String, Vec<SignalLine>>,
+) -> Result<Outputs, ScreenError> {
+    let staged = stage(data_dir, s, registry, signals)?;
+    commit(staged, &drafts_dir(data_dir, s.as_of), &[])
 }
 
 fn esc(s: &str) -> String {
@@ -181,19 +287,21 @@ fn flag(p: Option<&Priority>) -> (&'static str, &'static str) {
     }
 }
 
-/// Writes the night's Parquet, CSVs and HTML pages.
-pub fn write(
+/// Writes the night's Parquet, CSVs, HTML pages and manifest into a fresh staging folder.
+pub fn stage(
     data_dir: &Path,
     s: &Screening,
     registry: &Registry,
     signals: &HashMap<String, Vec<SignalLine>>,
-) -> Result<Outputs, ScreenError> {
-    let dir = referrals_dir(data_dir, s.as_of);
+) -> Result<Staged, ScreenError> {
+    remove_stale_staging(data_dir);
+    let dir = staging_dir(data_dir, s.as_of);
     let html_dir = dir.join("html");
     std::fs::create_dir_all(&html_dir)
         .map_err(|e| ScreenError::Output(format!("cannot create {}: {e}", html_dir.display())))?;
-    let parquet = write_referrals(data_dir, s.as_of, &s.referrals)
-        .map_err(|e| ScreenError::Output(e.to_string()))?;
+    let parquet = dir.join("referrals.parquet");
+    write_referral_file(&parquet, &s.referrals).map_err(|e| ScreenError::Output(e.to_string()))?;
+    crate::faults::crash_point("screen.output.file");
     let mut hashes = BTreeMap::new();
     let bytes = std::fs::read(&parquet).map_err(|e| ScreenError::Output(e.to_string()))?;
     hashes.insert("referrals.parquet".to_string(), sha256(&bytes));
@@ -226,6 +334,7 @@ pub fn write(
             "의뢰ID",
             "모델",
             "기준일",
+            "무시된제외",
         ];
         let csv_err = |e: csv::Error| ScreenError::Output(format!("CSV for {}: {e}", d.code));
         w.write_record(header).map_err(csv_err)?;
@@ -250,6 +359,7 @@ pub fn write(
                 r.referral_id.clone(),
                 r.model.clone(),
                 r.as_of.to_string(),
+                r.overrode.map(|e| e.label_ko()).unwrap_or_default().to_string(),
             ])
             .map_err(csv_err)?;
         }
@@ -257,7 +367,7 @@ pub fn write(
             .into_inner()
             .map_err(|e| ScreenError::Output(e.to_string()))?;
         let name = format!("{}.csv", d.code);
-        write_atomic(&dir.join(&name), &bytes)?;
+        write_file(&dir.join(&name), &bytes)?;
         hashes.insert(name, sha256(&bytes));
 
         // The caseworker's page.
@@ -282,6 +392,14 @@ pub fn write(
                 }
                 if !escalated.is_empty() {
                     marks.push_str("<span class=\"esc\">반복 미접촉</span>");
+                }
+                if let Some(e) = r.overrode {
+                    let _ = write!(
+                        marks,
+                        " <small title=\"{}\">{} 예외</small>",
+                        e.as_str(),
+                        e.label_ko()
+                    );
                 }
                 let reasons: Vec<String> = r
                     .reasons
@@ -325,7 +443,7 @@ pub fn write(
         }
         h.push_str("</body></html>\n");
         let name = format!("html/{}.html", d.code);
-        write_atomic(&dir.join(&name), h.as_bytes())?;
+        write_file(&dir.join(&name), h.as_bytes())?;
         hashes.insert(name, sha256(h.as_bytes()));
         let (cap, n) = s.districts.get(&d.code).copied().unwrap_or((0, 0));
         let _ = write!(
@@ -341,12 +459,12 @@ pub fn write(
         s.as_of, s.as_of, esc(&s.model), s.counts.referred, s.counts.urgent, s.counts.escalated
     );
     let index_html = html_dir.join("index.html");
-    write_atomic(&index_html, page.as_bytes())?;
+    write_file(&index_html, page.as_bytes())?;
     hashes.insert("html/index.html".into(), sha256(page.as_bytes()));
-    Ok(Outputs {
-        dir,
-        parquet,
-        index_html,
+    let manifest = serde_json::to_vec_pretty(&hashes).expect("hashes serialize");
+    write_file(&dir.join(MANIFEST), &manifest)?;
+    Ok(Staged {
+        staging: dir,
         hashes,
     })
 }

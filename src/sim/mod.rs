@@ -621,6 +621,8 @@ fn refer_and_decide(
                 score: (c.score / RULE_MAX).clamp(0.0, 1.0),
                 model: HISTORY_MODEL.to_string(),
                 reasons: rule_reasons(c),
+                placement: None,
+                overrode: None,
             };
             let mut rng = ChaCha8Rng::seed_from_u64(
                 mix(params.seed ^ 0x0C7C) ^ mix(((round as u64) << 32) | c.household as u64),
