@@ -13,8 +13,15 @@
 //! what it holds, flushes the lake, commits every durable offset, and forgets the revoked
 //! partitions (their offsets and any message of theirs still in flight, which the new owner
 //! reads again from the committed offset). Only then does the callback return and the broker
-//! move the partitions. So a partition's new owner starts exactly where the lake's durable
-//! data ends, and the old owner never commits a stale offset for it.
+//! move the partitions. So the old owner never commits a stale offset for a partition it no
+//! longer owns.
+//!
+//! A broker may refuse that last commit (Kafka accepts commits while a rebalance is being
+//! prepared; librdkafka's mock cluster, and any broker once the group is completing the
+//! rebalance, answer `REBALANCE_IN_PROGRESS`). Then the new owner reads some events again from
+//! the older committed offset. They count once all the same: on every assignment the writer
+//! forgets its cached lake keys, so an event the previous owner made durable is found in the
+//! lake's files at the next flush and counted as a duplicate, not written twice.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -54,6 +61,17 @@ pub struct KafkaIngestOptions {
     pub waiting_log_interval: Duration,
     /// The data directory, for the last screening night on `/metrics`.
     pub data_dir: Option<std::path::PathBuf>,
+    /// Live counters another thread may watch (a supervisor, a test).
+    pub progress: Arc<Progress>,
+}
+
+/// What a running consumer has done so far.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Partitions currently assigned to it by the group.
+    pub assigned: std::sync::atomic::AtomicUsize,
+    /// Messages it has taken (written to the lake or dead-lettered).
+    pub messages: AtomicU64,
 }
 
 impl KafkaIngestOptions {
@@ -66,6 +84,7 @@ impl KafkaIngestOptions {
             assignment_timeout: None,
             waiting_log_interval: Duration::from_secs(30),
             data_dir: None,
+            progress: Arc::new(Progress::default()),
         }
     }
 }
@@ -421,6 +440,7 @@ fn write_and_commit(
             }
             *dirty = true;
             report.messages += 1;
+            opts.progress.messages.fetch_add(1, Ordering::Relaxed);
             if ingestor.buffered() >= opts.batch {
                 flush_and_commit(consumer, ingestor, next, dirty, report)?;
             }
@@ -448,6 +468,10 @@ fn write_and_commit(
                         owner.revoked.insert((topic.clone(), *partition));
                     }
                     next.retain(|_, parts| !parts.is_empty());
+                    ingestor.forget_cached_keys();
+                    let left = owner_count(consumer).saturating_sub(partitions.len());
+                    opts.progress.assigned.store(left, Ordering::Relaxed);
+                    crate::metrics::record_assigned(left);
                     tracing::info!(
                         partitions = partitions.len(),
                         "partitions revoked; durable offsets committed"
@@ -458,6 +482,12 @@ fn write_and_commit(
                         owner.revoked.remove(&tp);
                         owner.assigned_at.insert(tp, epoch);
                     }
+                    // The previous owner may have written these partitions' events since
+                    // this process read the lake's keys: read them again.
+                    ingestor.forget_cached_keys();
+                    let now = owner_count(consumer);
+                    opts.progress.assigned.store(now, Ordering::Relaxed);
+                    crate::metrics::record_assigned(now);
                 }
             }
             let _ = ack.send(());
@@ -533,6 +563,11 @@ fn write_and_commit(
     }
     crate::metrics::record_ingest(ingestor.stats());
     Ok(())
+}
+
+/// Partitions the consumer holds now.
+fn owner_count(consumer: &IngestConsumer) -> usize {
+    consumer.assignment().map(|a| a.count()).unwrap_or(0)
 }
 
 /// Next offset to commit, by topic and partition.

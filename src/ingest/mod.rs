@@ -447,6 +447,12 @@ impl<'r> Ingestor<'r> {
         self.checker.clone()
     }
 
+    /// Forgets the lake writer's cached keys (see [`LakeWriter::forget_cached_keys`]): when
+    /// partitions move between processes sharing a lake.
+    pub fn forget_cached_keys(&mut self) {
+        self.writer.forget_cached_keys();
+    }
+
     /// Records buffered since the last flush.
     pub fn buffered(&self) -> usize {
         self.writer.pending()

@@ -692,6 +692,20 @@ impl LakeWriter {
         }
     }
 
+    /// Forgets every cached key, so that each partition is checked against its files again at
+    /// the next flush. Another writer may have written to the lake since the keys were read:
+    /// the ingest consumer calls this when the group moves partitions, because the events of a
+    /// partition this process now owns may have been written by its previous owner after this
+    /// process last read the keys. Pending records stay pending and are checked at the flush.
+    pub fn forget_cached_keys(&mut self) {
+        for (p, _) in self.keys.drain() {
+            if let Some(records) = self.pending.get(&p) {
+                let unverified = self.unverified.entry(p).or_default();
+                unverified.extend(records.iter().map(|r| r.fingerprint()));
+            }
+        }
+    }
+
     /// Writes every pending partition as one durable file. When this returns, everything added
     /// so far and not reported as a duplicate is on disk.
     pub fn flush(&mut self) -> Result<FlushReport, LakeError> {
