@@ -100,6 +100,10 @@ pub struct KafkaSettings {
     pub brokers: String,
     pub group_id: String,
     pub client_id: String,
+    /// Static group membership (KIP-345): this ingest process's stable `group.instance.id`.
+    /// Empty: dynamic membership. Each process in the group needs its own.
+    #[serde(default)]
+    pub group_instance_id: String,
     /// Passed to librdkafka verbatim (security settings and tuning).
     #[serde(default)]
     pub properties: BTreeMap<String, String>,

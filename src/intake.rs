@@ -18,11 +18,10 @@
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::BaseConsumer;
+use rdkafka::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::contract::Referral;
 use crate::lake::reference::referrals_dir;
@@ -261,60 +260,25 @@ pub fn read_intake(
     topic: &str,
     district: Option<&str>,
 ) -> Result<IntakeRead, IntakeError> {
-    let kafka = |e| IntakeError::Kafka(e, topic.to_string());
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .map_err(kafka)?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    let mut assignment = TopicPartitionList::new();
-    let mut remaining = HashSet::new();
-    for &p in &partitions {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, p, Duration::from_secs(10))
-            .map_err(kafka)?;
-        if high > low {
-            assignment
-                .add_partition_offset(topic, p, Offset::Beginning)
-                .map_err(kafka)?;
-            remaining.insert((p, high));
-        }
-    }
     let mut out = IntakeRead::default();
-    if remaining.is_empty() {
-        return Ok(out);
-    }
-    consumer.assign(&assignment).map_err(kafka)?;
-    let mut idle = 0;
-    while !remaining.is_empty() && idle < 100 {
-        match consumer.poll(Duration::from_millis(100)) {
-            None => idle += 1,
-            Some(Err(e)) => return Err(kafka(e)),
-            Some(Ok(m)) => {
-                idle = 0;
-                let (p, offset) = (m.partition(), m.offset());
-                remaining.retain(|&(rp, high)| !(rp == p && offset + 1 >= high));
-                let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned());
-                if district.is_some_and(|d| key.as_deref() != Some(d)) {
-                    continue;
-                }
-                let payload = m.payload().unwrap_or_default();
-                if let Ok(r) = serde_json::from_slice::<Referral>(payload) {
-                    out.referrals.push(r);
-                } else if let Ok(w) = serde_json::from_slice::<Withdrawal>(payload) {
-                    if w.withdrawn {
-                        out.withdrawals.push(w);
-                    } else {
-                        out.other += 1;
-                    }
-                } else {
-                    out.other += 1;
-                }
-            }
+    crate::kafka::read_to_end(consumer, topic, |m| {
+        let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned());
+        if district.is_some_and(|d| key.as_deref() != Some(d)) {
+            return;
         }
-    }
+        let payload = m.payload().unwrap_or_default();
+        if let Ok(r) = serde_json::from_slice::<Referral>(payload) {
+            out.referrals.push(r);
+        } else if let Ok(w) = serde_json::from_slice::<Withdrawal>(payload) {
+            if w.withdrawn {
+                out.withdrawals.push(w);
+            } else {
+                out.other += 1;
+            }
+        } else {
+            out.other += 1;
+        }
+    })
+    .map_err(|e| IntakeError::Kafka(e, topic.to_string()))?;
     Ok(out)
 }

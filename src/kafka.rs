@@ -165,3 +165,50 @@ pub fn start_mock_cluster(
     }
     Ok(cluster)
 }
+
+/// Calls `f` with every message of `topic`, from the beginning of each partition to its high
+/// watermark when the call started, then returns. For readers that need the whole topic once
+/// (a district's intake, the dead letters), without a consumer group's offsets.
+pub fn read_to_end<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &rdkafka::consumer::BaseConsumer<C>,
+    topic: &str,
+    mut f: impl FnMut(&rdkafka::message::BorrowedMessage<'_>),
+) -> Result<(), rdkafka::error::KafkaError> {
+    use rdkafka::consumer::Consumer;
+    use rdkafka::Message;
+    use std::time::Duration;
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    let mut remaining = std::collections::HashSet::new();
+    for &p in &partitions {
+        let (low, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?;
+        if high > low {
+            assignment.add_partition_offset(topic, p, rdkafka::Offset::Beginning)?;
+            remaining.insert((p, high));
+        }
+    }
+    if remaining.is_empty() {
+        return Ok(());
+    }
+    consumer.assign(&assignment)?;
+    let mut idle = 0;
+    while !remaining.is_empty() && idle < 100 {
+        match consumer.poll(Duration::from_millis(100)) {
+            None => idle += 1,
+            Some(Err(e)) => return Err(e),
+            Some(Ok(m)) => {
+                idle = 0;
+                let (p, offset) = (m.partition(), m.offset());
+                remaining.retain(|&(rp, high)| !(rp == p && offset + 1 >= high));
+                f(&m);
+            }
+        }
+    }
+    Ok(())
+}
+

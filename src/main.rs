@@ -97,6 +97,19 @@ enum Command {
     Intake(IntakeArgs),
     /// List the audit log: who produced, published or read which list, from what data.
     Audit(AuditArgs),
+    /// Show the rejected records (the dead letters), each counted once: a record sent again
+    /// after a crash is recognised by its key (its origin).
+    DeadLetters(DeadLettersArgs),
+}
+
+#[derive(Debug, Args)]
+struct DeadLettersArgs {
+    /// Read the dead-letter topic (`topics.dead_letter`) instead of <data-dir>/dead-letter/.
+    #[arg(long)]
+    kafka: bool,
+    /// Print at most this many letters (0: counts only).
+    #[arg(long, default_value_t = 20)]
+    show: usize,
 }
 
 #[derive(Debug, Args)]
@@ -199,6 +212,10 @@ struct IngestArgs {
     /// With --kafka: serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464).
     #[arg(long, value_name = "ADDR", requires = "kafka")]
     metrics_addr: Option<std::net::SocketAddr>,
+    /// With --kafka: this process's static group membership id (kafka.group_instance_id),
+    /// unique in the group; a restart with the same id reclaims its partitions at once.
+    #[arg(long, value_name = "ID", requires = "kafka")]
+    instance_id: Option<String>,
     /// Treat dates as if ingested on this day (YYYY-MM-DD) [default: today]. For replaying
     /// history in tests and back-fills.
     #[arg(long, value_parser = parse_date, hide = true)]
@@ -418,6 +435,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Intake(args) => intake(&settings, args),
         Command::Features(args) => features(&settings, args),
         Command::Audit(args) => audit(&settings, args),
+        Command::DeadLetters(args) => dead_letters(&settings, args),
         Command::Backtest(args) => backtest(&settings, args),
     }
 }
@@ -534,6 +552,11 @@ fn ingest(settings: &Settings, args: IngestArgs) -> Result<()> {
     let pseudo = pseudonymizer(settings)?;
     let started = std::time::Instant::now();
     if args.kafka {
+        let mut settings = settings.clone();
+        if let Some(id) = &args.instance_id {
+            settings.kafka.group_instance_id = id.clone();
+        }
+        let settings = &settings;
         let dead = ingest::kafka::KafkaDeadLetters::new(settings)?;
         let mut ingestor =
             Ingestor::new(validator, pseudo, writer, Box::new(dead)).with_ingest_day(day);
@@ -889,6 +912,38 @@ fn audit(settings: &Settings, args: AuditArgs) -> Result<()> {
         let n = lantern::audit::verify_with(&settings.data.dir, &args.anchors)?;
         let anchors = lantern::audit::anchors(&settings.data.dir).len() + args.anchors.len();
         println!("Audit chain intact: {n} records, consistent with {anchors} anchors");
+    }
+    Ok(())
+}
+
+fn dead_letters(settings: &Settings, args: DeadLettersArgs) -> Result<()> {
+    let tally = if args.kafka {
+        ingest::kafka::read_dead_letters(settings)?
+    } else {
+        ingest::deadletter::Tally::from_files(&settings.data.dir)?
+    };
+    println!(
+        "{} rejected records{}{}",
+        tally.letters.len(),
+        if tally.repeats > 0 {
+            format!(
+                " ({} repeats of a record already dead-lettered, sent again after a restart, counted once)",
+                tally.repeats
+            )
+        } else {
+            String::new()
+        },
+        if tally.unreadable > 0 {
+            format!("; {} entries are not dead letters", tally.unreadable)
+        } else {
+            String::new()
+        }
+    );
+    for (reason, n) in tally.by_reason() {
+        println!("  {n:>8}  {reason}");
+    }
+    for (key, l) in tally.letters.iter().take(args.show) {
+        println!("{key}: {} ({}): {}", l.reason, l.field, l.detail);
     }
     Ok(())
 }

@@ -27,8 +27,7 @@ use crate::contract::Referral;
 use crate::features::FeatureEngine;
 use crate::intake::{IntakeError, PublishReport};
 use crate::lake::reference::{
-    drafts_dir, is_issued, read_referrals, read_withdrawn, referrals_dir, withdrawn_path,
-    write_referral_file,
+    drafts_dir, is_issued, read_referrals, read_withdrawn, referrals_dir, write_referral_file,
 };
 use crate::lake::LakeError;
 use crate::model::Model;
@@ -252,6 +251,7 @@ pub async fn run(
             (outputs, issued, rec.run_id)
         }
     };
+    crate::lake::reference::touch_referrals_root(data_dir)?;
     let report = crate::intake::publish(producer, topic, data_dir, &to_publish).await?;
     let mut p = record("publish", &BTreeMap::new(), serde_json::Value::Null);
     p.model = to_publish.first().map(|r| r.model.clone()).or(p.model);
@@ -347,13 +347,13 @@ pub fn issue(data_dir: &Path, as_of: NaiveDate, supersede: bool) -> Result<Issue
     }
     rec.outputs = outputs.hashes.clone();
     rec.detail = serde_json::json!({ "supersede": supersede && already, "withdrawn_total": gone.len() });
+    crate::lake::reference::touch_referrals_root(data_dir)?;
     let (rec, anchor) = crate::audit::append_anchored(data_dir, rec)?;
     crate::audit::write_anchor(&dest.join("audit-anchor.json"), &anchor)?;
     std::fs::remove_dir_all(&draft).map_err(|e| LakeError::Io {
         path: draft.clone(),
         source: e,
     })?;
-    let _ = withdrawn_path(data_dir, as_of);
     Ok(Issued {
         referrals: new.len(),
         withdrawn: gone.len(),

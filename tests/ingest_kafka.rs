@@ -264,6 +264,11 @@ fn sigkill_at_random_points_loses_nothing_and_duplicates_nothing() {
         .map(|d| serde_json::to_string(&d.origin).unwrap())
         .collect();
     assert_eq!(origins.len() as u64, s.manifest.total_invalid());
+    // What `lantern dead-letters --kafka` shows: each rejected record once, by reason, however
+    // often a crash made it be sent again (issue 14.3).
+    let tally = lantern::ingest::kafka::read_dead_letters(&s.settings).unwrap();
+    assert_eq!(tally.letters.len() as u64, s.manifest.total_invalid());
+    assert_eq!(tally.by_reason(), s.manifest.invalid_by_reason);
 }
 
 /// SIGTERM stops a running ingest daemon gracefully: it flushes, commits, leaves the group and
@@ -532,4 +537,149 @@ fn two_consumers_in_one_group_one_leaving_mid_stream_lose_nothing_and_count_noth
         m.total_invalid(),
         "every invalid record dead-lettered, each origin once in effect"
     );
+}
+
+/// Issue 14.1: a consumer without partitions waits instead of failing. One partition per topic
+/// and two members: the range assignor gives every partition to one of them, and the other has
+/// none, as in a group with more members than partitions or whose old members' sessions are
+/// still alive. The idle one waits (reporting zero partitions) and, when the other leaves,
+/// takes over and drains the topics: `--until-idle` ends because the topics are drained, not
+/// because of a timeout.
+#[test]
+fn a_consumer_without_partitions_waits_and_carries_on_when_they_arrive() {
+    let mut settings = Settings::defaults();
+    let _cluster = lantern::kafka::start_mock_cluster(&mut settings, "lantern-test-wait", 1).unwrap();
+    let sim_dir = tempfile::tempdir().unwrap();
+    let manifest = common::simulate_to_kafka(&settings, sim_dir.path(), 2_000, 29, 0.0, 0.0);
+    let registry = Registry::embedded();
+    let data = tempfile::tempdir().unwrap();
+    let lake = Lake::in_data_dir(data.path());
+    let mut holder = KafkaIngestOptions::new(20);
+    holder.flush_interval = Duration::from_millis(20);
+    let mut waiter = KafkaIngestOptions::new(1_000);
+    waiter.until_idle = true;
+    waiter.waiting_log_interval = Duration::from_millis(200);
+    let (ph, pw) = (holder.progress.clone(), waiter.progress.clone());
+    let stop = holder.stop.clone();
+    let settings = &settings;
+    let run = |opts: &KafkaIngestOptions| {
+        let mut ing = Ingestor::new(
+            Validator::new(&registry, day()),
+            None,
+            LakeWriter::new(lake.clone()),
+            Box::new(lantern::ingest::deadletter::MemoryDeadLetters::default()),
+        );
+        let r = consume(settings, &mut ing, opts);
+        (r, ing.stats().clone())
+    };
+    let load = |a: &std::sync::atomic::AtomicUsize| a.load(std::sync::atomic::Ordering::Relaxed);
+    let ((rh, sh), (rw, sw), one_idle) = std::thread::scope(|scope| {
+        let h = scope.spawn(|| run(&holder));
+        assert!(wait_for(Duration::from_secs(60), || ph.messages.load(std::sync::atomic::Ordering::Relaxed) > 0));
+        let w = scope.spawn(|| run(&waiter));
+        // After the rebalance one member holds all four partitions and the other none.
+        let one_idle = wait_for(Duration::from_secs(60), || {
+            let (a, b) = (load(&ph.assigned), load(&pw.assigned));
+            a + b == 4 && (a == 0 || b == 0) && pw.messages.load(std::sync::atomic::Ordering::Relaxed) + ph.messages.load(std::sync::atomic::Ordering::Relaxed) > 0
+        }) && load(&pw.assigned) == 0;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let h = h.join().unwrap();
+        let w = w.join().unwrap();
+        (h, w, one_idle)
+    });
+    rh.unwrap();
+    rw.expect("the waiting consumer ends without an error once the topics are drained");
+    let outcomes = manifest.referrals - manifest.open_referrals;
+    assert_eq!(sh.accepted + sw.accepted, manifest.total_valid_signals() + outcomes);
+    assert_lake_matches(&lake, &manifest);
+    // Whichever member the assignor favoured, the run above is valid; when the late joiner was
+    // the idle one, it demonstrably waited with no partitions and then took over.
+    if one_idle {
+        assert_eq!(load(&pw.assigned), 4, "the waiting member took over after the other left");
+    }
+}
+
+/// Issue 14.1: an explicit deadline for `--until-idle` is honoured, and its error says what it
+/// waited for.
+#[test]
+fn until_idle_with_a_deadline_says_what_it_waited_for() {
+    let mut settings = Settings::defaults();
+    let _cluster = lantern::kafka::start_mock_cluster(&mut settings, "lantern-test-deadline", 1).unwrap();
+    // Topics nobody created: the group can never assign anything.
+    settings.topics.utility_arrears = "nowhere.a".into();
+    settings.topics.council_reports = "nowhere.b".into();
+    settings.topics.service_gaps = "nowhere.c".into();
+    settings.topics.case_outcomes = "nowhere.d".into();
+    settings.kafka.properties.insert("allow.auto.create.topics".into(), "false".into());
+    let registry = Registry::embedded();
+    let data = tempfile::tempdir().unwrap();
+    let mut ing = Ingestor::new(
+        Validator::new(&registry, day()),
+        None,
+        LakeWriter::new(Lake::in_data_dir(data.path())),
+        Box::new(lantern::ingest::deadletter::MemoryDeadLetters::default()),
+    );
+    let mut opts = KafkaIngestOptions::new(100);
+    opts.until_idle = true;
+    opts.assignment_timeout = Some(Duration::from_secs(2));
+    let err = consume(&settings, &mut ing, &opts).unwrap_err().to_string();
+    assert!(err.contains("no partition assigned after waiting 2s"), "{err}");
+    assert!(err.contains("nowhere.a"), "{err}");
+}
+
+/// Issue 14.2: static membership. An ingest process with a `group.instance.id` is killed with
+/// SIGKILL mid-stream and restarted at once with the same id. The broker still holds the dead
+/// process's session (45 s), and with dynamic membership the new one would wait that out; with
+/// the same instance id it takes the partitions back at once, drains, and exits 0 well before
+/// the session could have expired.
+#[test]
+fn a_restarted_static_member_reclaims_its_partitions_without_waiting_out_the_session() {
+    let s = setup(2_000, "lantern-test-static");
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("static.toml");
+    std::fs::write(
+        &config,
+        // librdkafka's mock cluster knows static members only in the KIP-848 group protocol
+        // (its classic protocol ignores group.instance.id); the session stays 45 s there.
+        "[kafka]\ngroup_instance_id = \"ingest-1\"\n[kafka.properties]\n\"group.protocol\" = \"consumer\"\n",
+    )
+    .unwrap();
+    let spawn = |until_idle: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lantern"));
+        cmd.args(["--config", config.to_str().unwrap(), "--log-format", "json"])
+            .args(["--data-dir", data.path().to_str().unwrap()])
+            .args(["ingest", "--kafka", "--ingest-day", "2026-11-01"])
+            .env("LANTERN__KAFKA__BROKERS", &s.settings.kafka.brokers)
+            .env("LANTERN__KAFKA__GROUP_ID", &s.settings.kafka.group_id)
+            .env("LANTERN__INGEST__BATCH_RECORDS", "300")
+            .env("RUST_LOG", "lantern=debug")
+            .env("LANTERN_NO_PROGRESS", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if until_idle {
+            cmd.arg("--until-idle");
+        }
+        cmd.spawn().unwrap()
+    };
+    let mut first = spawn(false);
+    for line in BufReader::new(first.stderr.take().unwrap()).lines() {
+        if line.unwrap().contains("lake flush durable") {
+            break;
+        }
+    }
+    first.kill().unwrap(); // SIGKILL: no leave, the session stays on the broker
+    first.wait().unwrap();
+    let started = Instant::now();
+    let mut second = spawn(true);
+    let err = second.stderr.take().unwrap();
+    let drain = std::thread::spawn(move || BufReader::new(err).lines().count());
+    let status = second.wait().unwrap();
+    drain.join().unwrap();
+    let took = started.elapsed();
+    assert!(status.success(), "the restart exits 0: {status:?}");
+    assert!(
+        took < Duration::from_secs(40),
+        "took {took:?}: the restart waited for the dead session instead of reclaiming its partitions"
+    );
+    assert_lake_matches(&Lake::in_data_dir(data.path()), &s.manifest);
 }

@@ -1,5 +1,6 @@
 //! Against a real Kafka-protocol broker process (tansu, SQLite storage, on 127.0.0.1): an
-//! ingest process rides out a broker restart and loses nothing.
+//! ingest process rides out a broker restart and loses nothing, and one killed with SIGKILL
+//! again and again, restarted at once each time, comes back by itself and ends exact.
 //!
 //! The broker binary comes from `scripts/tansu.sh install`, which `.ci/run` calls and whose
 //! path it passes in `LANTERN_TANSU`. Without it the test says so and does nothing, except in
@@ -96,8 +97,12 @@ fn free_port() -> u16 {
 }
 
 fn create_topic(bin: &Path, port: u16, name: &str) {
+    create_topic_with(bin, port, name, 3)
+}
+
+fn create_topic_with(bin: &Path, port: u16, name: &str, partitions: u32) {
     let ok = Command::new(bin)
-        .args(["topic", "create", name, "--partitions", "3"])
+        .args(["topic", "create", name, "--partitions", &partitions.to_string()])
         .args(["--broker", &format!("tcp://127.0.0.1:{port}")])
         .stdout(Stdio::null())
         .status()
@@ -165,4 +170,92 @@ fn ingest_rides_out_a_broker_restart_and_loses_nothing() {
     broker.kill();
 
     common::assert_lake_matches(&Lake::in_data_dir(data.path()), &m);
+}
+
+/// Issue 14.4: the crash loop an operator saw. A population with re-sent and invalid records on
+/// four partitions per topic; `lantern ingest --kafka --until-idle` is killed with SIGKILL after
+/// a seeded number of durable flushes and restarted at once, as a service manager would, while
+/// the killed member's session is still alive on the broker. No restart gives up (each one
+/// waits for its partitions, however long the old session lingers), and at the end every valid
+/// event is in the lake once and every invalid record is dead-lettered once in effect (counted
+/// once by its key however often a crash made it be sent again).
+#[test]
+fn an_ingest_killed_again_and_again_and_restarted_at_once_comes_back_by_itself_and_ends_exact() {
+    use rand::{Rng, SeedableRng};
+    let Some(bin) = tansu() else { return };
+    let broker_dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut broker = Broker::start(&bin, broker_dir.path(), port);
+    let mut settings = Settings::defaults();
+    settings.kafka.brokers = format!("127.0.0.1:{port}");
+    settings.kafka.group_id = "lantern-real-crash".into();
+    for (_, t) in settings.topics.all() {
+        create_topic_with(&bin, port, t, 4);
+    }
+    let sim_dir = tempfile::tempdir().unwrap();
+    let m = common::simulate_to_kafka(&settings, sim_dir.path(), 2_000, 41, 0.02, 0.02);
+
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("crash.toml");
+    // A short session so the test does not take minutes; the restarts do not rely on it.
+    std::fs::write(
+        &config,
+        "[kafka.properties]\n\"session.timeout.ms\" = \"10000\"\n\"heartbeat.interval.ms\" = \"1000\"\n",
+    )
+    .unwrap();
+    let run = |kill_after: Option<u32>| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lantern"))
+            .args(["--config", config.to_str().unwrap(), "--log-format", "json"])
+            .args(["--data-dir", data.path().to_str().unwrap()])
+            .args(["ingest", "--kafka", "--until-idle", "--ingest-day", "2026-11-01"])
+            .env("LANTERN__KAFKA__BROKERS", &settings.kafka.brokers)
+            .env("LANTERN__KAFKA__GROUP_ID", &settings.kafka.group_id)
+            .env("LANTERN__INGEST__BATCH_RECORDS", "400")
+            .env("RUST_LOG", "lantern=debug")
+            .env("LANTERN_NO_PROGRESS", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut flushes = 0;
+        let mut killed = false;
+        let mut last = Vec::new();
+        for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+            let line = line.unwrap();
+            if line.contains("lake flush durable") {
+                flushes += 1;
+                if Some(flushes) == kill_after {
+                    child.kill().unwrap(); // SIGKILL
+                    killed = true;
+                    break;
+                }
+            }
+            last.push(line);
+            if last.len() > 20 {
+                last.remove(0);
+            }
+        }
+        let status = child.wait().unwrap();
+        (killed, status, last)
+    };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(20261202);
+    let mut kills = 0;
+    for _ in 0..3 {
+        let (killed, status, last) = run(Some(rng.random_range(1..5u32)));
+        if killed {
+            kills += 1;
+        } else {
+            assert!(status.success(), "a restart exited with an error: {status:?}\n{}", last.join("\n"));
+        }
+    }
+    assert!(kills >= 2, "the ingest process should have been killed mid-stream");
+    let (killed, status, last) = run(None);
+    assert!(!killed);
+    assert!(status.success(), "the last run failed: {status:?}\n{}", last.join("\n"));
+
+    common::assert_lake_matches(&Lake::in_data_dir(data.path()), &m);
+    let tally = lantern::ingest::kafka::read_dead_letters(&settings).unwrap();
+    assert_eq!(tally.letters.len() as u64, m.total_invalid(), "every invalid record, once");
+    assert_eq!(tally.by_reason(), m.invalid_by_reason);
+    broker.kill();
 }

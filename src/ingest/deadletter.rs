@@ -12,17 +12,27 @@
 //! ```
 //!
 //! For files, `origin` is `{"file": "...", "line": 12}`.
+//!
+//! **Exactly once in effect.** A record is dead-lettered before its offset is committed, so a
+//! crash between the two makes the record arrive again after the restart and be dead-lettered
+//! again. Each dead letter therefore carries a stable key, its origin (the Kafka message key
+//! `topic/partition/offset`, or `file:line`): a repeat has the same key, and [`Tally`] (what
+//! `lantern dead-letters` shows) counts each key once. The alternative, a transactional
+//! producer committing offsets with the dead letters, would need the lake write inside the same
+//! transaction, which a Parquet lake cannot join; the key costs nothing.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 
 use super::{IngestError, Origin};
 
 /// One rejected record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadLetter {
     pub rejected_at: String,
     pub origin: Origin,
@@ -47,6 +57,60 @@ impl DeadLetter {
             detail: rejection.detail,
             payload,
         }
+    }
+}
+
+/// Dead letters counted once per key (origin): what a sender or an operator needs to see.
+#[derive(Debug, Default, Clone)]
+pub struct Tally {
+    /// The first letter of each key.
+    pub letters: BTreeMap<String, DeadLetter>,
+    /// Letters whose key was already seen (sent again after a crash).
+    pub repeats: u64,
+    /// Records in the sink that are not dead letters.
+    pub unreadable: u64,
+}
+
+impl Tally {
+    pub fn add(&mut self, letter: DeadLetter) {
+        let key = letter.origin.key();
+        if self.letters.contains_key(&key) {
+            self.repeats += 1;
+        } else {
+            self.letters.insert(key, letter);
+        }
+    }
+
+    /// Distinct rejected records by reason code.
+    pub fn by_reason(&self) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for l in self.letters.values() {
+            *out.entry(l.reason.clone()).or_default() += 1;
+        }
+        out
+    }
+
+    /// Every dead-letter file under `<data.dir>/dead-letter/`.
+    pub fn from_files(data_dir: &Path) -> Result<Tally, IngestError> {
+        let dir = data_dir.join("dead-letter");
+        let mut tally = Tally::default();
+        let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries.flatten().map(|e| e.path()).collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(tally),
+            Err(e) => return Err(IngestError::DeadLetter(format!("{}: {e}", dir.display()))),
+        };
+        files.sort();
+        for f in files.iter().filter(|f| f.extension().is_some_and(|e| e == "ndjson")) {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| IngestError::DeadLetter(format!("{}: {e}", f.display())))?;
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                match serde_json::from_str::<DeadLetter>(line) {
+                    Ok(l) => tally.add(l),
+                    Err(_) => tally.unreadable += 1,
+                }
+            }
+        }
+        Ok(tally)
     }
 }
 

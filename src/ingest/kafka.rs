@@ -233,6 +233,11 @@ pub fn consumer(settings: &Settings) -> Result<IngestConsumer, IngestError> {
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false");
+    if !settings.kafka.group_instance_id.is_empty() {
+        // Static membership: a restart within the session timeout reclaims the same
+        // partitions without a rebalance.
+        config.set("group.instance.id", &settings.kafka.group_instance_id);
+    }
     // Two librdkafka defaults that stall a consumer draining a backlog; a configured value
     // wins. fetch.wait.max.ms (500): the mock cluster waits it out on every fetch (measured:
     // 61,000 messages/s drained at 500 ms, 118,000 at 50 ms). fetch.queue.backoff.ms (1000):
@@ -410,6 +415,7 @@ fn write_and_commit(
     let mut waiting_since: Option<Instant> = None;
     let mut last_waiting_log: Option<Instant> = None;
     let mut last_status = Instant::now() - Duration::from_secs(3600);
+    let mut last_drain_check: Option<Instant> = None;
     let take = |messages: Vec<(BorrowedMessage<'_>, Checked, u64)>,
                     ingestor: &mut Ingestor<'_>,
                     next: &mut Offsets,
@@ -542,8 +548,14 @@ fn write_and_commit(
                 } else {
                     waiting_since = None;
                 }
-                if opts.until_idle && !dirty && ingestor.buffered() == 0 {
-                    if let Drained::Yes = drained(consumer, &next)? {
+                // The whole-topic check asks the broker: at most twice a second.
+                if opts.until_idle
+                    && !dirty
+                    && ingestor.buffered() == 0
+                    && last_drain_check.is_none_or(|t| t.elapsed() >= Duration::from_millis(500))
+                {
+                    last_drain_check = Some(Instant::now());
+                    if let Drained::Yes = drained(consumer, &next, names)? {
                         break;
                     }
                 }
@@ -623,19 +635,25 @@ enum Drained {
     No,
 }
 
-/// Whether every assigned partition has been read to its high watermark.
+/// Whether the topics are drained: every assigned partition read to its high watermark, and
+/// every other partition of the topics committed to its end by the group (another member may
+/// still be reading it, or it may belong to a killed member whose session has not expired yet:
+/// `--until-idle` then waits rather than end with part of the topics unread).
 ///
-/// The watermarks come from the consumer's last fetch response where it has one (no round
-/// trip); the broker is asked only for a partition not fetched yet, and the group's committed
-/// offsets only for a partition this run has read nothing from. Asking the broker for every
-/// partition took half a second per check with 15 partitions on the mock cluster.
-fn drained(consumer: &IngestConsumer, next: &Offsets) -> Result<Drained, IngestError> {
+/// The watermarks of assigned partitions come from the consumer's last fetch response where it
+/// has one (no round trip); the broker is asked only for a partition not fetched yet, and the
+/// group's committed offsets only for a partition this run has read nothing from. Asking the
+/// broker for every partition took half a second per check with 15 partitions on the mock
+/// cluster, so the other members' partitions are checked only once this consumer's own are
+/// drained.
+fn drained(
+    consumer: &IngestConsumer,
+    next: &Offsets,
+    names: &[&str],
+) -> Result<Drained, IngestError> {
     let assignment = consumer
         .assignment()
         .map_err(kafka_err("reading the assignment"))?;
-    if assignment.count() == 0 {
-        return Ok(Drained::No);
-    }
     let mut committed: Option<TopicPartitionList> = None;
     for el in assignment.elements() {
         let (topic, partition) = (el.topic(), el.partition());
@@ -668,6 +686,44 @@ fn drained(consumer: &IngestConsumer, next: &Offsets) -> Result<Drained, IngestE
             return Ok(Drained::No);
         }
     }
+    // Our own partitions are done; now the rest of the topics.
+    let mut others = TopicPartitionList::new();
+    for topic in names {
+        let Ok(meta) = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) else {
+            return Ok(Drained::No);
+        };
+        for t in meta.topics() {
+            for p in t.partitions() {
+                if assignment.find_partition(topic, p.id()).is_none() {
+                    others
+                        .add_partition(topic, p.id());
+                }
+            }
+        }
+    }
+    if others.count() == 0 {
+        return Ok(if assignment.count() > 0 { Drained::Yes } else { Drained::No });
+    }
+    let Ok(group) = consumer.committed_offsets(others.clone(), Duration::from_secs(10)) else {
+        return Ok(Drained::No);
+    };
+    for el in others.elements() {
+        let (topic, partition) = (el.topic(), el.partition());
+        let Ok((low, high)) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(5))
+        else {
+            return Ok(Drained::No);
+        };
+        let done = group
+            .find_partition(topic, partition)
+            .and_then(|e| match e.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            })
+            .unwrap_or(low);
+        if done < high {
+            return Ok(Drained::No);
+        }
+    }
     Ok(Drained::Yes)
 }
 
@@ -695,6 +751,30 @@ fn cached_watermarks(
         && low >= 0
         && high >= 0)
         .then_some((low, high))
+}
+
+/// Every dead letter on the dead-letter topic, from the beginning to its current end, with
+/// its key, as [`super::deadletter::Tally`] takes them.
+pub fn read_dead_letters(
+    settings: &Settings,
+) -> Result<super::deadletter::Tally, IngestError> {
+    let consumer: BaseConsumer = crate::kafka::client_config(&settings.kafka)
+        .set("group.id", format!("{}-dead-letter-reader", settings.kafka.group_id))
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(kafka_err("cannot create the dead-letter reader"))?;
+    let mut tally = super::deadletter::Tally::default();
+    let topic = &settings.topics.dead_letter;
+    let mut bad = 0u64;
+    crate::kafka::read_to_end(&consumer, topic, |m| {
+        match m.payload().map(serde_json::from_slice::<DeadLetter>) {
+            Some(Ok(letter)) => tally.add(letter),
+            _ => bad += 1,
+        }
+    })
+    .map_err(kafka_err("reading the dead-letter topic"))?;
+    tally.unreadable = bad;
+    Ok(tally)
 }
 
 /// A flag set by SIGINT or SIGTERM, for a graceful stop.
@@ -776,14 +856,9 @@ impl DeadLetterSink for KafkaDeadLetters {
     fn send(&mut self, letter: &DeadLetter) -> Result<(), IngestError> {
         let payload =
             serde_json::to_string(letter).map_err(|e| IngestError::DeadLetter(e.to_string()))?;
-        let key = match &letter.origin {
-            Origin::Kafka {
-                topic,
-                partition,
-                offset,
-            } => format!("{topic}/{partition}/{offset}"),
-            Origin::File { file, line } => format!("{file}:{line}"),
-        };
+        // The origin is the stable key: a record delivered again after a crash (its offset not
+        // yet committed) is dead-lettered again under the same key, and readers count it once.
+        let key = letter.origin.key();
         let mut record = BaseRecord::to(&self.topic).key(&key).payload(&payload);
         loop {
             match self.producer.send(record) {

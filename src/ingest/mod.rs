@@ -79,8 +79,10 @@ impl IngestError {
     }
 }
 
-/// Where a record came from, kept with its dead letter so the sender can find it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Where a record came from, kept with its dead letter so the sender can find it. It is also
+/// the dead letter's stable key ([`Origin::key`]): a record delivered again after a crash is
+/// rejected again under the same key, so a reader counts it once.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(untagged)]
 pub enum Origin {
     File {
@@ -92,6 +94,20 @@ pub enum Origin {
         partition: i32,
         offset: i64,
     },
+}
+
+impl Origin {
+    /// `topic/partition/offset` or `file:line`: the dead letter's key on the dead-letter topic.
+    pub fn key(&self) -> String {
+        match self {
+            Origin::Kafka {
+                topic,
+                partition,
+                offset,
+            } => format!("{topic}/{partition}/{offset}"),
+            Origin::File { file, line } => format!("{file}:{line}"),
+        }
+    }
 }
 
 /// What a source expects a record to be.
@@ -326,37 +342,35 @@ impl<'r> Checker<'r> {
 /// referral is still a real visit). Linking starts once the first list exists (issued or
 /// imported); before that there is nothing to link to and outcomes are taken as they come.
 ///
-/// The index is built once and brought up to date only when the referral folder changed (its
-/// modification time, which every new or replaced night changes), not on every unknown id.
+/// The index is built once and rebuilt only when the referral folder changed: every writer of
+/// a list stamps `referrals/.changed` with a fresh value (see
+/// [`crate::lake::reference::touch_referrals_root`]), and the folder's modification time
+/// catches one that did not. An unknown id costs a stat and a tiny read, not a listing.
 struct ReferralIndex {
     data_dir: std::path::PathBuf,
-    /// The referral folder's modification time when last read.
-    seen: Option<std::time::SystemTime>,
-    /// Each night read, with its list file's modification time.
-    nights: std::collections::BTreeMap<NaiveDate, Option<std::time::SystemTime>>,
+    /// How often the referral folder was listed (the index is rebuilt only when it changed).
+    listings: u64,
+    /// The folder's signature when last read: modification time and `.changed` stamp.
+    seen: Option<(Option<std::time::SystemTime>, Vec<u8>)>,
+    nights: usize,
     ids: std::collections::HashSet<String>,
-}
-
-fn modified(path: &std::path::Path) -> Option<std::time::SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 impl ReferralIndex {
     fn refresh(&mut self) -> Result<(), IngestError> {
         let root = crate::lake::reference::referrals_root(&self.data_dir);
-        let now = modified(&root);
-        if now.is_some() && now == self.seen {
+        let signature = (
+            std::fs::metadata(&root).and_then(|m| m.modified()).ok(),
+            std::fs::read(root.join(".changed")).unwrap_or_default(),
+        );
+        if signature.0.is_some() && self.seen.as_ref() == Some(&signature) {
             return Ok(());
         }
-        self.seen = now;
+        self.seen = Some(signature);
+        self.listings += 1;
         let nights = crate::lake::reference::referral_nights(&self.data_dir)?;
+        self.nights = nights.len();
         for night in nights {
-            let dir = crate::lake::reference::referrals_dir(&self.data_dir, night);
-            let stamp = modified(&dir.join("referrals.parquet"));
-            if self.nights.get(&night) == Some(&stamp) {
-                continue;
-            }
-            self.nights.insert(night, stamp);
             for r in crate::lake::reference::read_referrals(&self.data_dir, night)? {
                 self.ids.insert(r.referral_id);
             }
@@ -373,7 +387,7 @@ impl ReferralIndex {
             return Ok(Some(true));
         }
         self.refresh()?;
-        if self.nights.is_empty() {
+        if self.nights == 0 {
             return Ok(None);
         }
         Ok(Some(self.ids.contains(id)))
@@ -409,8 +423,9 @@ impl<'r> Ingestor<'r> {
             stats: IngestStats::default(),
             referrals: ReferralIndex {
                 data_dir,
+                listings: 0,
                 seen: None,
-                nights: Default::default(),
+                nights: 0,
                 ids: Default::default(),
             },
         }
@@ -563,3 +578,86 @@ impl<'r> Ingestor<'r> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::{referral_id, Referral};
+
+    fn referral(h: &str, as_of: NaiveDate) -> Referral {
+        Referral {
+            referral_id: referral_id(h, as_of, "rule@1"),
+            as_of,
+            district_code: "11110".into(),
+            dong_code: None,
+            household_id: h.into(),
+            rank: 1,
+            score: 0.5,
+            model: "rule@1".into(),
+            reasons: vec![],
+            placement: None,
+            overrode: None,
+        }
+    }
+
+    /// Known defect (unknown-referral check): the referral folder is listed once, not again
+    /// for every unknown id; a night added, or a night an import rewrote in place, is still
+    /// picked up.
+    #[test]
+    fn the_referral_index_is_read_once_and_again_only_when_the_lists_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let night = NaiveDate::from_ymd_opt(2026, 10, 1).unwrap();
+        let mut index = ReferralIndex {
+            data_dir: dir.path().to_path_buf(),
+            listings: 0,
+            seen: None,
+            nights: 0,
+            ids: Default::default(),
+        };
+        assert_eq!(index.knows("ref_x").unwrap(), None, "no list yet: outcomes pass");
+        let a = referral("hh_aaaaaaaa", night);
+        crate::lake::reference::import_referrals(dir.path(), vec![a.clone()]).unwrap();
+        assert_eq!(index.knows(&a.referral_id).unwrap(), Some(true));
+        let before = index.listings;
+        for i in 0..50 {
+            assert_eq!(index.knows(&format!("ref_unknown{i}")).unwrap(), Some(false));
+        }
+        assert_eq!(index.listings, before, "unknown ids do not re-list the folder");
+        // The same night rewritten by an import: the new id is found.
+        let b = referral("hh_bbbbbbbb", night);
+        crate::lake::reference::import_referrals(dir.path(), vec![b.clone()]).unwrap();
+        assert_eq!(index.knows(&b.referral_id).unwrap(), Some(true));
+        // A new night.
+        let c = referral("hh_cccccccc", night.succ_opt().unwrap());
+        crate::lake::reference::import_referrals(dir.path(), vec![c.clone()]).unwrap();
+        assert_eq!(index.knows(&c.referral_id).unwrap(), Some(true));
+    }
+
+    /// Issue 14.3: a record dead-lettered twice (sent again after a crash) has the same key,
+    /// and the tally shows it once.
+    #[test]
+    fn a_dead_letter_sent_twice_is_counted_once_by_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let letter = |line: u64| {
+            DeadLetter::new(
+                Rejection::new(RejectReason::FutureDate, "observed_on", "too late"),
+                Origin::File {
+                    file: "a.ndjson".into(),
+                    line,
+                },
+                "{}".into(),
+            )
+        };
+        for run in 0..2 {
+            let mut sink = FileDeadLetters::new(&dir.path().join("dead-letter"), &format!("run{run}"));
+            sink.send(&letter(3)).unwrap();
+            sink.send(&letter(run + 7)).unwrap();
+            sink.flush().unwrap();
+        }
+        let tally = deadletter::Tally::from_files(dir.path()).unwrap();
+        assert_eq!(tally.letters.len(), 3);
+        assert_eq!(tally.repeats, 1);
+        assert_eq!(tally.by_reason()["future_date"], 3);
+    }
+}
+

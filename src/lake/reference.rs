@@ -250,11 +250,19 @@ pub fn import_referrals(data_dir: &Path, referrals: Vec<Referral>) -> Result<usi
     Ok(by_night.len())
 }
 
-/// Marks the referral folder as changed (its modification time), for readers that index it
-/// (ingest's outcome links) and re-read it only when it changed. A new night changes it by
-/// itself; a night rewritten in place (an import merging into it) does not, so it calls this.
+/// Marks the referral folder as changed (a fresh stamp in `referrals/.changed`), for readers
+/// that index it (ingest's outcome links) and re-read it only when it changed. Every writer of
+/// a list calls it: imports, issued nights, corrections.
 pub fn touch_referrals_root(data_dir: &Path) -> Result<(), LakeError> {
-    let stamp = chrono::Utc::now().to_rfc3339();
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    // Unique whatever the clock's granularity: time, process and a counter.
+    let stamp = format!(
+        "{} {} {}",
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    );
     super::write_bytes_atomic(&referrals_root(data_dir).join(".changed"), stamp.as_bytes())
 }
 
