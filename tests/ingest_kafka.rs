@@ -627,20 +627,21 @@ fn until_idle_with_a_deadline_says_what_it_waited_for() {
     assert!(err.contains("nowhere.a"), "{err}");
 }
 
-/// Issue 14.2: static membership. An ingest process with a `group.instance.id` is killed with
-/// SIGKILL mid-stream and restarted at once with the same id. The broker still holds the dead
-/// process's session (45 s), and with dynamic membership the new one would wait that out; with
-/// the same instance id it takes the partitions back at once, drains, and exits 0 well before
-/// the session could have expired.
+/// Issue 14.2: static membership. An ingest process with a `group.instance.id` (here through
+/// the KIP-848 group protocol, the only one in which librdkafka's mock cluster knows static
+/// members) is killed with SIGKILL mid-stream and restarted at once with the same id: the
+/// restart waits for its partitions without an error, drains and exits 0, and the lake is
+/// exact. What this cannot show: that the restart reclaims its partitions *at once*. The mock
+/// keeps the dead member until its 30 s session expires whatever the id (measured: 31.5 s with
+/// the same id, 33 s with another), so the fast reclaim is the broker's promise (Kafka 2.3+,
+/// KIP-345), documented in docs/OPERATIONS.md, not something this test proves.
 #[test]
-fn a_restarted_static_member_reclaims_its_partitions_without_waiting_out_the_session() {
+fn a_static_member_killed_and_restarted_at_once_waits_for_its_partitions_and_ends_exact() {
     let s = setup(2_000, "lantern-test-static");
     let data = tempfile::tempdir().unwrap();
     let config = data.path().join("static.toml");
     std::fs::write(
         &config,
-        // librdkafka's mock cluster knows static members only in the KIP-848 group protocol
-        // (its classic protocol ignores group.instance.id); the session stays 45 s there.
         "[kafka]\ngroup_instance_id = \"ingest-1\"\n[kafka.properties]\n\"group.protocol\" = \"consumer\"\n",
     )
     .unwrap();
@@ -675,11 +676,12 @@ fn a_restarted_static_member_reclaims_its_partitions_without_waiting_out_the_ses
     let drain = std::thread::spawn(move || BufReader::new(err).lines().count());
     let status = second.wait().unwrap();
     drain.join().unwrap();
-    let took = started.elapsed();
+    tracing_free_note(started.elapsed());
     assert!(status.success(), "the restart exits 0: {status:?}");
-    assert!(
-        took < Duration::from_secs(40),
-        "took {took:?}: the restart waited for the dead session instead of reclaiming its partitions"
-    );
     assert_lake_matches(&Lake::in_data_dir(data.path()), &s.manifest);
+}
+
+/// How long the restart took, for whoever reads the test output (not asserted: see above).
+fn tracing_free_note(took: Duration) {
+    eprintln!("the restarted static member drained in {took:?}");
 }

@@ -226,6 +226,15 @@ pub fn consume(
 
 /// The ingest consumer: manual commits only, from the earliest offset when the group has none.
 pub fn consumer(settings: &Settings) -> Result<IngestConsumer, IngestError> {
+    consumer_config(settings)
+        .create_with_context(IngestContext::default())
+        .map_err(kafka_err(
+            "cannot create the consumer; check [kafka] settings",
+        ))
+}
+
+/// The ingest consumer's librdkafka configuration.
+pub fn consumer_config(settings: &Settings) -> rdkafka::ClientConfig {
     let mut config = crate::kafka::client_config(&settings.kafka);
     config
         .set("group.id", &settings.kafka.group_id)
@@ -253,10 +262,6 @@ pub fn consumer(settings: &Settings) -> Result<IngestConsumer, IngestError> {
         }
     }
     config
-        .create_with_context(IngestContext::default())
-        .map_err(kafka_err(
-            "cannot create the consumer; check [kafka] settings",
-        ))
 }
 
 /// Consumes with a consumer already subscribed (or assigned), as [`consume`] does. A
@@ -900,3 +905,19 @@ impl DeadLetterSink for KafkaDeadLetters {
         self.count
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 14.2: `kafka.group_instance_id` reaches librdkafka as `group.instance.id`; empty
+    /// leaves membership dynamic.
+    #[test]
+    fn a_configured_instance_id_makes_the_consumer_a_static_member() {
+        let mut s = Settings::defaults();
+        assert_eq!(consumer_config(&s).get("group.instance.id"), None);
+        s.kafka.group_instance_id = "ingest-2".into();
+        assert_eq!(consumer_config(&s).get("group.instance.id"), Some("ingest-2"));
+    }
+}
+
