@@ -788,3 +788,52 @@ async fn an_urgent_report_beats_every_exclusion_and_urgent_days_is_the_setting()
     let night = screen(7).await;
     assert_eq!(find(&night, &late_h).and_then(|r| r.placement), Some(Placement::Urgent));
 }
+
+/// Issue 9.3: for a deployment that hands lists over as files, `lantern issue` makes a dry
+/// run's draft the night's list (history), audited; a second issue of the same night is
+/// refused, and only `supersede` replaces it, moving the replaced referrals to
+/// `withdrawn.parquet`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issuing_a_draft_makes_it_history_once_and_only_supersede_replaces_it() {
+    let w = world();
+    let model = current_model(&w).await;
+    let s = settings(&w.data);
+    let draft = |model: lantern::model::Model, scale: f64| {
+        let data = w.data.clone();
+        let mut s = s.clone();
+        s.screen.capacity_scale = scale;
+        async move {
+            let e = engine(&data).await;
+            lantern::night::run(&e, &model, &s, &Registry::embedded(), tonight(), lantern::night::Delivery::Draft, &indicatif::ProgressBar::hidden())
+                .await
+                .unwrap()
+        }
+    };
+    let first = draft(model.clone(), 0.1).await;
+    assert!(!lantern::lake::reference::is_issued(&w.data, tonight()));
+    let issued = lantern::night::issue(&w.data, tonight(), false).unwrap();
+    assert_eq!(issued.referrals, first.screening.referrals.len());
+    assert_eq!(
+        sorted_ids(&lantern::lake::reference::read_referrals(&w.data, tonight()).unwrap()),
+        sorted_ids(&first.screening.referrals)
+    );
+    assert!(lantern::audit::list(&w.data).unwrap().iter().any(|r| r.action == "issue"));
+    lantern::screen::output::verify_set(&lantern::lake::reference::referrals_dir(&w.data, tonight())).unwrap();
+
+    // A shorter list drafted for the same night: issuing it again is refused...
+    let second = draft(model.clone(), 0.05).await;
+    let err = lantern::night::issue(&w.data, tonight(), false).unwrap_err().to_string();
+    assert!(err.contains("already issued") && err.contains("--supersede"), "{err}");
+    // ... and superseding replaces it; the referrals it dropped are withdrawn, still linked.
+    let replaced = lantern::night::issue(&w.data, tonight(), true).unwrap();
+    let new_ids = sorted_ids(&second.screening.referrals);
+    assert_eq!(
+        sorted_ids(&lantern::lake::reference::read_referrals(&w.data, tonight()).unwrap()),
+        new_ids
+    );
+    let withdrawn = lantern::lake::reference::read_withdrawn(&w.data, tonight()).unwrap();
+    assert_eq!(replaced.withdrawn, withdrawn.len());
+    assert!(!withdrawn.is_empty(), "the shorter list dropped some referrals");
+    assert!(withdrawn.iter().all(|r| !new_ids.contains(&r.referral_id)));
+    assert!(lantern::audit::verify(&w.data).unwrap() >= 4);
+}
