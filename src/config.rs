@@ -47,7 +47,7 @@ pub struct Settings {
     pub capacity: Capacities,
     pub ingest: IngestSettings,
     pub features: FeatureSettings,
-    pub model: crate::model::train::TrainSettings,
+    pub model: TrainSettings,
     pub screen: ScreenSettings,
     pub logging: LoggingSettings,
 }
@@ -395,6 +395,58 @@ fn convert(e: config::ConfigError, layers: &str) -> ConfigError {
         },
     }
 }
+
+
+/// Hyper-parameters (config section `[model]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSettings {
+    /// L2 penalty of the logistic regression.
+    pub logistic_alpha: f64,
+    /// Share of the most recent labelled referrals held out for calibration and metrics.
+    pub holdout_share: f64,
+    pub trees: GbmParams,
+}
+
+impl Default for TrainSettings {
+    fn default() -> Self {
+        TrainSettings {
+            logistic_alpha: 50.0,
+            holdout_share: 0.25,
+            trees: GbmParams::default(),
+        }
+    }
+}
+
+/// Gradient-boosted trees' hyper-parameters (config section `[model.trees]`; also kept in each
+/// saved model).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GbmParams {
+    pub trees: usize,
+    pub depth: usize,
+    pub learning_rate: f64,
+    pub lambda: f64,
+    pub min_child_weight: f64,
+    pub row_sample: f64,
+    pub col_sample: f64,
+    pub seed: u64,
+}
+
+impl Default for GbmParams {
+    fn default() -> Self {
+        GbmParams {
+            trees: 150,
+            depth: 4,
+            learning_rate: 0.1,
+            lambda: 1.0,
+            min_child_weight: 2.0,
+            row_sample: 0.8,
+            col_sample: 0.8,
+            seed: 7,
+        }
+    }
+}
+
 
 #[cfg(test)]
 mod tests {

@@ -95,31 +95,6 @@ pub fn produce_file(
     Ok(n)
 }
 
-/// Produces a simulated population (the output folder of `lantern simulate`) as the agencies
-/// would: each kind's signals to its topic, and the outcomes to the outcome topic. Returns the
-/// messages sent.
-pub fn produce_simulation(
-    producer: &rdkafka::producer::BaseProducer,
-    topics: &crate::config::Topics,
-    sim_dir: &std::path::Path,
-) -> Result<u64, ProduceError> {
-    use crate::contract::{SignalKind, Vocab};
-    let mut n = 0;
-    for kind in SignalKind::ALL {
-        n += produce_file(
-            producer,
-            topics.for_kind(*kind),
-            &crate::sim::signal_file(sim_dir, *kind),
-        )?;
-    }
-    n += produce_file(
-        producer,
-        &topics.case_outcomes,
-        &crate::sim::outcome_file(sim_dir),
-    )?;
-    Ok(n)
-}
-
 /// The `household_id` of a JSON line, without a full parse when the line is well formed.
 fn household_key(line: &str) -> Option<String> {
     #[derive(serde::Deserialize)]

@@ -57,4 +57,5 @@ pub mod pseudonym;
 pub mod registry;
 pub mod screen;
 pub mod sim;
+pub mod stats;
 pub mod status;

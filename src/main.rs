@@ -396,7 +396,7 @@ fn run(cli: Cli) -> Result<()> {
             let producer: rdkafka::producer::BaseProducer =
                 lantern::kafka::producer_config(&settings.kafka).create()?;
             let started = std::time::Instant::now();
-            let n = lantern::kafka::produce_simulation(&producer, &settings.topics, &args.sim)?;
+            let n = lantern::sim::produce_simulation(&producer, &settings.topics, &args.sim)?;
             let secs = started.elapsed().as_secs_f64().max(1e-9);
             println!(
                 "Produced {n} messages to {} in {secs:.1}s ({:.0} messages/s)",
@@ -1020,7 +1020,7 @@ fn demo(base: &Settings, args: DemoArgs) -> Result<()> {
     );
     let producer: rdkafka::producer::BaseProducer =
         lantern::kafka::producer_config(&settings.kafka).create()?;
-    let produced = lantern::kafka::produce_simulation(&producer, &settings.topics, &sim_dir)?;
+    let produced = lantern::sim::produce_simulation(&producer, &settings.topics, &sim_dir)?;
     println!("      {produced} messages");
 
     step(

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use chrono::{Days, NaiveDate};
 use serde::Serialize;
 
-use super::metrics::{brier, pr_auc, roc_auc};
+use crate::stats::{brier, pr_auc, roc_auc};
 use crate::features::FeatureEngine;
 use crate::model::calibrate::{reliability, ReliabilityBin};
 use crate::model::train::{fit, training_set, TrainSettings, TrainingSet};

@@ -1,5 +1,4 @@
 //! Evaluation: ranking, calibration and fairness metrics, and the temporal back-test.
 
 pub mod backtest;
-pub mod metrics;
 pub mod report;

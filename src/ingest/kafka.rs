@@ -578,7 +578,7 @@ fn write_and_commit(
     if dirty || ingestor.buffered() > 0 {
         flush_and_commit(consumer, ingestor, &next, &mut dirty, report)?;
     }
-    crate::metrics::record_ingest(ingestor.stats());
+    crate::metrics::record_ingest(&ingestor.stats().totals());
     Ok(())
 }
 
@@ -604,7 +604,7 @@ fn flush_and_commit(
         "lake flush durable; committing offsets"
     );
     crate::metrics::record_flush();
-    crate::metrics::record_ingest(ingestor.stats());
+    crate::metrics::record_ingest(&ingestor.stats().totals());
     for (topic, parts) in next {
         for (&partition, &offset) in parts {
             if let Some((_, high)) = cached_watermarks(consumer, topic, partition) {

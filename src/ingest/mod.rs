@@ -145,27 +145,14 @@ impl IngestStats {
         self.accepted + self.duplicates + self.total_rejected()
     }
 
-    /// The counters in Prometheus text format.
-    pub fn prometheus(&self) -> String {
-        let mut s = String::new();
-        s.push_str("# HELP lantern_ingest_records_total Records ingested, by result.\n");
-        s.push_str("# TYPE lantern_ingest_records_total counter\n");
-        s.push_str(&format!(
-            "lantern_ingest_records_total{{result=\"accepted\"}} {}\n",
-            self.accepted
-        ));
-        s.push_str(&format!(
-            "lantern_ingest_records_total{{result=\"duplicate\"}} {}\n",
-            self.duplicates
-        ));
-        for (reason, n) in &self.rejected {
-            s.push_str(&format!(
-                "lantern_ingest_records_total{{result=\"rejected\",reason=\"{reason}\"}} {n}\n"
-            ));
+    /// The counters as the metrics endpoint takes them.
+    pub fn totals(&self) -> crate::metrics::IngestTotals<'_> {
+        crate::metrics::IngestTotals {
+            accepted: self.accepted,
+            duplicates: self.duplicates,
+            rejected: self.rejected.iter().map(|(r, n)| (r.as_str(), *n)).collect(),
+            lake_files: self.files,
         }
-        s.push_str("# TYPE lantern_ingest_lake_files_total counter\n");
-        s.push_str(&format!("lantern_ingest_lake_files_total {}\n", self.files));
-        s
     }
 }
 

@@ -25,32 +25,7 @@ use serde::{Deserialize, Serialize};
 /// The most bins a feature is cut into.
 pub const MAX_BINS: usize = 64;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GbmParams {
-    pub trees: usize,
-    pub depth: usize,
-    pub learning_rate: f64,
-    pub lambda: f64,
-    pub min_child_weight: f64,
-    pub row_sample: f64,
-    pub col_sample: f64,
-    pub seed: u64,
-}
-
-impl Default for GbmParams {
-    fn default() -> Self {
-        GbmParams {
-            trees: 150,
-            depth: 4,
-            learning_rate: 0.1,
-            lambda: 1.0,
-            min_child_weight: 2.0,
-            row_sample: 0.8,
-            col_sample: 0.8,
-            seed: 7,
-        }
-    }
-}
+pub use crate::config::GbmParams;
 
 /// A node: a split (`feature`, go left when `x <= threshold`) or a leaf (`feature` is `None`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -288,8 +288,15 @@ pub fn reason(spec: &FeatureSpec, code: &str, contribution: f64) -> ReasonCode {
     }
 }
 
-/// The most points [`crate::sim::rule_score`] gives, to scale it into 0–1.
-const RULE_MAX: f64 = 1000.0 + 600.0 + 9.0;
+/// Today's practice, as points: a cut-off outranks everything, then months overdue, then how
+/// many bills are unpaid. The rule baseline belongs to the model stage; the simulator uses it to
+/// pick its past referral rounds as today's system would.
+pub fn rule_score(cut: bool, max_overdue: u16, unpaid: usize) -> f64 {
+    (if cut { 1000.0 } else { 0.0 }) + 10.0 * max_overdue.min(60) as f64 + unpaid.min(9) as f64
+}
+
+/// The most points [`rule_score`] gives, to scale it into 0–1.
+pub const RULE_MAX: f64 = 1000.0 + 600.0 + 9.0;
 
 fn rule_inputs(p: &RuleParams, row: &[f32]) -> (bool, u16, usize) {
     let cut = row[p.cut] > 0.0;
@@ -330,7 +337,7 @@ fn raw_score(params: &Params, row: &[f32]) -> f64 {
         Params::Trees(g) => g.raw(row),
         Params::Rule(p) => {
             let (cut, overdue, unpaid) = rule_inputs(p, row);
-            crate::sim::rule_score(cut, overdue, unpaid) / RULE_MAX
+            rule_score(cut, overdue, unpaid) / RULE_MAX
         }
     }
 }

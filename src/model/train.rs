@@ -7,35 +7,16 @@ use chrono::NaiveDate;
 use linfa::prelude::*;
 use linfa_logistic::LogisticRegression;
 use ndarray::{Array1, Array2};
-use serde::{Deserialize, Serialize};
+
 
 use super::calibrate::{reliability, Platt};
 use super::{
-    gbm::Gbm, GbmParams, HoldoutMetrics, Kind, Model, ModelError, Params, RuleParams, TrainingInfo,
+    gbm::Gbm, HoldoutMetrics, Kind, Model, ModelError, Params, RuleParams, TrainingInfo,
 };
-use crate::eval::metrics::{brier, pr_auc, roc_auc};
+use crate::stats::{brier, pr_auc, roc_auc};
 use crate::features::{FeatureBatch, FeatureEngine, FeatureSpec, Label};
 
-/// Hyper-parameters (config section `[model]`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainSettings {
-    /// L2 penalty of the logistic regression.
-    pub logistic_alpha: f64,
-    /// Share of the most recent labelled referrals held out for calibration and metrics.
-    pub holdout_share: f64,
-    pub trees: GbmParams,
-}
-
-impl Default for TrainSettings {
-    fn default() -> Self {
-        TrainSettings {
-            logistic_alpha: 50.0,
-            holdout_share: 0.25,
-            trees: GbmParams::default(),
-        }
-    }
-}
+pub use crate::config::TrainSettings;
 
 /// Labelled referrals and their features as of the referral date, row for row.
 #[derive(Debug, Clone, Default)]

@@ -565,14 +565,7 @@ fn months_between(start: NaiveDate, date: NaiveDate) -> usize {
     ((date.year() - start.year()) * 12 + date.month() as i32 - start.month() as i32).max(0) as usize
 }
 
-/// Today's practice, as points: a cut-off outranks everything, then months overdue, then how
-/// many bills are unpaid.
-pub fn rule_score(cut: bool, max_overdue: u16, unpaid: usize) -> f64 {
-    (if cut { 1000.0 } else { 0.0 }) + 10.0 * max_overdue.min(60) as f64 + unpaid.min(9) as f64
-}
-
-/// The most points [`rule_score`] gives, to scale it into 0–1 for the referral record.
-const RULE_MAX: f64 = 1000.0 + 600.0 + 9.0;
+pub use crate::model::{rule_score, RULE_MAX};
 
 /// One past referral, whether its household was truly in crisis then, and its outcome if one
 /// was decided by `end`.
@@ -719,6 +712,31 @@ fn write_history(
     referrals.flush().map_err(io(&referrals_path))?;
     outcomes.flush().map_err(io(&outcomes_path))?;
     Ok(())
+}
+
+/// Produces a simulated population (the output folder of `lantern simulate`) as the agencies
+/// would: each kind's signals to its topic, and the outcomes to the outcome topic. Returns the
+/// messages sent.
+pub fn produce_simulation(
+    producer: &rdkafka::producer::BaseProducer,
+    topics: &crate::config::Topics,
+    sim_dir: &std::path::Path,
+) -> Result<u64, crate::kafka::ProduceError> {
+    use crate::contract::{SignalKind, Vocab};
+    let mut n = 0;
+    for kind in SignalKind::ALL {
+        n += crate::kafka::produce_file(
+            producer,
+            topics.for_kind(*kind),
+            &signal_file(sim_dir, *kind),
+        )?;
+    }
+    n += crate::kafka::produce_file(
+        producer,
+        &topics.case_outcomes,
+        &outcome_file(sim_dir),
+    )?;
+    Ok(n)
 }
 
 #[cfg(test)]

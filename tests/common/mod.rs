@@ -85,6 +85,6 @@ pub fn simulate_to_kafka(
         lantern::kafka::producer_config(&settings.kafka)
             .create()
             .unwrap();
-    lantern::kafka::produce_simulation(&producer, &settings.topics, dir).unwrap();
+    lantern::sim::produce_simulation(&producer, &settings.topics, dir).unwrap();
     m
 }
