@@ -59,3 +59,4 @@ pub mod screen;
 pub mod sim;
 pub mod stats;
 pub mod status;
+pub mod templates;

@@ -101,151 +101,129 @@ pub fn summary(r: &BacktestReport) -> String {
     s
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
+/// The colours of the reliability lines, one per model.
+const COLOURS: [&str; 3] = ["#1b6ca8", "#d1495b", "#66a182"];
 
-/// A reliability chart: predicted against observed per bin, one polyline per model.
-fn reliability_svg(r: &BacktestReport) -> String {
-    let (w, h, pad) = (360.0, 360.0, 40.0);
-    let colours = ["#1b6ca8", "#d1495b", "#66a182"];
-    let mut s = format!(
-        "<svg width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"reliability\">\
-         <rect x=\"{pad}\" y=\"0\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#999\"/>\
-         <line x1=\"{pad}\" y1=\"{}\" x2=\"{w}\" y2=\"0\" stroke=\"#bbb\" stroke-dasharray=\"4\"/>",
-        w - pad,
-        h - pad,
-        h - pad
-    );
-    let x = |p: f64| pad + p * (w - pad);
-    let y = |p: f64| (h - pad) * (1.0 - p);
-    for (i, (name, bins)) in r.reliability.iter().enumerate() {
-        let c = colours[i % colours.len()];
-        let pts: Vec<String> = bins
-            .iter()
-            .map(|b| format!("{:.1},{:.1}", x(b.mean_predicted), y(b.observed_rate)))
-            .collect();
-        let _ = write!(
-            s,
-            "<polyline fill=\"none\" stroke=\"{c}\" stroke-width=\"2\" points=\"{}\"/>",
-            pts.join(" ")
-        );
-        let _ = write!(
-            s,
-            "<text x=\"{}\" y=\"{}\" fill=\"{c}\" font-size=\"12\">{}</text>",
-            pad + 8.0,
-            16.0 + 14.0 * i as f64,
-            esc(name)
-        );
-    }
-    let _ = write!(
-        s,
-        "<text x=\"{}\" y=\"{}\" font-size=\"12\">predicted probability</text>\
-         <text x=\"4\" y=\"{}\" font-size=\"12\" transform=\"rotate(-90 12 {})\">confirmed share</text></svg>",
-        pad + 90.0,
-        h - 10.0,
-        h / 2.0,
-        h / 2.0
-    );
-    s
-}
-
-/// Horizontal bars of one pooled metric per model.
-fn bars_svg(r: &BacktestReport, label: &str, get: fn(&super::backtest::Metrics) -> f64) -> String {
-    let n = r.pooled.len() as f64;
-    let (w, row) = (420.0, 26.0);
-    let mut s = format!(
-        "<svg width=\"{w}\" height=\"{}\" role=\"img\" aria-label=\"{}\">",
-        row * n + 24.0,
-        esc(label)
-    );
-    let _ = write!(
-        s,
-        "<text x=\"0\" y=\"14\" font-size=\"13\" font-weight=\"bold\">{}</text>",
-        esc(label)
-    );
-    for (i, (name, m)) in r.pooled.iter().enumerate() {
-        let v = get(m);
-        let v = if v.is_nan() { 0.0 } else { v.clamp(0.0, 1.0) };
-        let yy = 22.0 + row * i as f64;
-        let _ = write!(
-            s,
-            "<text x=\"0\" y=\"{}\" font-size=\"12\">{}</text><rect x=\"80\" y=\"{}\" width=\"{:.1}\" height=\"16\" fill=\"#1b6ca8\"/>\
-             <text x=\"{:.1}\" y=\"{}\" font-size=\"12\">{:.3}</text>",
-            yy + 12.0,
-            esc(name),
-            yy,
-            v * 280.0,
-            86.0 + v * 280.0,
-            yy + 12.0,
-            v
-        );
-    }
-    s.push_str("</svg>");
-    s
-}
-
-pub fn html(r: &BacktestReport) -> String {
-    let mut s = String::from(
-        "<!doctype html><html lang=\"ko\"><head><meta charset=\"utf-8\"><title>Lantern back-test</title>\
-         <style>body{font-family:system-ui,'Noto Sans KR',sans-serif;margin:2rem;max-width:70rem}\
-         table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}\
-         th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}.charts{display:flex;gap:2rem;flex-wrap:wrap}</style>\
-         </head><body>",
-    );
-    let _ = write!(s, "<h1>Back-test up to {}</h1>", r.data_until);
-    s.push_str("<div class=\"charts\">");
-    s.push_str(&bars_svg(r, "precision at capacity", |m| {
-        m.precision_at_capacity
-    }));
-    s.push_str(&bars_svg(r, "PR-AUC", |m| m.pr_auc));
-    s.push_str(&bars_svg(r, "ROC-AUC", |m| m.roc_auc));
-    s.push_str("</div><h2>Calibration</h2>");
-    s.push_str(&reliability_svg(r));
-    // The tables, from the markdown summary.
-    let mut in_table = false;
-    for line in summary(r).lines() {
-        if let Some(t) = line.strip_prefix("## ") {
-            if in_table {
-                s.push_str("</table>");
-                in_table = false;
-            }
-            let _ = write!(s, "<h2>{}</h2>", esc(t));
-        } else if line.starts_with("|---") {
-            continue;
-        } else if let Some(row) = line.strip_prefix('|') {
-            let cells: Vec<&str> = row
-                .trim_end_matches('|')
-                .split('|')
-                .map(str::trim)
+/// The report page, rendered from the report itself (not from its Markdown): charts as
+/// numbers for the template, tables as rows of formatted cells.
+pub fn html(r: &BacktestReport) -> Result<String, crate::templates::TemplateError> {
+    type Get = fn(&super::backtest::Metrics) -> f64;
+    let charts: [(&str, Get); 3] = [
+        ("precision at capacity", |m| m.precision_at_capacity),
+        ("PR-AUC", |m| m.pr_auc),
+        ("ROC-AUC", |m| m.roc_auc),
+    ];
+    let bars: Vec<serde_json::Value> = charts
+        .iter()
+        .map(|(label, get)| {
+            let bars: Vec<serde_json::Value> = r
+                .pooled
+                .iter()
+                .enumerate()
+                .map(|(i, (name, m))| {
+                    let v = get(m);
+                    let v = if v.is_nan() { 0.0 } else { v.clamp(0.0, 1.0) };
+                    serde_json::json!({
+                        "name": name,
+                        "y": 22.0 + 26.0 * i as f64,
+                        "width": (v * 2800.0).round() / 10.0,
+                        "value": format!("{v:.3}"),
+                    })
+                })
                 .collect();
-            let tag = if in_table { "td" } else { "th" };
-            if !in_table {
-                s.push_str("<table>");
-                in_table = true;
-            }
-            s.push_str("<tr>");
-            for c in cells {
-                let _ = write!(s, "<{tag}>{}</{tag}>", esc(c));
-            }
-            s.push_str("</tr>");
-        } else {
-            if in_table {
-                s.push_str("</table>");
-                in_table = false;
-            }
-            if let Some(item) = line.strip_prefix("- ") {
-                let _ = write!(s, "<p>• {}</p>", esc(item));
-            }
-        }
-    }
-    if in_table {
-        s.push_str("</table>");
-    }
-    s.push_str("</body></html>\n");
-    s
+            serde_json::json!({
+                "label": label,
+                "height": 26.0 * r.pooled.len() as f64 + 24.0,
+                "bars": bars,
+            })
+        })
+        .collect();
+    // The reliability chart: 320 px square plotting area right of a 40 px margin.
+    let reliability: Vec<serde_json::Value> = r
+        .reliability
+        .iter()
+        .enumerate()
+        .map(|(i, (name, bins))| {
+            let points: Vec<String> = bins
+                .iter()
+                .map(|b| {
+                    format!(
+                        "{:.1},{:.1}",
+                        40.0 + b.mean_predicted * 320.0,
+                        320.0 * (1.0 - b.observed_rate)
+                    )
+                })
+                .collect();
+            serde_json::json!({"name": name, "colour": COLOURS[i % COLOURS.len()], "points": points.join(" ")})
+        })
+        .collect();
+    let pooled: Vec<Vec<String>> = r
+        .pooled
+        .iter()
+        .map(|(name, m)| {
+            vec![
+                name.clone(),
+                m.referrals.to_string(),
+                m.confirmed.to_string(),
+                pct(m.precision_at_capacity),
+                pct(m.recall_at_capacity),
+                pct(m.precision_at_top_fifth),
+                f(m.roc_auc),
+                f(m.pr_auc),
+                f(m.brier),
+                f(m.lift_over_rule),
+            ]
+        })
+        .collect();
+    let folds_table: Vec<Vec<String>> = r
+        .folds
+        .iter()
+        .flat_map(|fold| {
+            fold.models.iter().map(move |(name, m)| {
+                vec![
+                    fold.train_before.to_string(),
+                    fold.evaluate_until.to_string(),
+                    fold.train_labels.to_string(),
+                    name.clone(),
+                    pct(m.precision_at_capacity),
+                    f(m.roc_auc),
+                    f(m.pr_auc),
+                    f(m.brier),
+                ]
+            })
+        })
+        .collect();
+    let fairness: Vec<Vec<String>> = r
+        .fairness
+        .iter()
+        .flat_map(|(name, rows)| {
+            rows.iter().map(move |g| {
+                vec![
+                    name.clone(),
+                    g.attribute.clone(),
+                    g.group.clone(),
+                    g.referrals.to_string(),
+                    format!("{} ({})", pct(g.selection_rate), f(g.selection_rate_ratio)),
+                    format!("{} ({})", pct(g.precision), f(g.precision_ratio)),
+                    format!("{} ({})", pct(g.false_negative_rate), f(g.false_negative_rate_ratio)),
+                ]
+            })
+        })
+        .collect();
+    crate::templates::render(
+        "report.html",
+        serde_json::json!({
+            "data_until": r.data_until.to_string(),
+            "horizon_days": r.horizon_days,
+            "folds": r.folds.len(),
+            "bars": bars,
+            "reliability": reliability,
+            "pooled": pooled,
+            "folds_table": folds_table,
+            "fairness": fairness,
+            "caveats": r.caveats,
+        }),
+    )
 }
 
 /// Writes the three files under `<data.dir>/reports/backtest-<time>/` and returns the folder.
@@ -256,6 +234,54 @@ pub fn write(data_dir: &Path, r: &BacktestReport) -> std::io::Result<PathBuf> {
     let json = serde_json::to_string_pretty(r).map_err(std::io::Error::other)?;
     std::fs::write(dir.join("backtest.json"), json)?;
     std::fs::write(dir.join("summary.md"), summary(r))?;
-    std::fs::write(dir.join("report.html"), html(r))?;
+    std::fs::write(dir.join("report.html"), html(r).map_err(std::io::Error::other)?)?;
     Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::backtest::{GroupRow, Metrics};
+
+    /// Issue 10.4: the report page is built from the data, not by re-parsing its Markdown: a
+    /// `|` in a cell no longer splits it, and markup in a value stays text.
+    #[test]
+    fn the_report_page_keeps_a_pipe_in_a_cell_and_escapes_markup() {
+        let m = Metrics {
+            referrals: 10,
+            confirmed: 5,
+            precision_at_capacity: 0.5,
+            recall_at_capacity: 0.4,
+            precision_at_top_fifth: 0.6,
+            roc_auc: 0.7,
+            pr_auc: 0.5,
+            brier: 0.2,
+            lift_over_rule: 1.1,
+        };
+        let row = GroupRow {
+            attribute: "household_type".into(),
+            group: "single|parent".into(),
+            referrals: 3,
+            selection_rate: 0.1,
+            precision: 0.5,
+            false_negative_rate: 0.2,
+            selection_rate_ratio: 1.0,
+            precision_ratio: 1.0,
+            false_negative_rate_ratio: 1.0,
+        };
+        let r = BacktestReport {
+            generated_at: "now".into(),
+            data_until: chrono::NaiveDate::from_ymd_opt(2026, 10, 31).unwrap(),
+            horizon_days: 60,
+            folds: vec![],
+            pooled: [("trees@1".to_string(), m)].into_iter().collect(),
+            reliability: Default::default(),
+            fairness: [("trees@1".to_string(), vec![row])].into_iter().collect(),
+            caveats: vec!["labels <exist> only for visited households".into()],
+        };
+        let page = html(&r).unwrap();
+        assert!(page.contains("<td>single|parent</td>"), "{page}");
+        assert!(page.contains("labels &lt;exist&gt; only"));
+        assert!(page.contains("<svg") && page.contains("trees@1"));
+    }
 }

@@ -14,7 +14,6 @@
 //! complete new one, never a torn mixture. The same hashes go into the audit log.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -28,6 +27,10 @@ use sha2::{Digest, Sha256};
 
 use super::{Priority, ScreenError, Screening};
 use crate::features::FeatureEngine;
+
+fn render(name: &str, ctx: serde_json::Value) -> Result<String, ScreenError> {
+    crate::templates::render(name, ctx).map_err(|e| ScreenError::Output(e.to_string()))
+}
 use crate::lake::reference::{drafts_dir, staging_dir, write_referral_file};
 use crate::registry::Registry;
 
@@ -272,13 +275,6 @@ pub fn write(
     commit(staged, &drafts_dir(data_dir, s.as_of), &[])
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 fn flag(p: Option<&Priority>) -> (&'static str, &'static str) {
     match p {
         Some(Priority::Urgent) => ("Y", ""),
@@ -313,7 +309,7 @@ pub fn stage(
             .or_default()
             .push(r);
     }
-    let mut index = String::new();
+    let mut index = Vec::new();
     for d in registry.iter() {
         let list = by_district
             .get(d.code.as_str())
@@ -371,93 +367,54 @@ pub fn stage(
         hashes.insert(name, sha256(&bytes));
 
         // The caseworker's page.
-        let mut h = String::new();
-        let _ = write!(
-            h,
-            "<!doctype html><html lang=\"ko\"><head><meta charset=\"utf-8\"><title>{} {} 방문 대상 {}</title>{STYLE}</head><body>\
-             <p><a href=\"index.html\">← 전체 시군구</a></p><h1>{} {} ({}) — {} 방문 대상</h1>\
-             <p>모델 <code>{}</code> · 정원 {}명 · 대상 {}명. 위기확률은 방문 시 위기가 확인될 보정된 확률입니다.</p>",
-            esc(&d.sido), esc(&d.name), s.as_of, esc(&d.sido), esc(&d.name), d.code, s.as_of, esc(&s.model),
-            s.districts.get(&d.code).map(|c| c.0).unwrap_or(0), list.len()
-        );
-        if list.is_empty() {
-            h.push_str("<p>오늘 밤 이 시군구의 방문 대상은 없습니다.</p>");
-        } else {
-            h.push_str("<table><tr><th>순위</th><th>가구</th><th>읍면동</th><th>위기확률</th><th>표시</th><th>사유</th><th>근거 신호</th></tr>");
-            for r in &list {
+        let rows: Vec<serde_json::Value> = list
+            .iter()
+            .map(|r| {
                 let (urgent, escalated) = flag(s.priority.get(&r.referral_id));
-                let mut marks = String::new();
-                if !urgent.is_empty() {
-                    marks.push_str("<span class=\"urgent\">긴급</span> ");
-                }
-                if !escalated.is_empty() {
-                    marks.push_str("<span class=\"esc\">반복 미접촉</span>");
-                }
-                if let Some(e) = r.overrode {
-                    let _ = write!(
-                        marks,
-                        " <small title=\"{}\">{} 예외</small>",
-                        e.as_str(),
-                        e.label_ko()
-                    );
-                }
-                let reasons: Vec<String> = r
-                    .reasons
-                    .iter()
-                    .map(|x| {
-                        format!(
-                            "<li>{} <small>({})</small></li>",
-                            esc(&x.label_ko),
-                            esc(&x.label_en)
-                        )
-                    })
-                    .collect();
                 let lines = signals.get(&r.household_id).cloned().unwrap_or_default();
-                let items: Vec<String> = lines
-                    .iter()
-                    .take(20)
-                    .map(|l| {
-                        format!(
-                            "<li>{} · {} · {}</li>",
-                            esc(&l.observed_on),
-                            esc(&l.source),
-                            esc(&l.text)
-                        )
-                    })
-                    .collect();
-                let _ = write!(
-                    h,
-                    "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{:.1}%</td><td>{}</td><td><ol>{}</ol></td>\
-                     <td><details><summary>{}건</summary><ul>{}</ul></details></td></tr>",
-                    r.rank,
-                    esc(&r.household_id),
-                    esc(r.dong_code.as_deref().unwrap_or("")),
-                    r.score * 100.0,
-                    marks,
-                    reasons.join(""),
-                    lines.len(),
-                    items.join("")
-                );
-            }
-            h.push_str("</table>");
-        }
-        h.push_str("</body></html>\n");
-        let name = format!("html/{}.html", d.code);
-        write_file(&dir.join(&name), h.as_bytes())?;
-        hashes.insert(name, sha256(h.as_bytes()));
+                serde_json::json!({
+                    "rank": r.rank,
+                    "household_id": r.household_id,
+                    "dong": r.dong_code.as_deref().unwrap_or(""),
+                    "score_pct": format!("{:.1}", r.score * 100.0),
+                    "urgent": !urgent.is_empty(),
+                    "escalated": !escalated.is_empty(),
+                    "overrode": r.overrode.map(|e| serde_json::json!({"code": e.as_str(), "label": e.label_ko()})),
+                    "reasons": r.reasons.iter().map(|x| serde_json::json!({"label_ko": x.label_ko, "label_en": x.label_en})).collect::<Vec<_>>(),
+                    "signal_count": lines.len(),
+                    "signals": lines.iter().take(20).map(|l| serde_json::json!({"observed_on": l.observed_on, "source": l.source, "text": l.text})).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
         let (cap, n) = s.districts.get(&d.code).copied().unwrap_or((0, 0));
-        let _ = write!(
-            index,
-            "<tr><td>{}</td><td><a href=\"{}.html\">{}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&d.sido), d.code, esc(&d.name), d.code, cap, n
-        );
+        let page = render(
+            "district.html",
+            serde_json::json!({
+                "d": {"sido": d.sido, "name": d.name, "code": d.code},
+                "as_of": s.as_of.to_string(),
+                "model": s.model,
+                "capacity": cap,
+                "rows": rows,
+            }),
+        )?;
+        let name = format!("html/{}.html", d.code);
+        write_file(&dir.join(&name), page.as_bytes())?;
+        hashes.insert(name, sha256(page.as_bytes()));
+        index.push(serde_json::json!({
+            "sido": d.sido, "code": d.code, "name": d.name, "capacity": cap, "listed": n
+        }));
     }
-    let page = format!(
-        "<!doctype html><html lang=\"ko\"><head><meta charset=\"utf-8\"><title>{} 방문 대상 목록</title>{STYLE}</head><body>\
-         <h1>{} 방문 대상 목록</h1><p>모델 <code>{}</code> · 전체 {}명 (긴급 {}, 반복 미접촉 {})</p>\
-         <table><tr><th>시도</th><th>시군구</th><th>코드</th><th>정원</th><th>대상</th></tr>{index}</table></body></html>\n",
-        s.as_of, s.as_of, esc(&s.model), s.counts.referred, s.counts.urgent, s.counts.escalated
-    );
+    let page = render(
+        "index.html",
+        serde_json::json!({
+            "as_of": s.as_of.to_string(),
+            "model": s.model,
+            "referred": s.counts.referred,
+            "urgent": s.counts.urgent,
+            "escalated": s.counts.escalated,
+            "districts": index,
+        }),
+    )?;
     let index_html = html_dir.join("index.html");
     write_file(&index_html, page.as_bytes())?;
     hashes.insert("html/index.html".into(), sha256(page.as_bytes()));
@@ -468,8 +425,3 @@ pub fn stage(
         hashes,
     })
 }
-
-const STYLE: &str = "<style>body{font-family:system-ui,'Noto Sans KR','Malgun Gothic',sans-serif;margin:2rem}\
-table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3rem .5rem;vertical-align:top}\
-th{background:#f3f3f3}.urgent{background:#d1495b;color:#fff;padding:0 .3rem;border-radius:3px}\
-.esc{background:#edae49;padding:0 .3rem;border-radius:3px}ol,ul{margin:0;padding-left:1.2rem}</style>";
