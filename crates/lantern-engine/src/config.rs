@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::registry::{Capacities, Registry, RegistryError};
 
 /// The defaults, compiled in.
-pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
 
 /// The environment variable prefix; `LANTERN__KAFKA__BROKERS` sets `kafka.brokers`.
 pub const ENV_PREFIX: &str = "LANTERN";

@@ -294,7 +294,7 @@ impl Referral {
 ///
 /// ```
 /// use chrono::NaiveDate;
-/// use lantern::contract::referral_id;
+/// use lantern_contract::contract::referral_id;
 /// let night = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
 /// let id = referral_id("hh_abcdefgh", night, "logit@3");
 /// assert_eq!(id, referral_id("hh_abcdefgh", night, "logit@3")); // re-running a night

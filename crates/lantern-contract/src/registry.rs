@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The registry compiled into the binary.
-pub const EMBEDDED_DISTRICTS_CSV: &str = include_str!("../data/districts.csv");
+pub const EMBEDDED_DISTRICTS_CSV: &str = include_str!("../../../data/districts.csv");
 
 /// What sort of local government a district is. Referral capacity defaults by kind, because a
 /// metropolitan 자치구 has far more caseworkers than a rural 군.
@@ -265,7 +265,7 @@ mod tests {
 
     #[test]
     fn embedded_registry_matches_the_shared_registry_when_present() {
-        let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/districts.csv");
+        let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/districts.csv");
         if let Ok(text) = std::fs::read_to_string(shared) {
             assert_eq!(
                 text, EMBEDDED_DISTRICTS_CSV,

@@ -52,7 +52,7 @@ pub fn contains_rrn(s: &str) -> bool {
 /// sees what kind of thing was there). Text without one is returned unchanged.
 ///
 /// ```
-/// use lantern::contract::rrn::mask_rrn;
+/// use lantern_contract::contract::rrn::mask_rrn;
 /// assert_eq!(mask_rrn("주민번호 900101-1234567"), "주민번호 ******-*******");
 /// // Phone numbers and longer digit runs are not identifiers and stay as they are.
 /// assert_eq!(mask_rrn("010-1234-5678"), "010-1234-5678");

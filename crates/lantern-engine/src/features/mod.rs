@@ -34,10 +34,10 @@ use sha2::{Digest, Sha256};
 
 use crate::lake::{date_from_days, days_since_epoch};
 
-const EMBEDDED_SQL: &str = include_str!("../../pipelines/features.sql");
-const EMBEDDED_COHORT: &str = include_str!("../../pipelines/cohort.sql");
-const EMBEDDED_TOML: &str = include_str!("../../pipelines/features.toml");
-const EMBEDDED_LABELS: &str = include_str!("../../pipelines/labels.sql");
+const EMBEDDED_SQL: &str = include_str!("../../../../pipelines/features.sql");
+const EMBEDDED_COHORT: &str = include_str!("../../../../pipelines/cohort.sql");
+const EMBEDDED_TOML: &str = include_str!("../../../../pipelines/features.toml");
+const EMBEDDED_LABELS: &str = include_str!("../../../../pipelines/labels.sql");
 
 /// Columns of `features.sql` that identify and describe a row rather than feed a model.
 pub const KEY_COLUMNS: [&str; 6] = [
