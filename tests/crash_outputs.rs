@@ -44,16 +44,38 @@ fn world() -> (tempfile::TempDir, PathBuf) {
     ok(&lantern(
         &data,
         &[
-            "simulate", "--households", "3000", "--months", "12", "--seed", "5", "--end", NIGHT,
-            "--out", sim.to_str().unwrap(),
+            "simulate",
+            "--households",
+            "3000",
+            "--months",
+            "12",
+            "--seed",
+            "5",
+            "--end",
+            NIGHT,
+            "--out",
+            sim.to_str().unwrap(),
         ],
         &[],
     ));
-    let mut ingest = vec!["ingest".to_string(), "--ingest-day".into(), NIGHT.into(), "--file".into()];
+    let mut ingest = vec![
+        "ingest".to_string(),
+        "--ingest-day".into(),
+        NIGHT.into(),
+        "--file".into(),
+    ];
     for f in ["utility-arrears", "council-reports", "service-gaps"] {
-        ingest.push(sim.join(format!("signals/{f}.ndjson")).display().to_string());
+        ingest.push(
+            sim.join(format!("signals/{f}.ndjson"))
+                .display()
+                .to_string(),
+        );
     }
-    ingest.push(sim.join("outcomes/case-outcomes.ndjson").display().to_string());
+    ingest.push(
+        sim.join("outcomes/case-outcomes.ndjson")
+            .display()
+            .to_string(),
+    );
     let args: Vec<&str> = ingest.iter().map(String::as_str).collect();
     ok(&lantern(&data, &args, &[]));
     ok(&lantern(
@@ -67,7 +89,11 @@ fn world() -> (tempfile::TempDir, PathBuf) {
         ],
         &[],
     ));
-    ok(&lantern(&data, &["train", "--as-of", NIGHT, "--kind", "rule"], &[]));
+    ok(&lantern(
+        &data,
+        &["train", "--as-of", NIGHT, "--kind", "rule"],
+        &[],
+    ));
     (tmp, data)
 }
 
@@ -111,9 +137,17 @@ fn a_screen_killed_at_any_write_leaves_the_old_or_the_new_complete_set() {
         "replace_dir.exchanged",
     ] {
         let o = screen("0.1", Some(point));
-        assert!(killed(&o), "{point}: not killed\n{}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            killed(&o),
+            "{point}: not killed\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         let after = intact_set(&data).unwrap();
-        let expect = if point == "replace_dir.exchanged" { &new } else { &old };
+        let expect = if point == "replace_dir.exchanged" {
+            &new
+        } else {
+            &old
+        };
         assert_eq!(&after, expect, "after a kill at {point}");
         // Back to the old set for the next point.
         ok(&screen("0.05", None));
@@ -130,8 +164,16 @@ fn a_train_killed_at_any_write_leaves_every_model_complete_and_current_loadable(
         "train.save.done",
         "train.current",
     ] {
-        let o = lantern(&data, &["train", "--as-of", NIGHT, "--kind", "rule"], &[("LANTERN_CRASH_AT", point)]);
-        assert!(killed(&o), "{point}: not killed\n{}", String::from_utf8_lossy(&o.stderr));
+        let o = lantern(
+            &data,
+            &["train", "--as-of", NIGHT, "--kind", "rule"],
+            &[("LANTERN_CRASH_AT", point)],
+        );
+        assert!(
+            killed(&o),
+            "{point}: not killed\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         // Every saved version loads; the current one is a complete model.
         let root = lantern::model::artefact::models_dir(&data);
         for e in std::fs::read_dir(&root).unwrap().flatten() {
@@ -146,6 +188,13 @@ fn a_train_killed_at_any_write_leaves_every_model_complete_and_current_loadable(
         assert!(current.id().starts_with("rule@"));
     }
     // A clean run afterwards still works and moves CURRENT on.
-    ok(&lantern(&data, &["train", "--as-of", NIGHT, "--kind", "rule"], &[]));
-    assert_ne!(lantern::model::artefact::load(&data, "").unwrap().id(), before);
+    ok(&lantern(
+        &data,
+        &["train", "--as-of", NIGHT, "--kind", "rule"],
+        &[],
+    ));
+    assert_ne!(
+        lantern::model::artefact::load(&data, "").unwrap().id(),
+        before
+    );
 }

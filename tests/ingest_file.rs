@@ -308,16 +308,30 @@ fn a_truncated_gzip_file_says_where_it_was_cut_and_keeps_the_lines_before() {
         LakeWriter::new(lake.clone()),
         Box::new(&mut dead),
     );
-    let err = ingest_files(&mut ing, &[&cut], 100_000, &indicatif::ProgressBar::hidden())
-        .unwrap_err();
+    let err = ingest_files(
+        &mut ing,
+        &[&cut],
+        100_000,
+        &indicatif::ProgressBar::hidden(),
+    )
+    .unwrap_err();
     let lantern::ingest::IngestError::Truncated { after_line, .. } = &err else {
         panic!("expected a truncation error, got: {err}");
     };
     let after_line = *after_line;
     let msg = err.to_string();
-    assert!(msg.contains(&format!("cut off after line {after_line}")), "{msg}");
-    assert!(msg.contains("kept") && msg.contains("ingest it again"), "{msg}");
-    assert!(!msg.contains("permissions"), "not a permissions problem: {msg}");
+    assert!(
+        msg.contains(&format!("cut off after line {after_line}")),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("kept") && msg.contains("ingest it again"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("permissions"),
+        "not a permissions problem: {msg}"
+    );
     assert!(after_line > 0 && after_line < full.iter().filter(|&&b| b == b'\n').count() as u64);
     drop(ing);
     // Exactly the lines before the cut are in the lake, durably.

@@ -343,14 +343,17 @@ fn a_daemon_running_across_two_midnights_accepts_each_days_records_and_stamps_ea
     use lantern::clock::{IngestDay, ManualClock};
     use rdkafka::producer::{BaseRecord, Producer};
     let mut settings = Settings::defaults();
-    let _cluster = lantern::kafka::start_mock_cluster(&mut settings, "lantern-midnight", 1).unwrap();
+    let _cluster =
+        lantern::kafka::start_mock_cluster(&mut settings, "lantern-midnight", 1).unwrap();
     let registry = Registry::embedded();
     let data = tempfile::tempdir().unwrap();
     let lake = Lake::in_data_dir(data.path());
     // 23:30 in Seoul on 1 November is 14:30 UTC: a server on UTC would still say 1 November
     // for nine more hours after Seoul's midnight.
     let clock = std::sync::Arc::new(ManualClock::new(
-        chrono::Utc.with_ymd_and_hms(2026, 11, 1, 14, 30, 0).unwrap(),
+        chrono::Utc
+            .with_ymd_and_hms(2026, 11, 1, 14, 30, 0)
+            .unwrap(),
     ));
     let start = day();
     let mut ingestor = Ingestor::new(
@@ -373,7 +376,9 @@ fn a_daemon_running_across_two_midnights_accepts_each_days_records_and_stamps_ea
         let today = start + chrono::Days::new(n);
         // Half an hour past each midnight in Seoul (after the first night).
         if n > 0 {
-            let utc = chrono::Utc.with_ymd_and_hms(2026, 11, 1, 15, 30, 0).unwrap()
+            let utc = chrono::Utc
+                .with_ymd_and_hms(2026, 11, 1, 15, 30, 0)
+                .unwrap()
                 + chrono::Duration::days(n as i64 - 1);
             clock.set(utc);
         }
@@ -393,16 +398,31 @@ fn a_daemon_running_across_two_midnights_accepts_each_days_records_and_stamps_ea
         }
         producer.flush(Duration::from_secs(10)).unwrap();
         consume(&settings, &mut ingestor, &opts).unwrap();
-        assert_eq!(ingestor.ingest_day(), today, "the daemon's day follows the clock");
+        assert_eq!(
+            ingestor.ingest_day(),
+            today,
+            "the daemon's day follows the clock"
+        );
     }
     let stats = ingestor.stats();
-    assert_eq!(stats.rejected, BTreeMap::new(), "no day's records are refused");
+    assert_eq!(
+        stats.rejected,
+        BTreeMap::new(),
+        "no day's records are refused"
+    );
     assert_eq!(stats.accepted, 60);
     let mut got = BTreeMap::new();
-    for f in lake.table_files(lantern::lake::Table::UtilityArrears).unwrap() {
+    for f in lake
+        .table_files(lantern::lake::Table::UtilityArrears)
+        .unwrap()
+    {
         for b in lake.read_file(&f).unwrap() {
             use datafusion::arrow::array::AsArray;
-            let ids = b.column_by_name("event_id").unwrap().as_string::<i32>().clone();
+            let ids = b
+                .column_by_name("event_id")
+                .unwrap()
+                .as_string::<i32>()
+                .clone();
             let known = b
                 .column_by_name("reported_on")
                 .unwrap()
@@ -416,7 +436,10 @@ fn a_daemon_running_across_two_midnights_accepts_each_days_records_and_stamps_ea
             }
         }
     }
-    assert_eq!(got, expected, "each record's knowledge date is the day it arrived");
+    assert_eq!(
+        got, expected,
+        "each record's knowledge date is the day it arrived"
+    );
 }
 
 /// Rows in every signal and outcome table of a lake, and the event ids of the signal tables.
@@ -424,7 +447,11 @@ fn lake_ids(lake: &Lake) -> (Vec<String>, usize) {
     use lantern::contract::Vocab;
     let mut ids = Vec::new();
     for kind in lantern::contract::SignalKind::ALL {
-        ids.extend(common::column(lake, lantern::lake::Table::for_kind(*kind), "event_id"));
+        ids.extend(common::column(
+            lake,
+            lantern::lake::Table::for_kind(*kind),
+            "event_id",
+        ));
     }
     let outcomes = common::rows(lake, lantern::lake::Table::Outcomes);
     (ids, outcomes)
@@ -486,7 +513,9 @@ fn two_consumers_in_one_group_one_leaving_mid_stream_lose_nothing_and_count_noth
         (dead, stats, report)
     };
     let (pa, pb) = (opts_a.progress.clone(), opts_b.progress.clone());
-    let taken = |p: &lantern::ingest::kafka::Progress| p.messages.load(std::sync::atomic::Ordering::Relaxed);
+    let taken = |p: &lantern::ingest::kafka::Progress| {
+        p.messages.load(std::sync::atomic::Ordering::Relaxed)
+    };
     let (a, b) = std::thread::scope(|scope| {
         let a = scope.spawn(|| run(&opts_a));
         assert!(
@@ -513,12 +542,20 @@ fn two_consumers_in_one_group_one_leaving_mid_stream_lose_nothing_and_count_noth
         (a, b.join().unwrap())
     });
     let ((dead_a, stats_a, report_a), (dead_b, stats_b, report_b)) = (a, b);
-    assert!(report_a.messages > 0 && report_b.messages > 0, "both consumers took part");
+    assert!(
+        report_a.messages > 0 && report_b.messages > 0,
+        "both consumers took part"
+    );
     let (ids, outcomes) = lake_ids(&lake);
     let mut unique = ids.clone();
     unique.sort();
     unique.dedup();
-    assert_eq!(ids.len(), unique.len(), "{} events written twice", ids.len() - unique.len());
+    assert_eq!(
+        ids.len(),
+        unique.len(),
+        "{} events written twice",
+        ids.len() - unique.len()
+    );
     assert_eq!(ids.len(), expected_signals, "every valid event once");
     assert_eq!(outcomes, expected_outcomes, "every outcome once");
     assert_eq!(
@@ -548,7 +585,8 @@ fn two_consumers_in_one_group_one_leaving_mid_stream_lose_nothing_and_count_noth
 #[test]
 fn a_consumer_without_partitions_waits_and_carries_on_when_they_arrive() {
     let mut settings = Settings::defaults();
-    let _cluster = lantern::kafka::start_mock_cluster(&mut settings, "lantern-test-wait", 1).unwrap();
+    let _cluster =
+        lantern::kafka::start_mock_cluster(&mut settings, "lantern-test-wait", 1).unwrap();
     let sim_dir = tempfile::tempdir().unwrap();
     let manifest = common::simulate_to_kafka(&settings, sim_dir.path(), 2_000, 29, 0.0, 0.0);
     let registry = Registry::embedded();
@@ -575,12 +613,19 @@ fn a_consumer_without_partitions_waits_and_carries_on_when_they_arrive() {
     let load = |a: &std::sync::atomic::AtomicUsize| a.load(std::sync::atomic::Ordering::Relaxed);
     let ((rh, sh), (rw, sw), one_idle) = std::thread::scope(|scope| {
         let h = scope.spawn(|| run(&holder));
-        assert!(wait_for(Duration::from_secs(60), || ph.messages.load(std::sync::atomic::Ordering::Relaxed) > 0));
+        assert!(wait_for(Duration::from_secs(60), || ph
+            .messages
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0));
         let w = scope.spawn(|| run(&waiter));
         // After the rebalance one member holds all four partitions and the other none.
         let one_idle = wait_for(Duration::from_secs(60), || {
             let (a, b) = (load(&ph.assigned), load(&pw.assigned));
-            a + b == 4 && (a == 0 || b == 0) && pw.messages.load(std::sync::atomic::Ordering::Relaxed) + ph.messages.load(std::sync::atomic::Ordering::Relaxed) > 0
+            a + b == 4
+                && (a == 0 || b == 0)
+                && pw.messages.load(std::sync::atomic::Ordering::Relaxed)
+                    + ph.messages.load(std::sync::atomic::Ordering::Relaxed)
+                    > 0
         }) && load(&pw.assigned) == 0;
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let h = h.join().unwrap();
@@ -590,12 +635,19 @@ fn a_consumer_without_partitions_waits_and_carries_on_when_they_arrive() {
     rh.unwrap();
     rw.expect("the waiting consumer ends without an error once the topics are drained");
     let outcomes = manifest.referrals - manifest.open_referrals;
-    assert_eq!(sh.accepted + sw.accepted, manifest.total_valid_signals() + outcomes);
+    assert_eq!(
+        sh.accepted + sw.accepted,
+        manifest.total_valid_signals() + outcomes
+    );
     assert_lake_matches(&lake, &manifest);
     // Whichever member the assignor favoured, the run above is valid; when the late joiner was
     // the idle one, it demonstrably waited with no partitions and then took over.
     if one_idle {
-        assert_eq!(load(&pw.assigned), 4, "the waiting member took over after the other left");
+        assert_eq!(
+            load(&pw.assigned),
+            4,
+            "the waiting member took over after the other left"
+        );
     }
 }
 
@@ -604,13 +656,17 @@ fn a_consumer_without_partitions_waits_and_carries_on_when_they_arrive() {
 #[test]
 fn until_idle_with_a_deadline_says_what_it_waited_for() {
     let mut settings = Settings::defaults();
-    let _cluster = lantern::kafka::start_mock_cluster(&mut settings, "lantern-test-deadline", 1).unwrap();
+    let _cluster =
+        lantern::kafka::start_mock_cluster(&mut settings, "lantern-test-deadline", 1).unwrap();
     // Topics nobody created: the group can never assign anything.
     settings.topics.utility_arrears = "nowhere.a".into();
     settings.topics.council_reports = "nowhere.b".into();
     settings.topics.service_gaps = "nowhere.c".into();
     settings.topics.case_outcomes = "nowhere.d".into();
-    settings.kafka.properties.insert("allow.auto.create.topics".into(), "false".into());
+    settings
+        .kafka
+        .properties
+        .insert("allow.auto.create.topics".into(), "false".into());
     let registry = Registry::embedded();
     let data = tempfile::tempdir().unwrap();
     let mut ing = Ingestor::new(
@@ -623,7 +679,10 @@ fn until_idle_with_a_deadline_says_what_it_waited_for() {
     opts.until_idle = true;
     opts.assignment_timeout = Some(Duration::from_secs(2));
     let err = consume(&settings, &mut ing, &opts).unwrap_err().to_string();
-    assert!(err.contains("no partition assigned after waiting 2s"), "{err}");
+    assert!(
+        err.contains("no partition assigned after waiting 2s"),
+        "{err}"
+    );
     assert!(err.contains("nowhere.a"), "{err}");
 }
 

@@ -653,8 +653,15 @@ async fn a_district_never_holds_two_live_lists_for_one_night_and_withdrawn_ids_s
     assert_ne!(model_a.id(), model_b.id(), "retraining made a new version");
     let rerun = publish_night(&w.data, &model_b, &s, &producer, tonight(), false).await;
     let published = rerun.published.clone().unwrap();
-    assert_eq!((published.sent, published.skipped), (0, ids_a.len()), "nothing sent twice");
-    let d = rerun.differs.clone().expect("a different model makes a different list");
+    assert_eq!(
+        (published.sent, published.skipped),
+        (0, ids_a.len()),
+        "nothing sent twice"
+    );
+    let d = rerun
+        .differs
+        .clone()
+        .expect("a different model makes a different list");
     assert!(d.draft.join("referrals.parquet").exists());
     let on_disk = lantern::lake::reference::read_referrals(&w.data, tonight()).unwrap();
     assert_eq!(sorted_ids(&on_disk), ids_a, "the issued list stands");
@@ -662,8 +669,15 @@ async fn a_district_never_holds_two_live_lists_for_one_night_and_withdrawn_ids_s
     let fixed = publish_night(&w.data, &model_b, &s, &producer, tonight(), true).await;
     let ids_b = sorted_ids(&fixed.screening.referrals);
     let withdrawn = fixed.withdrawn.clone().unwrap();
-    assert_eq!(withdrawn.sent, ids_a.len(), "each replaced referral withdrawn");
-    assert_eq!(sorted_ids(&lantern::lake::reference::read_referrals(&w.data, tonight()).unwrap()), ids_b);
+    assert_eq!(
+        withdrawn.sent,
+        ids_a.len(),
+        "each replaced referral withdrawn"
+    );
+    assert_eq!(
+        sorted_ids(&lantern::lake::reference::read_referrals(&w.data, tonight()).unwrap()),
+        ids_b
+    );
 
     let consumer: rdkafka::consumer::BaseConsumer = lantern::kafka::client_config(&s.kafka)
         .set("group.id", "district-reader")
@@ -672,16 +686,27 @@ async fn a_district_never_holds_two_live_lists_for_one_night_and_withdrawn_ids_s
     let read = lantern::intake::read_intake(&consumer, &s.topics.case_intake, None).unwrap();
     assert_eq!(read.other, 0);
     let live = read.live();
-    assert_eq!(sorted_ids(&live), ids_b, "the live referrals are the corrected list");
+    assert_eq!(
+        sorted_ids(&live),
+        ids_b,
+        "the live referrals are the corrected list"
+    );
     let mut models: BTreeMap<&str, std::collections::BTreeSet<&str>> = BTreeMap::new();
     for r in &live {
-        models.entry(r.district_code.as_str()).or_default().insert(r.model.as_str());
+        models
+            .entry(r.district_code.as_str())
+            .or_default()
+            .insert(r.model.as_str());
     }
     assert!(
         models.values().all(|m| m.len() == 1),
         "a district holds two live lists for one night: {models:?}"
     );
-    let mut w_ids: Vec<String> = read.withdrawals.iter().map(|x| x.referral_id.clone()).collect();
+    let mut w_ids: Vec<String> = read
+        .withdrawals
+        .iter()
+        .map(|x| x.referral_id.clone())
+        .collect();
     w_ids.sort();
     assert_eq!(w_ids, ids_a);
     // Audited as a correction.
@@ -693,7 +718,10 @@ async fn a_district_never_holds_two_live_lists_for_one_night_and_withdrawn_ids_s
     let old = &first.screening.referrals[0];
     let line = format!(
         r#"{{"referral_id":"{}","household_id":"{}","district_code":"{}","outcome":"supported","decided_on":"{}"}}"#,
-        old.referral_id, old.household_id, old.district_code, tonight()
+        old.referral_id,
+        old.household_id,
+        old.district_code,
+        tonight()
     );
     let dead = ingest_lines(&w.data, "late-outcome.ndjson", &[line], tonight());
     assert!(dead.letters.is_empty(), "{:?}", dead.letters);
@@ -703,7 +731,9 @@ async fn a_district_never_holds_two_live_lists_for_one_night_and_withdrawn_ids_s
         .await
         .unwrap();
     assert!(
-        labels.iter().any(|l| l.referral_id == old.referral_id && l.label == 1),
+        labels
+            .iter()
+            .any(|l| l.referral_id == old.referral_id && l.label == 1),
         "the withdrawn referral's outcome is a training label"
     );
 }
@@ -768,13 +798,23 @@ async fn an_urgent_report_beats_every_exclusion_and_urgent_days_is_the_setting()
         let data = w.data.clone();
         async move {
             let e = engine(&data).await;
-            lantern::screen::screen(&e, model, registry, &s.capacity, &s.screen, tonight(), &indicatif::ProgressBar::hidden())
-                .await
-                .unwrap()
+            lantern::screen::screen(
+                &e,
+                model,
+                registry,
+                &s.capacity,
+                &s.screen,
+                tonight(),
+                &indicatif::ProgressBar::hidden(),
+            )
+            .await
+            .unwrap()
         }
     };
     let night = screen(3).await;
-    let find = |n: &lantern::screen::Screening, h: &str| n.referrals.iter().find(|r| r.household_id == h).cloned();
+    let find = |n: &lantern::screen::Screening, h: &str| {
+        n.referrals.iter().find(|r| r.household_id == h).cloned()
+    };
     let open_r = find(&night, &open_h).expect("urgent beats the cool-down");
     assert_eq!(open_r.placement, Some(Placement::Urgent));
     assert_eq!(open_r.overrode, Some(Exclusion::Cooldown));
@@ -786,7 +826,10 @@ async fn an_urgent_report_beats_every_exclusion_and_urgent_days_is_the_setting()
     assert!(find(&night, &late_h).is_none_or(|r| r.placement != Some(Placement::Urgent)));
     // Within 7 days it is.
     let night = screen(7).await;
-    assert_eq!(find(&night, &late_h).and_then(|r| r.placement), Some(Placement::Urgent));
+    assert_eq!(
+        find(&night, &late_h).and_then(|r| r.placement),
+        Some(Placement::Urgent)
+    );
 }
 
 /// Issue 9.3: for a deployment that hands lists over as files, `lantern issue` makes a dry
@@ -804,9 +847,17 @@ async fn issuing_a_draft_makes_it_history_once_and_only_supersede_replaces_it() 
         s.screen.capacity_scale = scale;
         async move {
             let e = engine(&data).await;
-            lantern::night::run(&e, &model, &s, &Registry::embedded(), tonight(), lantern::night::Delivery::Draft, &indicatif::ProgressBar::hidden())
-                .await
-                .unwrap()
+            lantern::night::run(
+                &e,
+                &model,
+                &s,
+                &Registry::embedded(),
+                tonight(),
+                lantern::night::Delivery::Draft,
+                &indicatif::ProgressBar::hidden(),
+            )
+            .await
+            .unwrap()
         }
     };
     let first = draft(model.clone(), 0.1).await;
@@ -817,13 +868,25 @@ async fn issuing_a_draft_makes_it_history_once_and_only_supersede_replaces_it() 
         sorted_ids(&lantern::lake::reference::read_referrals(&w.data, tonight()).unwrap()),
         sorted_ids(&first.screening.referrals)
     );
-    assert!(lantern::audit::list(&w.data).unwrap().iter().any(|r| r.action == "issue"));
-    lantern::screen::output::verify_set(&lantern::lake::reference::referrals_dir(&w.data, tonight())).unwrap();
+    assert!(lantern::audit::list(&w.data)
+        .unwrap()
+        .iter()
+        .any(|r| r.action == "issue"));
+    lantern::screen::output::verify_set(&lantern::lake::reference::referrals_dir(
+        &w.data,
+        tonight(),
+    ))
+    .unwrap();
 
     // A shorter list drafted for the same night: issuing it again is refused...
     let second = draft(model.clone(), 0.05).await;
-    let err = lantern::night::issue(&w.data, tonight(), false).unwrap_err().to_string();
-    assert!(err.contains("already issued") && err.contains("--supersede"), "{err}");
+    let err = lantern::night::issue(&w.data, tonight(), false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("already issued") && err.contains("--supersede"),
+        "{err}"
+    );
     // ... and superseding replaces it; the referrals it dropped are withdrawn, still linked.
     let replaced = lantern::night::issue(&w.data, tonight(), true).unwrap();
     let new_ids = sorted_ids(&second.screening.referrals);
@@ -833,7 +896,10 @@ async fn issuing_a_draft_makes_it_history_once_and_only_supersede_replaces_it() 
     );
     let withdrawn = lantern::lake::reference::read_withdrawn(&w.data, tonight()).unwrap();
     assert_eq!(replaced.withdrawn, withdrawn.len());
-    assert!(!withdrawn.is_empty(), "the shorter list dropped some referrals");
+    assert!(
+        !withdrawn.is_empty(),
+        "the shorter list dropped some referrals"
+    );
     assert!(withdrawn.iter().all(|r| !new_ids.contains(&r.referral_id)));
     assert!(lantern::audit::verify(&w.data).unwrap() >= 4);
 }

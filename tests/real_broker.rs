@@ -102,7 +102,13 @@ fn create_topic(bin: &Path, port: u16, name: &str) {
 
 fn create_topic_with(bin: &Path, port: u16, name: &str, partitions: u32) {
     let ok = Command::new(bin)
-        .args(["topic", "create", name, "--partitions", &partitions.to_string()])
+        .args([
+            "topic",
+            "create",
+            name,
+            "--partitions",
+            &partitions.to_string(),
+        ])
         .args(["--broker", &format!("tcp://127.0.0.1:{port}")])
         .stdout(Stdio::null())
         .status()
@@ -207,7 +213,13 @@ fn an_ingest_killed_again_and_again_and_restarted_at_once_comes_back_by_itself_a
         let mut child = Command::new(env!("CARGO_BIN_EXE_lantern"))
             .args(["--config", config.to_str().unwrap(), "--log-format", "json"])
             .args(["--data-dir", data.path().to_str().unwrap()])
-            .args(["ingest", "--kafka", "--until-idle", "--ingest-day", "2026-11-01"])
+            .args([
+                "ingest",
+                "--kafka",
+                "--until-idle",
+                "--ingest-day",
+                "2026-11-01",
+            ])
             .env("LANTERN__KAFKA__BROKERS", &settings.kafka.brokers)
             .env("LANTERN__KAFKA__GROUP_ID", &settings.kafka.group_id)
             .env("LANTERN__INGEST__BATCH_RECORDS", "400")
@@ -245,17 +257,32 @@ fn an_ingest_killed_again_and_again_and_restarted_at_once_comes_back_by_itself_a
         if killed {
             kills += 1;
         } else {
-            assert!(status.success(), "a restart exited with an error: {status:?}\n{}", last.join("\n"));
+            assert!(
+                status.success(),
+                "a restart exited with an error: {status:?}\n{}",
+                last.join("\n")
+            );
         }
     }
-    assert!(kills >= 2, "the ingest process should have been killed mid-stream");
+    assert!(
+        kills >= 2,
+        "the ingest process should have been killed mid-stream"
+    );
     let (killed, status, last) = run(None);
     assert!(!killed);
-    assert!(status.success(), "the last run failed: {status:?}\n{}", last.join("\n"));
+    assert!(
+        status.success(),
+        "the last run failed: {status:?}\n{}",
+        last.join("\n")
+    );
 
     common::assert_lake_matches(&Lake::in_data_dir(data.path()), &m);
     let tally = lantern::ingest::kafka::read_dead_letters(&settings).unwrap();
-    assert_eq!(tally.letters.len() as u64, m.total_invalid(), "every invalid record, once");
+    assert_eq!(
+        tally.letters.len() as u64,
+        m.total_invalid(),
+        "every invalid record, once"
+    );
     assert_eq!(tally.by_reason(), m.invalid_by_reason);
     broker.kill();
 }

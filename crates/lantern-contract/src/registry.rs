@@ -265,7 +265,8 @@ mod tests {
 
     #[test]
     fn embedded_registry_matches_the_shared_registry_when_present() {
-        let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/districts.csv");
+        let shared =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/districts.csv");
         if let Ok(text) = std::fs::read_to_string(shared) {
             assert_eq!(
                 text, EMBEDDED_DISTRICTS_CSV,

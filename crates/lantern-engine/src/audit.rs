@@ -279,7 +279,11 @@ pub fn verify_with(data_dir: &Path, extra: &[Anchor]) -> Result<usize, AuditErro
         .into_iter()
         .map(|(f, a)| (f.display().to_string(), a))
         .collect();
-    all.extend(extra.iter().map(|a| ("the command line".to_string(), a.clone())));
+    all.extend(
+        extra
+            .iter()
+            .map(|a| ("the command line".to_string(), a.clone())),
+    );
     for (from, a) in &all {
         let broken = |message: String| AuditError::Corrupt {
             path: p.display().to_string(),
@@ -417,9 +421,18 @@ mod tests {
 
         // Without the night's anchor, the one from the summary still catches it.
         std::fs::remove_file(night_dir.join("audit-anchor.json")).unwrap();
-        assert_eq!(verify(dir.path()).unwrap(), 2, "nothing left in the data dir to compare");
-        let err = verify_with(dir.path(), &[night_anchor.clone()]).unwrap_err().to_string();
+        assert_eq!(
+            verify(dir.path()).unwrap(),
+            2,
+            "nothing left in the data dir to compare"
+        );
+        let err = verify_with(dir.path(), &[night_anchor.clone()])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("the command line"), "{err}");
-        assert_eq!(night_anchor.to_string().parse::<Anchor>().unwrap(), night_anchor);
+        assert_eq!(
+            night_anchor.to_string().parse::<Anchor>().unwrap(),
+            night_anchor
+        );
     }
 }

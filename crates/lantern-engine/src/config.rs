@@ -396,7 +396,6 @@ fn convert(e: config::ConfigError, layers: &str) -> ConfigError {
     }
 }
 
-
 /// Hyper-parameters (config section `[model]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -446,7 +445,6 @@ impl Default for GbmParams {
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -20,8 +20,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use rdkafka::consumer::BaseConsumer;
-use rdkafka::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::Message;
 
 use crate::contract::Referral;
 use crate::lake::reference::referrals_dir;

@@ -186,4 +186,3 @@ pub fn read_to_end<C: rdkafka::consumer::ConsumerContext>(
     }
     Ok(())
 }
-

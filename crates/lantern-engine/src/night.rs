@@ -141,10 +141,8 @@ pub async fn run(
     let (producer, topic, supersede) = match delivery {
         Delivery::Draft => {
             let outputs = output::write(data_dir, &screening, registry, &signals)?;
-            let (rec, anchor) = crate::audit::append_anchored(
-                data_dir,
-                record("draft", &outputs.hashes, counts),
-            )?;
+            let (rec, anchor) =
+                crate::audit::append_anchored(data_dir, record("draft", &outputs.hashes, counts))?;
             crate::audit::write_anchor(&outputs.dir.join("audit-anchor.json"), &anchor)?;
             return finish(
                 data_dir,
@@ -201,7 +199,11 @@ pub async fn run(
             let staged = output::stage(data_dir, &screening, registry, &signals)?;
             write_referral_file(&staged.staging.join("withdrawn.parquet"), &gone)?;
             let outputs = output::commit(staged, &dest, &["published.ndjson"])?;
-            let replaced = issued.len() - issued.iter().filter(|r| new.contains(r.referral_id.as_str())).count();
+            let replaced = issued.len()
+                - issued
+                    .iter()
+                    .filter(|r| new.contains(r.referral_id.as_str()))
+                    .count();
             let rec = crate::audit::append(
                 data_dir,
                 record(
@@ -346,7 +348,8 @@ pub fn issue(data_dir: &Path, as_of: NaiveDate, supersede: bool) -> Result<Issue
         *rec.districts.entry(r.district_code.clone()).or_default() += 1;
     }
     rec.outputs = outputs.hashes.clone();
-    rec.detail = serde_json::json!({ "supersede": supersede && already, "withdrawn_total": gone.len() });
+    rec.detail =
+        serde_json::json!({ "supersede": supersede && already, "withdrawn_total": gone.len() });
     crate::lake::reference::touch_referrals_root(data_dir)?;
     let (rec, anchor) = crate::audit::append_anchored(data_dir, rec)?;
     crate::audit::write_anchor(&dest.join("audit-anchor.json"), &anchor)?;

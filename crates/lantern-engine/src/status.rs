@@ -25,4 +25,3 @@ pub fn last_night(data_dir: &Path) -> Option<LastNight> {
     let bytes = std::fs::read(last_night_path(data_dir)).ok()?;
     serde_json::from_slice(&bytes).ok()
 }
-

@@ -16,10 +16,19 @@ pub struct TemplateError {
 }
 
 const TEMPLATES: &[(&str, &str)] = &[
-    ("_style.html", include_str!("../../../templates/_style.html")),
-    ("district.html", include_str!("../../../templates/district.html")),
+    (
+        "_style.html",
+        include_str!("../../../templates/_style.html"),
+    ),
+    (
+        "district.html",
+        include_str!("../../../templates/district.html"),
+    ),
     ("index.html", include_str!("../../../templates/index.html")),
-    ("report.html", include_str!("../../../templates/report.html")),
+    (
+        "report.html",
+        include_str!("../../../templates/report.html"),
+    ),
 ];
 
 fn env() -> &'static Environment<'static> {

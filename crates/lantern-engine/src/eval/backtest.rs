@@ -18,12 +18,12 @@ use std::collections::BTreeMap;
 use chrono::{Days, NaiveDate};
 use serde::Serialize;
 
-use crate::stats::{brier, pr_auc, roc_auc};
 use crate::features::FeatureEngine;
 use crate::model::calibrate::{reliability, ReliabilityBin};
 use crate::model::train::{fit, training_set, TrainSettings, TrainingSet};
 use crate::model::{Kind, ModelError};
 use crate::registry::{Capacities, Registry};
+use crate::stats::{brier, pr_auc, roc_auc};
 
 #[derive(Debug, Clone)]
 pub struct BacktestSettings {

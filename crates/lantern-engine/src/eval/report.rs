@@ -205,7 +205,11 @@ pub fn html(r: &BacktestReport) -> Result<String, crate::templates::TemplateErro
                     g.referrals.to_string(),
                     format!("{} ({})", pct(g.selection_rate), f(g.selection_rate_ratio)),
                     format!("{} ({})", pct(g.precision), f(g.precision_ratio)),
-                    format!("{} ({})", pct(g.false_negative_rate), f(g.false_negative_rate_ratio)),
+                    format!(
+                        "{} ({})",
+                        pct(g.false_negative_rate),
+                        f(g.false_negative_rate_ratio)
+                    ),
                 ]
             })
         })
@@ -234,7 +238,10 @@ pub fn write(data_dir: &Path, r: &BacktestReport) -> std::io::Result<PathBuf> {
     let json = serde_json::to_string_pretty(r).map_err(std::io::Error::other)?;
     std::fs::write(dir.join("backtest.json"), json)?;
     std::fs::write(dir.join("summary.md"), summary(r))?;
-    std::fs::write(dir.join("report.html"), html(r).map_err(std::io::Error::other)?)?;
+    std::fs::write(
+        dir.join("report.html"),
+        html(r).map_err(std::io::Error::other)?,
+    )?;
     Ok(dir)
 }
 

@@ -100,7 +100,10 @@ impl Tally {
             Err(e) => return Err(IngestError::DeadLetter(format!("{}: {e}", dir.display()))),
         };
         files.sort();
-        for f in files.iter().filter(|f| f.extension().is_some_and(|e| e == "ndjson")) {
+        for f in files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "ndjson"))
+        {
             let text = std::fs::read_to_string(f)
                 .map_err(|e| IngestError::DeadLetter(format!("{}: {e}", f.display())))?;
             for line in text.lines().filter(|l| !l.trim().is_empty()) {

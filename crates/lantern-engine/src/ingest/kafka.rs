@@ -422,11 +422,11 @@ fn write_and_commit(
     let mut last_status = Instant::now() - Duration::from_secs(3600);
     let mut last_drain_check: Option<Instant> = None;
     let take = |messages: Vec<(BorrowedMessage<'_>, Checked, u64)>,
-                    ingestor: &mut Ingestor<'_>,
-                    next: &mut Offsets,
-                    dirty: &mut bool,
-                    owner: &Ownership,
-                    report: &mut KafkaReport|
+                ingestor: &mut Ingestor<'_>,
+                next: &mut Offsets,
+                dirty: &mut bool,
+                owner: &Ownership,
+                report: &mut KafkaReport|
      -> Result<(), IngestError> {
         for (m, checked, epoch) in messages {
             let topic = m.topic();
@@ -700,14 +700,17 @@ fn drained(
         for t in meta.topics() {
             for p in t.partitions() {
                 if assignment.find_partition(topic, p.id()).is_none() {
-                    others
-                        .add_partition(topic, p.id());
+                    others.add_partition(topic, p.id());
                 }
             }
         }
     }
     if others.count() == 0 {
-        return Ok(if assignment.count() > 0 { Drained::Yes } else { Drained::No });
+        return Ok(if assignment.count() > 0 {
+            Drained::Yes
+        } else {
+            Drained::No
+        });
     }
     let Ok(group) = consumer.committed_offsets(others.clone(), Duration::from_secs(10)) else {
         return Ok(Drained::No);
@@ -734,11 +737,7 @@ fn drained(
 
 /// The watermarks of a partition as of the consumer's last fetch response, without asking the
 /// broker; `None` before the first fetch. The rdkafka crate does not wrap this librdkafka call.
-fn cached_watermarks(
-    consumer: &IngestConsumer,
-    topic: &str,
-    partition: i32,
-) -> Option<(i64, i64)> {
+fn cached_watermarks(consumer: &IngestConsumer, topic: &str, partition: i32) -> Option<(i64, i64)> {
     let topic = std::ffi::CString::new(topic).ok()?;
     let (mut low, mut high) = (-1i64, -1i64);
     // SAFETY: the client pointer is valid while `consumer` is borrowed; the topic is a
@@ -760,11 +759,12 @@ fn cached_watermarks(
 
 /// Every dead letter on the dead-letter topic, from the beginning to its current end, with
 /// its key, as [`super::deadletter::Tally`] takes them.
-pub fn read_dead_letters(
-    settings: &Settings,
-) -> Result<super::deadletter::Tally, IngestError> {
+pub fn read_dead_letters(settings: &Settings) -> Result<super::deadletter::Tally, IngestError> {
     let consumer: BaseConsumer = crate::kafka::client_config(&settings.kafka)
-        .set("group.id", format!("{}-dead-letter-reader", settings.kafka.group_id))
+        .set(
+            "group.id",
+            format!("{}-dead-letter-reader", settings.kafka.group_id),
+        )
         .set("enable.auto.commit", "false")
         .create()
         .map_err(kafka_err("cannot create the dead-letter reader"))?;
@@ -917,7 +917,9 @@ mod tests {
         let mut s = Settings::defaults();
         assert_eq!(consumer_config(&s).get("group.instance.id"), None);
         s.kafka.group_instance_id = "ingest-2".into();
-        assert_eq!(consumer_config(&s).get("group.instance.id"), Some("ingest-2"));
+        assert_eq!(
+            consumer_config(&s).get("group.instance.id"),
+            Some("ingest-2")
+        );
     }
 }
-

@@ -150,7 +150,11 @@ impl IngestStats {
         crate::metrics::IngestTotals {
             accepted: self.accepted,
             duplicates: self.duplicates,
-            rejected: self.rejected.iter().map(|(r, n)| (r.as_str(), *n)).collect(),
+            rejected: self
+                .rejected
+                .iter()
+                .map(|(r, n)| (r.as_str(), *n))
+                .collect(),
             lake_files: self.files,
         }
     }
@@ -288,7 +292,9 @@ impl<'r> Checker<'r> {
         // One day for the whole chunk: records that arrived together are judged together.
         let day = self.day.today();
         let check = |part: &[(&[u8], Expect)]| -> Vec<Checked> {
-            part.iter().map(|&(p, e)| self.check_on(p, e, day)).collect()
+            part.iter()
+                .map(|&(p, e)| self.check_on(p, e, day))
+                .collect()
         };
         if threads == 1 || records.len() < 2_048 {
             return check(records);
@@ -601,15 +607,25 @@ mod tests {
             nights: 0,
             ids: Default::default(),
         };
-        assert_eq!(index.knows("ref_x").unwrap(), None, "no list yet: outcomes pass");
+        assert_eq!(
+            index.knows("ref_x").unwrap(),
+            None,
+            "no list yet: outcomes pass"
+        );
         let a = referral("hh_aaaaaaaa", night);
         crate::lake::reference::import_referrals(dir.path(), vec![a.clone()]).unwrap();
         assert_eq!(index.knows(&a.referral_id).unwrap(), Some(true));
         let before = index.listings;
         for i in 0..50 {
-            assert_eq!(index.knows(&format!("ref_unknown{i}")).unwrap(), Some(false));
+            assert_eq!(
+                index.knows(&format!("ref_unknown{i}")).unwrap(),
+                Some(false)
+            );
         }
-        assert_eq!(index.listings, before, "unknown ids do not re-list the folder");
+        assert_eq!(
+            index.listings, before,
+            "unknown ids do not re-list the folder"
+        );
         // The same night rewritten by an import: the new id is found.
         let b = referral("hh_bbbbbbbb", night);
         crate::lake::reference::import_referrals(dir.path(), vec![b.clone()]).unwrap();
@@ -636,7 +652,8 @@ mod tests {
             )
         };
         for run in 0..2 {
-            let mut sink = FileDeadLetters::new(&dir.path().join("dead-letter"), &format!("run{run}"));
+            let mut sink =
+                FileDeadLetters::new(&dir.path().join("dead-letter"), &format!("run{run}"));
             sink.send(&letter(3)).unwrap();
             sink.send(&letter(run + 7)).unwrap();
             sink.flush().unwrap();
@@ -647,4 +664,3 @@ mod tests {
         assert_eq!(tally.by_reason()["future_date"], 3);
     }
 }
-

@@ -254,7 +254,9 @@ pub fn sync_tree(dir: &Path) -> Result<(), LakeError> {
             if p.is_dir() {
                 sync_tree(&p)?;
             } else {
-                File::open(&p).and_then(|f| f.sync_all()).map_err(io_err(&p))?;
+                File::open(&p)
+                    .and_then(|f| f.sync_all())
+                    .map_err(io_err(&p))?;
             }
         }
         sync_dir(dir)
@@ -278,7 +280,9 @@ pub fn replace_dir(staging: &Path, dest: &Path) -> Result<(), LakeError> {
     {
         use std::ffi::CString;
         use std::os::unix::ffi::OsStrExt;
-        let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(|e| io_err(p)(std::io::Error::other(e)));
+        let c = |p: &Path| {
+            CString::new(p.as_os_str().as_bytes()).map_err(|e| io_err(p)(std::io::Error::other(e)))
+        };
         let (a, b) = (c(staging)?, c(dest)?);
         // SAFETY: both paths are NUL-terminated strings that outlive the call; AT_FDCWD makes
         // them relative to the working directory as any path is.

@@ -8,13 +8,10 @@ use linfa::prelude::*;
 use linfa_logistic::LogisticRegression;
 use ndarray::{Array1, Array2};
 
-
 use super::calibrate::{reliability, Platt};
-use super::{
-    gbm::Gbm, HoldoutMetrics, Kind, Model, ModelError, Params, RuleParams, TrainingInfo,
-};
-use crate::stats::{brier, pr_auc, roc_auc};
+use super::{gbm::Gbm, HoldoutMetrics, Kind, Model, ModelError, Params, RuleParams, TrainingInfo};
 use crate::features::{FeatureBatch, FeatureEngine, FeatureSpec, Label};
+use crate::stats::{brier, pr_auc, roc_auc};
 
 pub use crate::config::TrainSettings;
 

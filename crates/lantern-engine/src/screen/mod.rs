@@ -41,7 +41,6 @@ use crate::lake::date_from_days;
 use crate::model::{Model, ModelError};
 use crate::registry::{Capacities, Registry};
 
-
 #[derive(Debug, thiserror::Error)]
 pub enum ScreenError {
     #[error(transparent)]

@@ -188,9 +188,8 @@ pub fn commit(staged: Staged, dest: &Path, carry: &[&str]) -> Result<Outputs, Sc
     for name in carry {
         let from = dest.join(name);
         if from.exists() {
-            std::fs::copy(&from, staged.staging.join(name)).map_err(|e| {
-                ScreenError::Output(format!("cannot copy {}: {e}", from.display()))
-            })?;
+            std::fs::copy(&from, staged.staging.join(name))
+                .map_err(|e| ScreenError::Output(format!("cannot copy {}: {e}", from.display())))?;
         }
     }
     crate::lake::sync_tree(&staged.staging).map_err(err)?;
@@ -208,9 +207,8 @@ pub fn commit(staged: Staged, dest: &Path, carry: &[&str]) -> Result<Outputs, Sc
 /// manifests, hashed afresh).
 pub fn existing(dir: &Path) -> Result<Outputs, ScreenError> {
     let hashes = match std::fs::read(dir.join(MANIFEST)) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-            ScreenError::Output(format!("{}: {e}", dir.join(MANIFEST).display()))
-        })?,
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| ScreenError::Output(format!("{}: {e}", dir.join(MANIFEST).display())))?,
         Err(_) => {
             let mut h = BTreeMap::new();
             let bytes = std::fs::read(dir.join("referrals.parquet"))
@@ -254,7 +252,10 @@ fn remove_stale_staging(data_dir: &Path) {
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         // as_of=YYYY-MM-DD-<pid>-<n>
-        let pid = name.rsplitn(3, '-').nth(1).and_then(|p| p.parse::<u32>().ok());
+        let pid = name
+            .rsplitn(3, '-')
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok());
         let alive = pid.is_some_and(|p| {
             p == std::process::id() || Path::new("/proc").join(p.to_string()).exists()
         });
@@ -355,7 +356,10 @@ pub fn stage(
                 r.referral_id.clone(),
                 r.model.clone(),
                 r.as_of.to_string(),
-                r.overrode.map(|e| e.label_ko()).unwrap_or_default().to_string(),
+                r.overrode
+                    .map(|e| e.label_ko())
+                    .unwrap_or_default()
+                    .to_string(),
             ])
             .map_err(csv_err)?;
         }

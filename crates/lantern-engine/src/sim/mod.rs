@@ -731,11 +731,7 @@ pub fn produce_simulation(
             &signal_file(sim_dir, *kind),
         )?;
     }
-    n += crate::kafka::produce_file(
-        producer,
-        &topics.case_outcomes,
-        &outcome_file(sim_dir),
-    )?;
+    n += crate::kafka::produce_file(producer, &topics.case_outcomes, &outcome_file(sim_dir))?;
     Ok(n)
 }
 
