@@ -3,11 +3,11 @@
 //! makes its test fail.
 
 use chrono::NaiveDate;
-use lantern::contract::{
+use lantern_contract::contract::{
     CaseOutcome, Outcome, Record, RejectReason as R, Rejection, SignalBody, Validator,
     NOTE_MAX_CHARS,
 };
-use lantern::registry::Registry;
+use lantern_contract::registry::Registry;
 use serde_json::{json, Value};
 
 fn day() -> NaiveDate {
@@ -799,7 +799,7 @@ fn mixed_streams_tell_signals_from_outcomes() {
 
 // ---- households reference (SPEC §2) ----------------------------------------------------------
 
-fn household_row(overrides: &[(&str, &str)]) -> Result<lantern::contract::Household, Rejection> {
+fn household_row(overrides: &[(&str, &str)]) -> Result<lantern_contract::contract::Household, Rejection> {
     let reg = Registry::embedded();
     let v = Validator::new(&reg, day());
     let mut row: std::collections::HashMap<&str, &str> = [
