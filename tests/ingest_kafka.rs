@@ -705,17 +705,14 @@ fn a_static_member_killed_and_restarted_at_once_waits_for_its_partitions_and_end
     )
     .unwrap();
     let spawn = |until_idle: bool| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lantern"));
-        cmd.args(["--config", config.to_str().unwrap(), "--log-format", "json"])
-            .args(["--data-dir", data.path().to_str().unwrap()])
-            .args(["ingest", "--kafka", "--ingest-day", "2026-11-01"])
-            .env("LANTERN__KAFKA__BROKERS", &s.settings.kafka.brokers)
-            .env("LANTERN__KAFKA__GROUP_ID", &s.settings.kafka.group_id)
-            .env("LANTERN__INGEST__BATCH_RECORDS", "300")
-            .env("RUST_LOG", "lantern=debug")
-            .env("LANTERN_NO_PROGRESS", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        let mut cmd = common::ingest_command(
+            data.path(),
+            &config,
+            &s.settings.kafka.brokers,
+            &s.settings.kafka.group_id,
+            300,
+        );
+        cmd.stderr(Stdio::piped());
         if until_idle {
             cmd.arg("--until-idle");
         }

@@ -210,25 +210,17 @@ fn an_ingest_killed_again_and_again_and_restarted_at_once_comes_back_by_itself_a
     )
     .unwrap();
     let run = |kill_after: Option<u32>| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lantern"))
-            .args(["--config", config.to_str().unwrap(), "--log-format", "json"])
-            .args(["--data-dir", data.path().to_str().unwrap()])
-            .args([
-                "ingest",
-                "--kafka",
-                "--until-idle",
-                "--ingest-day",
-                "2026-11-01",
-            ])
-            .env("LANTERN__KAFKA__BROKERS", &settings.kafka.brokers)
-            .env("LANTERN__KAFKA__GROUP_ID", &settings.kafka.group_id)
-            .env("LANTERN__INGEST__BATCH_RECORDS", "400")
-            .env("RUST_LOG", "lantern=debug")
-            .env("LANTERN_NO_PROGRESS", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = common::ingest_command(
+            data.path(),
+            &config,
+            &settings.kafka.brokers,
+            &settings.kafka.group_id,
+            400,
+        )
+        .arg("--until-idle")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
         let mut flushes = 0;
         let mut killed = false;
         let mut last = Vec::new();

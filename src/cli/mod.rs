@@ -9,9 +9,9 @@ use clap::{Args, Parser, Subcommand};
 use lantern::config::LogFormat;
 
 pub mod audit;
-pub mod common;
 pub mod backtest;
 pub mod check;
+pub mod common;
 pub mod dead_letters;
 pub mod features;
 pub mod import;

@@ -88,3 +88,26 @@ pub fn simulate_to_kafka(
     lantern::sim::produce_simulation(&producer, &settings.topics, dir).unwrap();
     m
 }
+
+/// `lantern ingest --kafka` as a child process against `brokers`, the way the crash tests run
+/// it: JSON logs at debug on stderr (they watch for `lake flush durable`), no progress bars,
+/// the ingest day fixed. The caller adds `--until-idle` and the stdio it wants.
+pub fn ingest_command(
+    data: &std::path::Path,
+    config: &std::path::Path,
+    brokers: &str,
+    group: &str,
+    batch: u32,
+) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lantern"));
+    cmd.args(["--config", config.to_str().unwrap(), "--log-format", "json"])
+        .args(["--data-dir", data.to_str().unwrap()])
+        .args(["ingest", "--kafka", "--ingest-day", "2026-11-01"])
+        .env("LANTERN__KAFKA__BROKERS", brokers)
+        .env("LANTERN__KAFKA__GROUP_ID", group)
+        .env("LANTERN__INGEST__BATCH_RECORDS", batch.to_string())
+        .env("RUST_LOG", "lantern=debug")
+        .env("LANTERN_NO_PROGRESS", "1")
+        .stdout(std::process::Stdio::null());
+    cmd
+}

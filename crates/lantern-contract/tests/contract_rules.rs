@@ -799,7 +799,9 @@ fn mixed_streams_tell_signals_from_outcomes() {
 
 // ---- households reference (SPEC §2) ----------------------------------------------------------
 
-fn household_row(overrides: &[(&str, &str)]) -> Result<lantern_contract::contract::Household, Rejection> {
+fn household_row(
+    overrides: &[(&str, &str)],
+) -> Result<lantern_contract::contract::Household, Rejection> {
     let reg = Registry::embedded();
     let v = Validator::new(&reg, day());
     let mut row: std::collections::HashMap<&str, &str> = [

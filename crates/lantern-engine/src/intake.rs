@@ -147,8 +147,20 @@ pub async fn publish_withdrawals(
             .map_err(|(e, _)| IntakeError::Kafka(e, topic.to_string()))?;
         pending.push((mark, delivery));
     }
+    settle(pending, &ledger, report).await
+}
+
+type Pending = Vec<(String, rdkafka::producer::DeliveryFuture)>;
+
+/// Waits for every delivery, records the acknowledged keys in the ledger, and fails naming the
+/// first undelivered one (a re-run sends what is missing).
+async fn settle(
+    pending: Pending,
+    ledger: &Path,
+    mut report: PublishReport,
+) -> Result<PublishReport, IntakeError> {
     let (acknowledged, failed) = await_deliveries(pending).await;
-    append_ledger(&ledger, &acknowledged)?;
+    append_ledger(ledger, &acknowledged)?;
     report.sent = acknowledged.len();
     if let Some(first) = failed.first() {
         return Err(IntakeError::Undelivered {
@@ -158,8 +170,6 @@ pub async fn publish_withdrawals(
     }
     Ok(report)
 }
-
-type Pending = Vec<(String, rdkafka::producer::DeliveryFuture)>;
 
 /// Waits for every delivery: the acknowledged keys, and the errors of the others.
 async fn await_deliveries(pending: Pending) -> (Vec<String>, Vec<String>) {
@@ -204,16 +214,7 @@ pub async fn publish(
             .map_err(|(e, _)| IntakeError::Kafka(e, topic.to_string()))?;
         pending.push((r.referral_id.clone(), delivery));
     }
-    let (acknowledged, failed) = await_deliveries(pending).await;
-    append_ledger(&ledger, &acknowledged)?;
-    report.sent = acknowledged.len();
-    if let Some(first) = failed.first() {
-        return Err(IntakeError::Undelivered {
-            failed: failed.len(),
-            first: first.clone(),
-        });
-    }
-    Ok(report)
+    settle(pending, &ledger, report).await
 }
 
 /// Reads the live referrals on the intake topic, as a district's system would: every referral

@@ -56,43 +56,45 @@ pub async fn register_all(ctx: &SessionContext, data_dir: &Path) -> Result<(), D
     let has_nights = !referral_nights(data_dir)
         .map_err(|e| DataFusionError::External(Box::new(e)))?
         .is_empty();
-    if has_nights {
-        let root = referrals_root(data_dir).canonicalize()?;
-        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-            .with_file_extension("referrals.parquet");
-        ctx.register_listing_table(
-            "referrals",
-            format!("{}/", root.display()),
-            options,
-            Some(referrals_schema()),
-            None,
-        )
-        .await?;
-    } else {
-        register_empty(ctx, "referrals", referrals_schema())?;
-    }
+    register_lists(ctx, data_dir, "referrals", "referrals.parquet", has_nights).await?;
     // Referrals a correction withdrew: not history (no cool-down, no features), but their
     // outcomes are still labels.
-    let root = referrals_root(data_dir);
-    let has_withdrawn = super::entries(&root)
+    let has_withdrawn = super::entries(&referrals_root(data_dir))
         .map(|dirs| dirs.iter().any(|d| d.join("withdrawn.parquet").exists()))
         .unwrap_or(false);
-    if has_withdrawn {
-        let root = root.canonicalize()?;
-        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-            .with_file_extension("withdrawn.parquet");
-        ctx.register_listing_table(
-            "withdrawn_referrals",
-            format!("{}/", root.display()),
-            options,
-            Some(referrals_schema()),
-            None,
-        )
-        .await?;
-    } else {
-        register_empty(ctx, "withdrawn_referrals", referrals_schema())?;
-    }
+    register_lists(
+        ctx,
+        data_dir,
+        "withdrawn_referrals",
+        "withdrawn.parquet",
+        has_withdrawn,
+    )
+    .await?;
     Ok(())
+}
+
+/// Registers every `<file>` under the referral folder as the table `name` (the referral
+/// schema), or an empty table when there is none yet.
+async fn register_lists(
+    ctx: &SessionContext,
+    data_dir: &Path,
+    name: &str,
+    file: &str,
+    any: bool,
+) -> Result<(), DataFusionError> {
+    if !any {
+        return register_empty(ctx, name, referrals_schema());
+    }
+    let root = referrals_root(data_dir).canonicalize()?;
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(file);
+    ctx.register_listing_table(
+        name,
+        format!("{}/", root.display()),
+        options,
+        Some(referrals_schema()),
+        None,
+    )
+    .await
 }
 
 fn register_empty(
