@@ -903,3 +903,110 @@ async fn issuing_a_draft_makes_it_history_once_and_only_supersede_replaces_it() 
     assert!(withdrawn.iter().all(|r| !new_ids.contains(&r.referral_id)));
     assert!(lantern::audit::verify(&w.data).unwrap() >= 4);
 }
+
+/// Issue 15.1, day one: an agency has signals, a households file and the SPEC §3 outcomes of
+/// the legacy system's referrals, with the legacy system's own referral ids and no lists. Every
+/// outcome is still a label (its referral date estimated from `decided_on`), so `train` fits
+/// and `screen` lists with no extra step; the model card counts the estimated labels. Once a
+/// list exists, a legacy id is still accepted while an unknown Lantern-shaped id is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bare_outcome_feed_with_legacy_ids_and_no_lists_trains_and_screens() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = tmp.path().join("sim");
+    let data = tmp.path().join("data");
+    let registry = Registry::embedded();
+    let params = lantern::sim::SimParams::new(3000, 12, 11);
+    lantern::sim::simulate(&params, &registry, &sim, &indicatif::ProgressBar::hidden()).unwrap();
+    // The legacy feed: the same outcomes under the old system's ids.
+    let outcomes = std::fs::read_to_string(sim.join("outcomes/case-outcomes.ndjson")).unwrap();
+    let legacy: Vec<String> = outcomes
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["referral_id"] = format!("SSIS-2025-{i:06}").into();
+            v.to_string()
+        })
+        .collect();
+    let legacy_path = tmp.path().join("legacy-outcomes.ndjson");
+    std::fs::write(&legacy_path, legacy.join("\n") + "\n").unwrap();
+    let validator = lantern::contract::Validator::new(&registry, tonight());
+    let mut files_dead = MemoryDeadLetters::default();
+    lantern::ingest::reference::import_households(
+        &sim.join("households.csv"),
+        &validator,
+        &data,
+        &mut files_dead,
+    )
+    .unwrap();
+    let mut files: Vec<PathBuf> = ["utility-arrears", "council-reports", "service-gaps"]
+        .iter()
+        .map(|k| sim.join(format!("signals/{k}.ndjson")))
+        .collect();
+    files.push(legacy_path);
+    let mut dead = MemoryDeadLetters::default();
+    ingest(&data, &files, tonight(), &mut dead);
+    assert!(
+        dead.letters.iter().all(|d| d.reason != "unknown_referral"),
+        "legacy ids are not Lantern referrals to look up"
+    );
+
+    let e = engine(&data).await;
+    let t =
+        lantern::model::train::train_all(&e, &TrainSettings::default(), tonight(), &[Kind::Trees])
+            .await
+            .expect("a bare outcome feed is enough to train");
+    let model = lantern::model::artefact::load(&data, &t.current).unwrap();
+    let sources = &model.training.label_sources;
+    assert!(
+        sources.get("estimated").copied().unwrap_or(0) >= 20,
+        "{sources:?}"
+    );
+    assert_eq!(sources.get("referral"), None, "no list, so no exact dates");
+    let card = std::fs::read_to_string(
+        lantern::model::artefact::models_dir(&data)
+            .join(&t.current)
+            .join("MODEL_CARD.md"),
+    )
+    .unwrap();
+    assert!(card.contains("estimated referral date"), "{card}");
+    let s = settings(&data);
+    let night = lantern::screen::screen(
+        &e,
+        &model,
+        &registry,
+        &s.capacity,
+        &s.screen,
+        tonight(),
+        &indicatif::ProgressBar::hidden(),
+    )
+    .await
+    .unwrap();
+    assert!(!night.referrals.is_empty());
+
+    // Linking starts with the first list: a legacy id still passes, a Lantern-shaped unknown
+    // one does not.
+    let first = &night.referrals[0];
+    lantern::lake::reference::import_referrals(&data, vec![first.clone()]).unwrap();
+    let line = |id: &str| {
+        format!(
+            r#"{{"referral_id":"{id}","household_id":"{}","district_code":"{}","outcome":"no_crisis","decided_on":"{}"}}"#,
+            first.household_id,
+            first.district_code,
+            tonight()
+        )
+    };
+    let dead = ingest_lines(
+        &data,
+        "more-outcomes.ndjson",
+        &[
+            line("SSIS-2026-999999"),
+            line("ref_nosuchreferralxxxxxx"),
+            line(&first.referral_id),
+        ],
+        tonight(),
+    );
+    let reasons: Vec<&str> = dead.letters.iter().map(|d| d.reason.as_str()).collect();
+    assert_eq!(reasons, vec!["unknown_referral"], "{:?}", dead.letters);
+    assert!(dead.letters[0].payload.contains("ref_nosuchreferralxxxxxx"));
+}

@@ -313,6 +313,21 @@ pub fn referral_id(household_id: &str, as_of: NaiveDate, model: &str) -> String 
     format!("ref_{}", letters(u128::from_be_bytes(bytes), 20))
 }
 
+/// Whether `id` has the shape of a referral id Lantern makes ([`referral_id`]): `ref_` and 20
+/// lowercase letters. An outcome naming such an id claims to answer a Lantern referral; any
+/// other id belongs to another system (a legacy feed) and is a label of its own.
+///
+/// ```
+/// use lantern_contract::contract::{is_lantern_referral_id, referral_id};
+/// let night = chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+/// assert!(is_lantern_referral_id(&referral_id("hh_abcdefgh", night, "trees@2")));
+/// assert!(!is_lantern_referral_id("SSIS-2025-000123"));
+/// ```
+pub fn is_lantern_referral_id(id: &str) -> bool {
+    id.strip_prefix("ref_")
+        .is_some_and(|rest| rest.len() == 20 && rest.bytes().all(|b| b.is_ascii_lowercase()))
+}
+
 /// `n` base-26 lowercase letters of `x`, most significant first. Ids built this way carry no
 /// digits, so no id can ever look like a resident registration number.
 pub fn letters(mut x: u128, n: usize) -> String {

@@ -88,8 +88,14 @@ pub struct ReasonLabel {
 #[serde(deny_unknown_fields)]
 struct Catalogue {
     lookback_days: u32,
+    #[serde(default = "default_estimated_lag")]
+    estimated_referral_lag_days: u32,
     features: Vec<FeatureDef>,
     reasons: BTreeMap<String, ReasonLabel>,
+}
+
+fn default_estimated_lag() -> u32 {
+    30
 }
 
 /// The feature pipeline: the SQL, the cohort query and the catalogue.
@@ -100,6 +106,9 @@ pub struct FeatureSpec {
     /// Training labels: past referrals with a decided outcome (`{before}` placeholder).
     pub labels_sql: String,
     pub lookback_days: u32,
+    /// For an outcome whose referral no list holds (a legacy system's feed): its referral date
+    /// is estimated as `decided_on` less this many days (`{estimated_lag_days}` in labels.sql).
+    pub estimated_referral_lag_days: u32,
     pub features: Vec<FeatureDef>,
     pub reasons: BTreeMap<String, ReasonLabel>,
     /// Where it came from, for messages: `embedded` or a folder.
@@ -176,6 +185,7 @@ impl FeatureSpec {
             cohort_sql: cohort.to_string(),
             labels_sql: labels.to_string(),
             lookback_days: cat.lookback_days,
+            estimated_referral_lag_days: cat.estimated_referral_lag_days,
             features: cat.features,
             reasons: cat.reasons,
             origin: origin.to_string(),
@@ -227,6 +237,9 @@ pub struct Label {
     pub decided_on: NaiveDate,
     /// 1: the visit confirmed a crisis.
     pub label: u8,
+    /// Where the referral date comes from: `referral` (a list Lantern issued or imported) or
+    /// `estimated` (no list holds the referral: `decided_on` less the configured lag).
+    pub source: String,
 }
 
 /// What identifies and describes one row of features.
@@ -358,7 +371,11 @@ impl FeatureEngine {
         let sql = self
             .spec
             .labels_sql
-            .replace("{before}", &format!("DATE '{before}'"));
+            .replace("{before}", &format!("DATE '{before}'"))
+            .replace(
+                "{estimated_lag_days}",
+                &self.spec.estimated_referral_lag_days.to_string(),
+            );
         let batches = self.ctx.sql(&sql).await?.collect().await?;
         let mut out = Vec::new();
         for b in batches {
@@ -376,6 +393,11 @@ impl FeatureEngine {
             let referrals = text("referral_id")?;
             let districts = text("district_code")?;
             let labels = text("label")?;
+            // Older labels.sql files have no `source`: every label then came from a list.
+            let sources = match b.column_by_name("source") {
+                Some(_) => text("source")?,
+                None => vec!["referral".to_string(); b.num_rows()],
+            };
             let as_of = b
                 .column_by_name("as_of")
                 .ok_or_else(|| FeatureError::Mismatch {
@@ -398,6 +420,7 @@ impl FeatureEngine {
                     referral_id: referrals[i].clone(),
                     district_code: districts[i].clone(),
                     label: u8::from(labels[i] == "1"),
+                    source: sources[i].clone(),
                 });
             }
         }

@@ -493,7 +493,13 @@ impl<'r> Ingestor<'r> {
             } => {
                 self.stats.pseudonymized += pseudonymized as u64;
                 if let LakeRecord::Outcome { outcome, .. } = &record {
-                    if self.referrals.knows(&outcome.referral_id)? == Some(false) {
+                    // Only an outcome that claims to answer a Lantern referral must find it;
+                    // another system's ids (a legacy outcome feed) are labels of their own,
+                    // with an estimated referral date (labels.sql).
+                    let claims_lantern =
+                        crate::contract::is_lantern_referral_id(&outcome.referral_id);
+                    if claims_lantern && self.referrals.knows(&outcome.referral_id)? == Some(false)
+                    {
                         let payload = serde_json::to_string(outcome).unwrap_or_default();
                         let rejection = crate::contract::Rejection::new(
                             crate::contract::RejectReason::UnknownReferral,

@@ -191,6 +191,20 @@ pub fn model_card(m: &Model) -> String {
         "| calibrated and measured on | {} referrals from {} ({} confirmed crises) |",
         t.rows_calibration, t.calibration_from, t.positives_calibration
     );
+    let sources: Vec<String> = t
+        .label_sources
+        .iter()
+        .map(|(k, n)| match k.as_str() {
+            "estimated" => {
+                format!("{n} with an estimated referral date (no list held the referral)")
+            }
+            "referral" => format!("{n} from referral lists"),
+            other => format!("{n} {other}"),
+        })
+        .collect();
+    if !sources.is_empty() {
+        let _ = writeln!(s, "| label sources | {} |", sources.join("; "));
+    }
     let _ = writeln!(
         s,
         "| features | {} (fingerprint `{}`) |",

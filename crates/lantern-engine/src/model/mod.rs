@@ -115,6 +115,10 @@ pub struct TrainingInfo {
     pub positives_fit: usize,
     pub rows_calibration: usize,
     pub positives_calibration: usize,
+    /// Labels by where their referral date came from: `referral` (a list) or `estimated`
+    /// (an outcome no list holds; `decided_on` less the configured lag).
+    #[serde(default)]
+    pub label_sources: std::collections::BTreeMap<String, usize>,
 }
 
 /// Held-out metrics, on the calibration rows.

@@ -165,6 +165,10 @@ pub fn fit(
             positives_fit: y_fit.iter().filter(|&&v| v == 1).count(),
             rows_calibration: n - cut,
             positives_calibration: y_cal.iter().filter(|&&v| v == 1).count(),
+            label_sources: set.labels.iter().fold(Default::default(), |mut m, l| {
+                *m.entry(l.source.clone()).or_insert(0) += 1;
+                m
+            }),
         },
         metrics,
         created_at: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
