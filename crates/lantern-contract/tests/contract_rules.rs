@@ -850,3 +850,33 @@ fn household_rows_follow_their_rules() {
         household_row(&[("head_age_band", band)]).unwrap();
     }
 }
+
+/// Issue 15.1: a past referral list from another system is accepted with its own ids and model
+/// names and without ranks, scores or reasons, and validated like every input: the RRN guard,
+/// the household and district rules, a probability for a score.
+#[test]
+fn imported_referrals_take_any_system_s_ids_and_keep_every_input_rule() {
+    let reg = Registry::embedded();
+    let v = Validator::new(&reg, day());
+    let legacy = json!({"referral_id": "SSIS-2025-000123", "as_of": "2025-09-01",
+        "district_code": "11110", "household_id": "hh_abcdefgh"});
+    let r = v.referral(legacy.to_string().as_bytes()).unwrap();
+    assert_eq!(
+        (r.rank, r.model.as_str(), r.reasons.len()),
+        (1, "imported", 0)
+    );
+    let rejected = |o: Value| v.referral(o.to_string().as_bytes()).unwrap_err();
+    let mut bad = legacy.clone();
+    bad["household_id"] = json!("900101-1234567");
+    assert_eq!(rejected(bad).reason, R::PersonalIdentifier);
+    let mut bad = legacy.clone();
+    bad["district_code"] = json!("99999");
+    assert_eq!(rejected(bad).reason, R::UnknownDistrict);
+    let mut bad = legacy.clone();
+    bad["score"] = json!(1.5);
+    let e = rejected(bad);
+    assert_eq!((e.reason, e.field.as_str()), (R::OutOfRange, "score"));
+    let mut bad = legacy.clone();
+    bad["referral_id"] = json!("");
+    assert_eq!(rejected(bad).reason, R::InvalidLength);
+}

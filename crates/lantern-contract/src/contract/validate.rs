@@ -16,7 +16,7 @@ use super::reject::{RejectReason as R, Rejection};
 use super::rrn::contains_rrn;
 use super::vocab::*;
 use super::{
-    CaseOutcome, CouncilReport, Household, ServiceGap, Signal, SignalBody, UtilityArrears,
+    CaseOutcome, CouncilReport, Household, Referral, ServiceGap, Signal, SignalBody, UtilityArrears,
 };
 use crate::registry::Registry;
 
@@ -165,6 +165,79 @@ impl<'r> Validator<'r> {
             district_code,
             outcome,
             decided_on,
+        })
+    }
+
+    /// Validates one past referral from any system (a SPEC §4 record, e.g. the lists of the
+    /// system Lantern replaces), from raw bytes: the personal-identifier guard first, as for
+    /// every input.
+    pub fn referral(&self, bytes: &[u8]) -> Result<Referral, Rejection> {
+        self.referral_object(&decode(bytes)?)
+    }
+
+    /// Validates one past referral. Its id may be any the SPEC allows (1–64 characters, not
+    /// only Lantern's own), `model` any name, and `rank`, `score`, `model` and `reasons` may be
+    /// absent (another system may not have them): rank 1, score 0, model `imported`, no
+    /// reasons. The household, district, dong and date follow the rules of every input.
+    pub fn referral_object(&self, o: &JsonObject) -> Result<Referral, Rejection> {
+        let referral_id = string_len(o, "referral_id", 1, 64)?.to_string();
+        let as_of = self.date(o, "as_of")?;
+        let household_id = household_id(o)?.to_string();
+        let district_code = self.district(o)?;
+        let dong_code = dong_code(o, &district_code)?;
+        let rank = match optional(o, "rank") {
+            None => 1,
+            Some(_) => integer(o, "rank", 1, 1_000_000)? as u32,
+        };
+        let score = match optional(o, "score") {
+            None => 0.0,
+            Some(Value::Number(n)) => match n.as_f64() {
+                Some(x) if (0.0..=1.0).contains(&x) => x,
+                _ => {
+                    return Err(reject(
+                        R::OutOfRange,
+                        "score",
+                        format!("{n} is not a probability in [0, 1]"),
+                    ))
+                }
+            },
+            Some(v) => {
+                return Err(reject(
+                    R::WrongType,
+                    "score",
+                    format!("expected a number, found {}", type_name(v)),
+                ))
+            }
+        };
+        let model = match optional(o, "model") {
+            None => "imported".to_string(),
+            Some(_) => string_len(o, "model", 1, 64)?.to_string(),
+        };
+        let reasons =
+            match optional(o, "reasons") {
+                None => Vec::new(),
+                Some(v) => {
+                    serde_json::from_value::<Vec<super::ReasonCode>>(v.clone()).map_err(|e| {
+                        reject(
+                    R::WrongType,
+                    "reasons",
+                    format!("expected an array of {{code, label_ko, label_en, contribution}}: {e}"),
+                )
+                    })?
+                }
+            };
+        Ok(Referral {
+            referral_id,
+            as_of,
+            district_code,
+            dong_code,
+            household_id,
+            rank,
+            score,
+            model,
+            reasons,
+            placement: None,
+            overrode: None,
         })
     }
 

@@ -92,8 +92,10 @@ pub fn import_households(
 }
 
 /// Reads past referrals (one SPEC §4 JSON record per line) and files them by night under
-/// `<data.dir>/referrals/`. A record must pass the SPEC §4 output checks and name a registered
-/// district.
+/// `<data.dir>/referrals/`, validated by [`Validator::referral`]: any system's ids (not only
+/// Lantern's), any model name, `rank`, `score`, `model` and `reasons` optional; the
+/// personal-identifier guard, household, district and date rules as for every input. Each
+/// rejected line goes to the dead-letter sink with its reason and field.
 pub fn import_referral_history(
     path: &Path,
     validator: &Validator,
@@ -113,20 +115,9 @@ pub fn import_referral_history(
             file: path.display().to_string(),
             line: line_no,
         };
-        let parsed: Result<Referral, Rejection> = serde_json::from_str::<Referral>(&text)
-            .map_err(|e| Rejection::new(RejectReason::MalformedJson, "", e.to_string()))
-            .and_then(|r| {
-                r.check()
-                    .map_err(|e| Rejection::new(RejectReason::OutOfRange, "", e.to_string()))?;
-                if !validator.registry().contains(&r.district_code) {
-                    return Err(Rejection::new(
-                        RejectReason::UnknownDistrict,
-                        "district_code",
-                        format!("`{}` is not in the district registry", r.district_code),
-                    ));
-                }
-                Ok(r)
-            });
+        // Validated like every input: the personal-identifier guard, the id, household and
+        // district rules; another system's ids, model names and missing fields are fine.
+        let parsed: Result<Referral, Rejection> = validator.referral(text.as_bytes());
         match parsed {
             Ok(r) => {
                 report.accepted += 1;
