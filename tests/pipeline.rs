@@ -830,6 +830,18 @@ async fn an_urgent_report_beats_every_exclusion_and_urgent_days_is_the_setting()
         find(&night, &late_h).and_then(|r| r.placement),
         Some(Placement::Urgent)
     );
+    // Known defect: the caseworker's page names the council's concerns in Korean, the
+    // contract's code kept for a tooltip.
+    let e = engine(&w.data).await;
+    let lines = lantern::screen::output::signals_behind(&e, tonight(), &[open_h.clone()])
+        .await
+        .unwrap();
+    let council = lines[&open_h]
+        .iter()
+        .find(|l| l.text.starts_with("인적안전망 신고 (긴급도 3)"))
+        .expect("the urgent report is behind the referral");
+    assert!(council.text.contains("자살 위험"), "{}", council.text);
+    assert_eq!(council.codes, "suicide_risk");
 }
 
 /// Issue 9.3: for a deployment that hands lists over as files, `lantern issue` makes a dry

@@ -41,6 +41,9 @@ pub struct SignalLine {
     pub source: String,
     /// In Korean: `전기요금 3개월 체납 (공급 중단)`.
     pub text: String,
+    /// The contract's codes behind the Korean words (`isolation,food`, `energy_voucher`), for a
+    /// tooltip: what the sending agency wrote.
+    pub codes: String,
 }
 
 /// The files written and their SHA-256.
@@ -67,6 +70,21 @@ fn utility_ko(u: &str) -> &str {
     }
 }
 
+fn program_ko(p: &str) -> &str {
+    match p {
+        "basic_livelihood" => "기초생활보장",
+        "emergency_welfare" => "긴급복지지원",
+        "housing_benefit" => "주거급여",
+        "basic_pension" => "기초연금",
+        "disability_pension" => "장애인연금",
+        "child_allowance" => "아동수당",
+        "energy_voucher" => "에너지바우처",
+        "medical_aid" => "의료급여",
+        "other" => "기타 서비스",
+        other => other,
+    }
+}
+
 fn gap_ko(g: &str) -> &str {
     match g {
         "benefit_terminated" => "급여 중지",
@@ -85,6 +103,7 @@ pub async fn signals_behind(
     households: &[String],
 ) -> Result<HashMap<String, Vec<SignalLine>>, ScreenError> {
     let ctx = engine.context();
+    let spec = engine.spec();
     let schema = Arc::new(Schema::new(vec![Field::new(
         "household_id",
         DataType::Utf8,
@@ -131,6 +150,24 @@ pub async fn signals_behind(
                 }
             };
             for i in 0..b.num_rows() {
+                // Council concerns in Korean, from the feature catalogue's reason labels.
+                let concerns_ko = || -> String {
+                    v(3, i)
+                        .split(',')
+                        .filter(|c| !c.is_empty())
+                        .map(|c| {
+                            spec.reason_label(&format!("concern_{c}"))
+                                .map(|l| l.ko.clone())
+                                .unwrap_or_else(|| c.to_string())
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let codes = match v(6, i).as_str() {
+                    "arrears" => v(3, i),
+                    "council" => v(3, i),
+                    _ => format!("{} {}", v(3, i), v(4, i)),
+                };
                 let text = match v(6, i).as_str() {
                     "arrears" => format!(
                         "{} {}개월 체납{}",
@@ -142,13 +179,14 @@ pub async fn signals_behind(
                             ""
                         }
                     ),
-                    "council" => format!("인적안전망 신고 (긴급도 {}): {}", v(4, i), v(3, i)),
-                    _ => format!("복지 서비스: {} {}", v(3, i), gap_ko(&v(4, i))),
+                    "council" => format!("인적안전망 신고 (긴급도 {}): {}", v(4, i), concerns_ko()),
+                    _ => format!("복지 서비스: {} {}", program_ko(&v(3, i)), gap_ko(&v(4, i))),
                 };
                 out.entry(v(0, i)).or_default().push(SignalLine {
                     observed_on: v(1, i),
                     source: v(2, i),
                     text,
+                    codes,
                 });
             }
         }
@@ -386,7 +424,7 @@ pub fn stage(
                     "overrode": r.overrode.map(|e| serde_json::json!({"code": e.as_str(), "label": e.label_ko()})),
                     "reasons": r.reasons.iter().map(|x| serde_json::json!({"label_ko": x.label_ko, "label_en": x.label_en})).collect::<Vec<_>>(),
                     "signal_count": lines.len(),
-                    "signals": lines.iter().take(20).map(|l| serde_json::json!({"observed_on": l.observed_on, "source": l.source, "text": l.text})).collect::<Vec<_>>(),
+                    "signals": lines.iter().take(20).map(|l| serde_json::json!({"observed_on": l.observed_on, "source": l.source, "text": l.text, "codes": l.codes})).collect::<Vec<_>>(),
                 })
             })
             .collect();
