@@ -1022,3 +1022,67 @@ async fn a_bare_outcome_feed_with_legacy_ids_and_no_lists_trains_and_screens() {
     assert_eq!(reasons, vec!["unknown_referral"], "{:?}", dead.letters);
     assert!(dead.letters[0].payload.contains("ref_nosuchreferralxxxxxx"));
 }
+
+/// Known defect: lists were always filled to capacity, however low the scores. With a minimum
+/// score a district's list by score stops there, the page says so, and urgent households stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_minimum_score_leaves_seats_empty_and_the_page_says_so() {
+    let w = world();
+    let model = current_model(&w).await;
+    let registry = Registry::embedded();
+    let e = engine(&w.data).await;
+    let s = settings(&w.data);
+    let full = lantern::screen::screen(
+        &e,
+        &model,
+        &registry,
+        &s.capacity,
+        &s.screen,
+        tonight(),
+        &indicatif::ProgressBar::hidden(),
+    )
+    .await
+    .unwrap();
+    let mut scores: Vec<f64> = full.referrals.iter().map(|r| r.score).collect();
+    scores.sort_by(f64::total_cmp);
+    let min = scores[scores.len() / 2];
+    let mut strict = s.clone();
+    strict.screen.min_score = min;
+    let cut = lantern::screen::screen(
+        &e,
+        &model,
+        &registry,
+        &strict.capacity,
+        &strict.screen,
+        tonight(),
+        &indicatif::ProgressBar::hidden(),
+    )
+    .await
+    .unwrap();
+    assert!(cut.referrals.len() < full.referrals.len());
+    assert!(cut
+        .referrals
+        .iter()
+        .all(|r| r.score >= min || r.placement.is_some()));
+    let (code, (m, n)) = cut
+        .below_min_score
+        .iter()
+        .next()
+        .expect("some list was shortened");
+    assert_eq!(*m, min);
+    assert!(*n > 0);
+    let out =
+        lantern::screen::output::write(&w.data, &cut, &registry, &Default::default()).unwrap();
+    let page = std::fs::read_to_string(out.dir.join(format!("html/{code}.html"))).unwrap();
+    assert!(page.contains("최소 위기확률"), "{page}");
+    // A minimum outside [0, 1] is refused with the key named.
+    let bad = std::env::temp_dir().join("lantern-min-score.toml");
+    std::fs::write(&bad, "[screen]\nmin_score = 1.5\n").unwrap();
+    let err = Settings::load(&lantern::config::Sources {
+        file: Some(bad),
+        env: None,
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("screen.min_score"), "{err}");
+}

@@ -79,6 +79,23 @@ pub struct ScreenSettings {
     /// Scale applied to every district's capacity (1.0 = as configured). Lets a simulated
     /// population of a fraction of the country get lists of a realistic size.
     pub capacity_scale: f64,
+    /// No household is listed by score below this calibrated probability (0: lists are filled
+    /// to capacity whatever the scores). Urgent and escalated households are listed anyway.
+    #[serde(default)]
+    pub min_score: f64,
+    /// Per-district minimum scores, by district code, overriding `min_score`.
+    #[serde(default)]
+    pub min_score_districts: BTreeMap<String, f64>,
+}
+
+impl ScreenSettings {
+    /// The minimum score of a district's list by score.
+    pub fn min_score_for(&self, district: &str) -> f64 {
+        self.min_score_districts
+            .get(district)
+            .copied()
+            .unwrap_or(self.min_score)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -339,6 +356,29 @@ impl Settings {
         }
         if !(self.screen.capacity_scale > 0.0) {
             return Err(bad("screen.capacity_scale", "must be above 0".into()));
+        }
+        let scores = std::iter::once(("screen.min_score".to_string(), self.screen.min_score))
+            .chain(
+                self.screen
+                    .min_score_districts
+                    .iter()
+                    .map(|(d, v)| (format!("screen.min_score_districts.{d}"), *v)),
+            );
+        for (key, v) in scores {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(bad(&key, format!("{v} is not a probability in [0, 1]")));
+            }
+        }
+        for d in self.screen.min_score_districts.keys() {
+            // With a registry file of its own, codes are checked when the registry is loaded.
+            let known =
+                crate::registry::Registry::embedded().contains(d) || !self.registry.file.is_empty();
+            if !known {
+                return Err(bad(
+                    &format!("screen.min_score_districts.{d}"),
+                    format!("`{d}` is not a district code of the registry"),
+                ));
+            }
         }
         if self.screen.escalate_after == 0 {
             return Err(bad("screen.escalate_after", "must be at least 1".into()));

@@ -121,6 +121,9 @@ pub struct Screening {
     pub counts: ScreenCounts,
     /// Every registered district with its capacity and list length (zero included).
     pub districts: BTreeMap<String, (u32, u32)>,
+    /// Districts whose list the minimum score shortened: the minimum and how many seats it left
+    /// empty.
+    pub below_min_score: BTreeMap<String, (f64, u32)>,
 }
 
 /// The history of every household referred before `as_of`, from the referral lists and the
@@ -330,6 +333,7 @@ pub async fn screen(
     let mut referrals = Vec::new();
     let mut priority = HashMap::new();
     let mut districts = BTreeMap::new();
+    let mut below_min_score = BTreeMap::new();
     let model_id = model.id();
     for d in registry.iter() {
         let cap = capacity(&d.code);
@@ -343,6 +347,16 @@ pub async fn screen(
             counts.over_capacity_districts.push(d.code.clone());
         }
         pool.truncate(urgent.max(cap as usize));
+        // A list is not filled with households the model thinks unlikely to be in crisis.
+        let min = settings.min_score_for(&d.code);
+        if min > 0.0 {
+            let before = pool.len();
+            pool.retain(|c| c.priority != Priority::Score || c.score >= min);
+            let cut = (before - pool.len()) as u32;
+            if cut > 0 {
+                below_min_score.insert(d.code.clone(), (min, cut));
+            }
+        }
         districts.insert(d.code.clone(), (cap, pool.len() as u32));
         for (r, c) in pool.into_iter().enumerate() {
             let placement = match c.priority {
@@ -392,6 +406,7 @@ pub async fn screen(
         priority,
         counts,
         districts,
+        below_min_score,
     })
 }
 

@@ -437,6 +437,7 @@ pub fn stage(
                 "model": s.model,
                 "capacity": cap,
                 "rows": rows,
+                "below_min_score": s.below_min_score.get(&d.code).map(|(min, cut)| serde_json::json!({"min_pct": format!("{:.1}", min * 100.0), "cut": cut})),
             }),
         )?;
         let name = format!("html/{}.html", d.code);
