@@ -345,3 +345,56 @@ fn a_truncated_gzip_file_says_where_it_was_cut_and_keeps_the_lines_before() {
         m.valid_signals["utility_arrears"]
     );
 }
+
+/// Issue 13.3: a council report's free-text note is dropped at the door by default, in the lake
+/// and in the dead letters; with `ingest.keep_notes` it is kept, phone numbers and e-mail
+/// addresses masked before anything is written.
+#[test]
+fn a_council_note_is_dropped_at_the_door_unless_kept_and_then_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = |id: &str, urgency: u32| {
+        format!(
+            r#"{{"event_id":"{id}","source":"council","household_id":"hh_abcdefgh","district_code":"11110","observed_on":"2026-10-20","kind":"council_report","reporter_role":"neighbor","concerns":["isolation"],"urgency":{urgency},"note":"전화 010-1234-5678 안 받음, kim@example.com"}}"#
+        )
+    };
+    // One valid report and one rejected (urgency 9) that still carries its note.
+    let path = dir.path().join("council.ndjson");
+    std::fs::write(&path, format!("{}\n{}\n", report("n1", 2), report("n2", 9))).unwrap();
+    let registry = Registry::embedded();
+    for keep in [false, true] {
+        let data = tempfile::tempdir().unwrap();
+        let lake = Lake::in_data_dir(data.path());
+        let mut dead = MemoryDeadLetters::default();
+        let mut ing = Ingestor::new(
+            Validator::new(&registry, day()),
+            None,
+            LakeWriter::new(lake.clone()),
+            Box::new(&mut dead),
+        )
+        .with_notes_kept(keep);
+        ingest_files(&mut ing, &[&path], 100, &indicatif::ProgressBar::hidden()).unwrap();
+        drop(ing);
+        let notes = column(&lake, Table::CouncilReport, "note");
+        let letter = &dead.letters[0].payload;
+        if keep {
+            assert_eq!(
+                notes,
+                vec!["전화 ***-****-**** 안 받음, [이메일]".to_string()]
+            );
+            assert!(
+                letter.contains("***-****-****") && !letter.contains("5678"),
+                "{letter}"
+            );
+        } else {
+            assert!(notes.iter().all(|n| n.is_empty()), "{notes:?}");
+            assert!(!letter.contains("note"), "{letter}");
+        }
+        for f in lake.table_files(Table::CouncilReport).unwrap() {
+            let bytes = std::fs::read(f).unwrap();
+            assert!(
+                !bytes.windows(4).any(|w| w == b"5678"),
+                "a phone number reached the lake"
+            );
+        }
+    }
+}

@@ -58,8 +58,9 @@ pub fn run(settings: &Settings, args: IngestArgs) -> Result<()> {
         }
         let settings = &settings;
         let dead = ingest::kafka::KafkaDeadLetters::new(settings)?;
-        let mut ingestor =
-            Ingestor::new(validator, pseudo, writer, Box::new(dead)).with_ingest_day(day);
+        let mut ingestor = Ingestor::new(validator, pseudo, writer, Box::new(dead))
+            .with_ingest_day(day)
+            .with_notes_kept(settings.ingest.keep_notes);
         let mut opts = ingest::kafka::KafkaIngestOptions::new(settings.ingest.batch_records);
         opts.until_idle = args.until_idle;
         opts.stop = ingest::kafka::stop_on_signals();
@@ -85,8 +86,9 @@ pub fn run(settings: &Settings, args: IngestArgs) -> Result<()> {
         return Ok(());
     }
     let mut dead = FileDeadLetters::for_run(&settings.data.dir);
-    let mut ingestor =
-        Ingestor::new(validator, pseudo, writer, Box::new(&mut dead)).with_ingest_day(day);
+    let mut ingestor = Ingestor::new(validator, pseudo, writer, Box::new(&mut dead))
+        .with_ingest_day(day)
+        .with_notes_kept(settings.ingest.keep_notes);
     let bar = lantern::progress::bytes_bar(0, "ingesting");
     ingest::file::ingest_files(
         &mut ingestor,

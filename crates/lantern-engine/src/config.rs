@@ -209,6 +209,9 @@ pub struct IngestSettings {
     pub dedup_cache_keys: usize,
     /// The agencies' time zone (IANA name): the ingest day turns at midnight there.
     pub time_zone: String,
+    /// Keep council reports' free-text `note` (masked) instead of dropping it at the door.
+    #[serde(default)]
+    pub keep_notes: bool,
     /// With `--until-idle`: stop with an error when no partition was assigned for this many
     /// seconds. Absent or 0: wait as long as it takes.
     #[serde(default)]

@@ -11,6 +11,7 @@
 //! - the reason codes of [`RejectReason`] are the published dead-letter vocabulary.
 
 mod fast;
+pub mod freetext;
 mod reject;
 pub mod rrn;
 mod validate;

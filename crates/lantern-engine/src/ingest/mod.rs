@@ -168,6 +168,8 @@ pub struct Checker<'r> {
     pseudonymizer: Option<Pseudonymizer>,
     /// Where the ingest day comes from: the validator's own day unless a clock is set.
     day: IngestDay,
+    /// Whether a council report's free-text `note` is kept (masked) or dropped at the door.
+    keep_notes: bool,
 }
 
 /// One record after [`Checker::check`]: ready for the lake, or rejected with the payload to keep.
@@ -193,7 +195,16 @@ impl<'r> Checker<'r> {
             validator,
             pseudonymizer,
             day,
+            keep_notes: false,
         }
+    }
+
+    /// What becomes of a council report's `note` before anything is written: dropped unless
+    /// `keep` (`ingest.keep_notes`), and then with phone numbers, e-mail addresses, card and
+    /// account numbers and look-alike identifiers masked.
+    fn note(&self, note: Option<String>) -> Option<String> {
+        note.filter(|_| self.keep_notes)
+            .map(|n| crate::contract::freetext::mask_free_text(&n))
     }
 
     /// Checks one record as of the ingest day now.
@@ -268,7 +279,16 @@ impl<'r> Checker<'r> {
             Ok(r) => r,
             Err(rejection) => {
                 // The decoded object is already pseudonymized, and decoding refused any
-                // resident registration number, so it can be kept as it is.
+                // resident registration number; the note follows the same policy as for a
+                // record that passes.
+                let mut obj = obj;
+                let note = match obj.remove("note") {
+                    Some(serde_json::Value::String(n)) => self.note(Some(n)),
+                    _ => None,
+                };
+                if let Some(n) = note {
+                    obj.insert("note".into(), serde_json::Value::String(n));
+                }
                 return Checked::Rejected {
                     rejection,
                     payload: serde_json::to_string(&obj).unwrap_or_default(),
@@ -317,11 +337,16 @@ impl<'r> Checker<'r> {
     fn to_lake(&self, record: Record, day: NaiveDate) -> LakeRecord {
         let now = self.day.now().timestamp_millis();
         match record {
-            Record::Signal(signal) => LakeRecord::Signal {
-                known_on: signal.reported_on.unwrap_or(day),
-                signal,
-                ingested_at_ms: now,
-            },
+            Record::Signal(mut signal) => {
+                if let crate::contract::SignalBody::CouncilReport(c) = &mut signal.body {
+                    c.note = self.note(c.note.take());
+                }
+                LakeRecord::Signal {
+                    known_on: signal.reported_on.unwrap_or(day),
+                    signal,
+                    ingested_at_ms: now,
+                }
+            }
             Record::Outcome(outcome) => LakeRecord::Outcome {
                 outcome,
                 ingested_at_ms: now,
@@ -433,6 +458,24 @@ impl<'r> Ingestor<'r> {
         self.checker.day.today()
     }
 
+    /// Keeps council reports' notes (masked) instead of dropping them at the door
+    /// (`ingest.keep_notes`).
+    pub fn with_notes_kept(mut self, keep: bool) -> Self {
+        match std::sync::Arc::get_mut(&mut self.checker) {
+            Some(c) => c.keep_notes = keep,
+            None => {
+                let c = Checker {
+                    validator: self.checker.validator.clone(),
+                    pseudonymizer: self.checker.pseudonymizer.clone(),
+                    day: self.checker.day.clone(),
+                    keep_notes: keep,
+                };
+                self.checker = std::sync::Arc::new(c);
+            }
+        }
+        self
+    }
+
     /// Takes the ingest day from `day` (a clock in the agencies' time zone) instead of the
     /// validator's fixed day: what a daemon that runs past midnight needs.
     pub fn with_ingest_day(mut self, day: IngestDay) -> Self {
@@ -443,6 +486,7 @@ impl<'r> Ingestor<'r> {
                     validator: self.checker.validator.clone(),
                     pseudonymizer: self.checker.pseudonymizer.clone(),
                     day,
+                    keep_notes: self.checker.keep_notes,
                 };
                 self.checker = std::sync::Arc::new(c);
             }
