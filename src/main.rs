@@ -72,6 +72,7 @@ fn run(cli: Cli) -> Result<()> {
         settings.logging.level.clone()
     };
     lantern::logging::init(format, &level);
+    lantern::audit::set_identity(&settings.audit.identity);
 
     match cli.command {
         Command::Simulate(args) => cli::simulate::run(&settings, args),

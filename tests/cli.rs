@@ -222,3 +222,49 @@ fn json_logs_are_json() {
     let v: serde_json::Value = serde_json::from_str(line).unwrap();
     assert_eq!(v["level"], "INFO");
 }
+
+/// Issue 13.4: `lantern audit` filters by action, actor and date, and every record names the OS
+/// user with the configured identity.
+#[test]
+fn audit_filters_by_action_and_actor_and_records_the_configured_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let config = dir.path().join("site.toml");
+    std::fs::write(&config, "[audit]\nidentity = \"night-job@ssis\"\n").unwrap();
+    for action in ["screen", "read", "read"] {
+        lantern::audit::append(dir.path(), lantern::audit::AuditRecord::new(action)).unwrap();
+    }
+    // A CLI run that audits (a feature export of an empty lake), under the configured identity.
+    let out = dir.path().join("f.parquet");
+    let o = lantern(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--data-dir",
+        d,
+        "features",
+        "--as-of",
+        "2026-10-01",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = lantern(&["--data-dir", d, "audit", "--json", "--action", "read"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 2);
+    let o = lantern(&[
+        "--data-dir",
+        d,
+        "audit",
+        "--json",
+        "--actor",
+        "night-job@ssis",
+    ]);
+    let lines: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains("\"export\"") && lines[0].contains("(night-job@ssis)"));
+    let o = lantern(&["--data-dir", d, "audit", "--json", "--until", "2000-01-01"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 0);
+}

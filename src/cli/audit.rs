@@ -17,10 +17,36 @@ pub struct AuditArgs {
     /// night's summary prints it); repeatable.
     #[arg(long = "anchor", value_name = "ANCHOR", requires = "verify")]
     anchors: Vec<lantern::audit::Anchor>,
+    /// Only records of this action (screen, draft, publish, supersede, issue, read, train,
+    /// promote, export).
+    #[arg(long, value_name = "ACTION")]
+    action: Option<String>,
+    /// Only records whose actor contains this (a user, a host or a configured identity).
+    #[arg(long, value_name = "TEXT")]
+    actor: Option<String>,
+    /// Only records about this night (YYYY-MM-DD).
+    #[arg(long = "as-of", value_name = "DATE")]
+    as_of: Option<String>,
+    /// Only records written on or after this day (YYYY-MM-DD, UTC).
+    #[arg(long, value_parser = super::common::parse_date)]
+    since: Option<chrono::NaiveDate>,
+    /// Only records written on or before this day (YYYY-MM-DD, UTC).
+    #[arg(long, value_parser = super::common::parse_date)]
+    until: Option<chrono::NaiveDate>,
 }
 
 pub fn run(settings: &Settings, args: AuditArgs) -> Result<()> {
-    let records = lantern::audit::list(&settings.data.dir)?;
+    let filter = lantern::audit::Filter {
+        action: args.action.clone(),
+        actor: args.actor.clone(),
+        as_of: args.as_of.clone(),
+        since: args.since,
+        until: args.until,
+    };
+    let records: Vec<_> = lantern::audit::list(&settings.data.dir)?
+        .into_iter()
+        .filter(|r| filter.keeps(r))
+        .collect();
     if args.json {
         for r in &records {
             println!("{}", serde_json::to_string(r)?);

@@ -61,6 +61,15 @@ pub fn run(settings: &Settings, args: FeaturesArgs) -> Result<()> {
         bar.finish_and_clear();
         anyhow::Ok(rows)
     })?;
+    // A feature export leaves Lantern with every screened household's data: audited.
+    let mut record = lantern::audit::AuditRecord::new("export");
+    record.detail = serde_json::json!({
+        "what": "features",
+        "file": args.out.display().to_string(),
+        "rows": rows,
+        "dates": args.dates.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+    });
+    lantern::audit::append(&settings.data.dir, record)?;
     println!(
         "{rows} rows ({} dates, {}) in {:.1}s -> {}",
         args.dates.len(),

@@ -27,7 +27,8 @@ use sha2::{Digest, Sha256};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditRecord {
     pub run_id: String,
-    /// `screen`, `publish` or `read`.
+    /// `screen`, `draft`, `publish`, `supersede`, `issue`, `read`, `train`, `promote` or
+    /// `export`.
     pub action: String,
     pub at: String,
     /// Who or what ran it: `LANTERN_ACTOR`, else the OS user, with the host.
@@ -65,15 +66,69 @@ pub fn path(data_dir: &Path) -> PathBuf {
     data_dir.join("audit").join("audit.ndjson")
 }
 
-/// Who is running this process.
+static IDENTITY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Sets the configured identity (`audit.identity`) recorded beside the OS user, once per
+/// process (the command line does it at start).
+pub fn set_identity(identity: &str) {
+    let _ = IDENTITY.set(identity.trim().to_string());
+}
+
+/// Who is running this process: the OS user and host, and the configured identity if there is
+/// one (`audit.identity`, or `LANTERN_ACTOR` for a service account's runs), as
+/// `user@host (identity)`.
 pub fn actor() -> String {
-    let who = std::env::var("LANTERN_ACTOR")
-        .or_else(|_| std::env::var("USER"))
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".into());
     let host = std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "localhost".into());
-    format!("{who}@{host}")
+    let identity = IDENTITY
+        .get()
+        .filter(|i| !i.is_empty())
+        .cloned()
+        .or_else(|| {
+            std::env::var("LANTERN_ACTOR")
+                .ok()
+                .filter(|a| !a.is_empty())
+        });
+    match identity {
+        Some(i) => format!("{user}@{host} ({i})"),
+        None => format!("{user}@{host}"),
+    }
+}
+
+/// Which records `lantern audit` shows.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub action: Option<String>,
+    /// A part of the actor (user, host or identity).
+    pub actor: Option<String>,
+    pub as_of: Option<String>,
+    /// Records written on or after this day (UTC).
+    pub since: Option<chrono::NaiveDate>,
+    /// Records written on or before this day (UTC).
+    pub until: Option<chrono::NaiveDate>,
+}
+
+impl Filter {
+    pub fn keeps(&self, r: &AuditRecord) -> bool {
+        let day =
+            r.at.get(..10)
+                .and_then(|d| d.parse::<chrono::NaiveDate>().ok());
+        self.action.as_ref().is_none_or(|a| &r.action == a)
+            && self
+                .actor
+                .as_ref()
+                .is_none_or(|a| r.actor.contains(a.as_str()))
+            && self
+                .as_of
+                .as_ref()
+                .is_none_or(|d| r.as_of.as_ref() == Some(d))
+            && self.since.is_none_or(|s| day.is_some_and(|d| d >= s))
+            && self.until.is_none_or(|u| day.is_some_and(|d| d <= u))
+    }
 }
 
 /// A fresh run id: time and process, readable and unique.

@@ -50,6 +50,18 @@ pub struct Settings {
     pub model: TrainSettings,
     pub screen: ScreenSettings,
     pub logging: LoggingSettings,
+    #[serde(default)]
+    pub audit: AuditSettings,
+}
+
+/// The audit log (config section `[audit]`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Recorded beside the OS user on every audit record: the operator's or service's name
+    /// (e.g. `night-job@ssis`). Empty: the OS user alone.
+    #[serde(default)]
+    pub identity: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -287,8 +287,31 @@ pub async fn train_all(
         .or_else(|| models.first())
         .map(|(m, _)| m.id());
     let current = best.unwrap_or_default();
+    let audit = |r: crate::audit::AuditRecord| {
+        crate::audit::append(data_dir, r).map_err(|e| ModelError::File {
+            path: crate::audit::path(data_dir).display().to_string(),
+            message: e.to_string(),
+        })
+    };
+    let mut record = crate::audit::AuditRecord::new("train");
+    record.as_of = Some(as_of.to_string());
+    record.detail = serde_json::json!({
+        "models": models.iter().map(|(m, dir)| serde_json::json!({
+            "id": m.id(), "dir": dir.display().to_string(),
+            "roc_auc": m.metrics.roc_auc, "pr_auc": m.metrics.pr_auc, "brier": m.metrics.brier,
+            "labels": m.training.rows_fit + m.training.rows_calibration,
+            "label_sources": m.training.label_sources,
+        })).collect::<Vec<_>>(),
+    });
+    audit(record)?;
     if !current.is_empty() {
         super::artefact::set_current(data_dir, &current)?;
+        let mut promote = crate::audit::AuditRecord::new("promote");
+        promote.as_of = Some(as_of.to_string());
+        promote.model = Some(current.clone());
+        promote.detail =
+            serde_json::json!({ "rule": "highest held-out PR-AUC among learned models" });
+        audit(promote)?;
     }
     Ok(Trained { models, current })
 }
