@@ -89,6 +89,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Features(args) => cli::features::run(&settings, args),
         Command::Audit(args) => cli::audit::run(&settings, args),
         Command::DeadLetters(args) => cli::dead_letters::run(&settings, args),
+        Command::Explain(args) => cli::explain::run(&settings, args),
         Command::Backtest(args) => cli::backtest::run(&settings, args),
     }
 }

@@ -1105,3 +1105,80 @@ async fn a_minimum_score_leaves_seats_empty_and_the_page_says_so() {
     .to_string();
     assert!(err.contains("screen.min_score"), "{err}");
 }
+
+/// Issue 13.5: each night keeps a decision log of every screened household (score, outcome,
+/// the rule, the district's cut), and `explain` answers for a listed and an unlisted household
+/// in Korean and English, the read audited without the raw id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_screened_household_has_a_decision_and_explain_answers_for_listed_and_unlisted() {
+    let w = world();
+    let model = current_model(&w).await;
+    let s = settings(&w.data);
+    let e = engine(&w.data).await;
+    let night = lantern::night::run(
+        &e,
+        &model,
+        &s,
+        &Registry::embedded(),
+        tonight(),
+        lantern::night::Delivery::Draft,
+        &indicatif::ProgressBar::hidden(),
+    )
+    .await
+    .unwrap();
+    let d = &night.screening.decisions;
+    assert_eq!(
+        d.len() as u64,
+        night.screening.counts.scored,
+        "one decision per screened household"
+    );
+    let listed = d
+        .iter()
+        .filter(|x| matches!(x.outcome, lantern::screen::DecisionOutcome::Listed { .. }))
+        .count();
+    assert_eq!(listed, night.screening.referrals.len());
+    let top = &night.screening.referrals[0];
+    let unlisted = d
+        .iter()
+        .find(|x| x.outcome == lantern::screen::DecisionOutcome::BelowCut)
+        .expect("someone scored below the cut");
+    assert!(night.outputs.hashes.contains_key("decisions.parquet"));
+
+    let yes = lantern::night::explain(&w.data, &top.household_id, tonight()).unwrap();
+    assert!(
+        yes.ko.contains("위로 올랐습니다") && yes.ko.contains("초안"),
+        "{}",
+        yes.ko
+    );
+    assert!(
+        yes.en.contains(&format!("at rank {}", top.rank)),
+        "{}",
+        yes.en
+    );
+    assert!(!yes.issued);
+    let no = lantern::night::explain(&w.data, &unlisted.household_id, tonight()).unwrap();
+    assert!(
+        no.ko.contains("오르지 않았습니다") && no.ko.contains("마지막 대상"),
+        "{}",
+        no.ko
+    );
+    assert!(
+        no.en.contains("was not on the") && no.en.contains("below the last household"),
+        "{}",
+        no.en
+    );
+    let cut = no.decision.as_ref().and_then(|r| r.cut_score).unwrap();
+    assert!(unlisted.score <= cut);
+    let none = lantern::night::explain(&w.data, "hh_neverseenxx", tonight()).unwrap();
+    assert!(none.en.contains("was not screened"), "{}", none.en);
+    // Audited, under a hash of the household's token, never the token itself.
+    let audit = std::fs::read_to_string(lantern::audit::path(&w.data)).unwrap();
+    assert_eq!(audit.matches("\"explain\"").count(), 3);
+    let explain_lines: Vec<&str> = audit
+        .lines()
+        .filter(|l| l.contains("\"explain\""))
+        .collect();
+    assert!(explain_lines
+        .iter()
+        .all(|l| !l.contains(&unlisted.household_id)));
+}

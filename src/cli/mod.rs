@@ -13,6 +13,7 @@ pub mod backtest;
 pub mod check;
 pub mod common;
 pub mod dead_letters;
+pub mod explain;
 pub mod features;
 pub mod import;
 pub mod ingest;
@@ -104,4 +105,7 @@ pub enum Command {
     /// Show the rejected records (the dead letters), each counted once: a record sent again
     /// after a crash is recognised by its key (its origin).
     DeadLetters(dead_letters::DeadLettersArgs),
+    /// Why a household was, or was not, on a night's list (from the night's decision log), in
+    /// Korean and English; the read is audited.
+    Explain(explain::ExplainArgs),
 }

@@ -381,3 +381,110 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), LakeError> {
     }
     Ok(())
 }
+
+/// An answer to "why was (or wasn't) this household on the list that night?", in Korean and
+/// English, as a caseworker or an ombudsman would ask it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Explanation {
+    pub ko: String,
+    pub en: String,
+    /// The decision-log row it is drawn from (none: the household was not screened).
+    pub decision: Option<output::DecisionRow>,
+    /// Whether the night's list was issued (or only a draft).
+    pub issued: bool,
+}
+
+/// Explains the decision for `household_id` on the night `as_of`, from the night's decision
+/// log (the issued night, or else its draft), and records the read in the audit log under a
+/// hash of the household's token.
+pub fn explain(
+    data_dir: &Path,
+    household_id: &str,
+    as_of: NaiveDate,
+) -> Result<Explanation, NightError> {
+    let issued_dir = referrals_dir(data_dir, as_of);
+    let draft_dir = drafts_dir(data_dir, as_of);
+    let (dir, issued) = if issued_dir.join(output::DECISIONS).exists() {
+        (issued_dir, true)
+    } else if draft_dir.join(output::DECISIONS).exists() {
+        (draft_dir, false)
+    } else {
+        return Err(NightError::Rule(format!(
+            "no decision log for {as_of}: that night was not screened by this version of Lantern (run `lantern screen --as-of {as_of}`)"
+        )));
+    };
+    let decision = output::read_decision(&dir.join(output::DECISIONS), household_id)?;
+    let pct = |x: f64| format!("{:.1}%", x * 100.0);
+    let list_ko = if issued { "목록" } else { "초안 목록" };
+    let list_en = if issued { "list" } else { "draft list" };
+    let (ko, en) = match &decision {
+        None => (
+            format!("가구 {household_id}는 {as_of}에 심사되지 않았습니다: 조회 기간 안에 이 가구의 위기 신호가 없었습니다."),
+            format!("Household {household_id} was not screened on {as_of}: no crisis signal for it in the look-back window."),
+        ),
+        Some(d) => {
+            let district = d.district_code.clone().unwrap_or_default();
+            match d.outcome.as_str() {
+                "listed" => {
+                    let reasons = crate::lake::reference::read_referral_file(&dir.join("referrals.parquet"))
+                        .unwrap_or_default()
+                        .into_iter()
+                        .find(|r| r.household_id == household_id)
+                        .map(|r| r.reasons)
+                        .unwrap_or_default();
+                    let (why_ko, why_en) = match d.rule.as_deref() {
+                        Some("urgent") => (" 긴급 신고(긴급도 3)로 점수와 관계없이 올랐습니다.".to_string(), " It was placed by an urgent council report (urgency 3), whatever its score.".to_string()),
+                        Some("escalated") => (" 여러 번 의뢰되었으나 한 번도 만나지 못해 우선 배치되었습니다.".to_string(), " It was escalated: referred repeatedly and never reached.".to_string()),
+                        _ => (String::new(), String::new()),
+                    };
+                    let rk: Vec<&str> = reasons.iter().map(|r| r.label_ko.as_str()).collect();
+                    let re: Vec<&str> = reasons.iter().map(|r| r.label_en.as_str()).collect();
+                    (
+                        format!("가구 {household_id}는 {as_of} {district} {list_ko}에 {}위로 올랐습니다 (위기확률 {}).{why_ko} 주요 사유: {}.", d.rank.unwrap_or(0), pct(d.score), if rk.is_empty() { "없음".to_string() } else { rk.join(", ") }),
+                        format!("Household {household_id} was on the {as_of} {list_en} of district {district} at rank {} (crisis probability {}).{why_en} Main reasons: {}.", d.rank.unwrap_or(0), pct(d.score), if re.is_empty() { "none".to_string() } else { re.join(", ") }),
+                    )
+                }
+                "below_cut" => {
+                    let cut = d.cut_score.map(pct).unwrap_or_else(|| "-".into());
+                    let cap = d.capacity.unwrap_or(0);
+                    (
+                        format!("가구 {household_id}는 {as_of} {district} {list_ko}에 오르지 않았습니다: 위기확률 {}가 정원 {cap}명의 마지막 대상({cut})보다 낮았습니다.", pct(d.score)),
+                        format!("Household {household_id} was not on the {as_of} {list_en} of district {district}: its crisis probability {} was below the last household the district's {cap} places took ({cut}).", pct(d.score)),
+                    )
+                }
+                "below_min_score" => (
+                    format!("가구 {household_id}는 {as_of} {district} {list_ko}에 오르지 않았습니다: 위기확률 {}가 최소 기준(screen.min_score)보다 낮았습니다.", pct(d.score)),
+                    format!("Household {household_id} was not on the {as_of} {list_en} of district {district}: its crisis probability {} was below the district's minimum score (screen.min_score).", pct(d.score)),
+                ),
+                "excluded" => {
+                    let (ko_rule, en_rule) = match d.rule.as_deref() {
+                        Some("cooldown") => ("아직 결과가 없는 의뢰가 재의뢰 유예 기간 안에 있습니다", "an earlier referral without an outcome is still within the cool-down"),
+                        Some("recently_supported") => ("최근 방문에서 지원이 결정되었습니다", "a recent visit ended with support"),
+                        _ => ("제외 규칙", "an exclusion rule"),
+                    };
+                    (
+                        format!("가구 {household_id}는 {as_of}에 제외되었습니다: {ko_rule} (위기확률 {}).", pct(d.score)),
+                        format!("Household {household_id} was excluded on {as_of}: {en_rule} (crisis probability {}).", pct(d.score)),
+                    )
+                }
+                _ => (
+                    format!("가구 {household_id}는 {as_of}에 심사되었으나 신호에 시군구가 없어 목록에 넣을 수 없었습니다."),
+                    format!("Household {household_id} was screened on {as_of} but no signal named its district, so it could not be listed."),
+                ),
+            }
+        }
+    };
+    let mut rec = AuditRecord::new("explain");
+    rec.as_of = Some(as_of.to_string());
+    rec.detail = serde_json::json!({
+        "household_sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(household_id.as_bytes())),
+        "outcome": decision.as_ref().map(|d| d.outcome.clone()),
+    });
+    crate::audit::append(data_dir, rec)?;
+    Ok(Explanation {
+        ko,
+        en,
+        decision,
+        issued,
+    })
+}

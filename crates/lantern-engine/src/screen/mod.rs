@@ -109,6 +109,37 @@ pub struct ScreenCounts {
     pub over_capacity_districts: Vec<String>,
 }
 
+/// Why a screened household is, or is not, on its district's list: one row of the night's
+/// decision log, so that "why was this household not on the list?" has an answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    pub household_id: String,
+    /// None when no signal named a district.
+    pub district_code: Option<String>,
+    /// The model's calibrated score (also for excluded households).
+    pub score: f64,
+    pub outcome: DecisionOutcome,
+}
+
+/// What screening decided for one household.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionOutcome {
+    /// On the list at this rank (placed by a rule, or by score).
+    Listed {
+        rank: u32,
+        placement: Option<Placement>,
+    },
+    /// Scored below the last household listed by score in its district.
+    BelowCut,
+    /// Scored below the district's minimum score.
+    BelowMinScore,
+    /// Kept off by an exclusion.
+    Excluded(Exclusion),
+    /// No district to list it in.
+    NoDistrict,
+}
+
 /// A screening night's result.
 #[derive(Debug, Clone)]
 pub struct Screening {
@@ -124,6 +155,8 @@ pub struct Screening {
     /// Districts whose list the minimum score shortened: the minimum and how many seats it left
     /// empty.
     pub below_min_score: BTreeMap<String, (f64, u32)>,
+    /// Every screened household's decision, in screening order.
+    pub decisions: Vec<Decision>,
 }
 
 /// The history of every household referred before `as_of`, from the referral lists and the
@@ -262,6 +295,7 @@ pub async fn screen(
     let mut counts = ScreenCounts::default();
     // Per district: the candidates still in the running, and the score to beat once the
     // district holds more than its capacity.
+    let mut decisions: Vec<Decision> = Vec::new();
     let mut pools: BTreeMap<String, (Vec<Candidate>, Option<f64>)> = BTreeMap::new();
     let mut stream = engine.stream(&cohort).await?;
     while let Some(batch) = stream.next().await? {
@@ -269,8 +303,17 @@ pub async fn screen(
             progress.inc(1);
             counts.scored += 1;
             let key = &batch.keys[i];
+            let row = batch.row(i);
+            let score = model.score(row);
+            let decide = |outcome| Decision {
+                household_id: key.household_id.clone(),
+                district_code: key.district_code.clone(),
+                score: (score * 1e6).round() / 1e6,
+                outcome,
+            };
             let Some(district) = key.district_code.clone() else {
                 counts.without_district += 1;
+                decisions.push(decide(DecisionOutcome::NoDistrict));
                 continue;
             };
             let past = history.get(&key.household_id);
@@ -278,17 +321,20 @@ pub async fn screen(
             let urgent = urgent_set.contains(&key.household_id);
             let excluded = past.and_then(|h| exclusion(h, as_of, settings));
             match (excluded, urgent) {
-                (Some(Exclusion::Cooldown), false) => {
+                (Some(e @ Exclusion::Cooldown), false) => {
                     counts.excluded_open_referral += 1;
+                    decisions.push(decide(DecisionOutcome::Excluded(e)));
                     continue;
                 }
-                (Some(Exclusion::RecentlySupported), false) => {
+                (Some(e @ Exclusion::RecentlySupported), false) => {
                     counts.excluded_recently_supported += 1;
+                    decisions.push(decide(DecisionOutcome::Excluded(e)));
                     continue;
                 }
                 _ => {}
             }
-            let row = batch.row(i);
+            // Listed or below the cut: settled once every district's list is drawn.
+            decisions.push(decide(DecisionOutcome::BelowCut));
             let escalated = past.is_some_and(|h| h.flags >= settings.escalate_after && !h.reached);
             let priority = if urgent {
                 Priority::Urgent
@@ -297,7 +343,6 @@ pub async fn screen(
             } else {
                 Priority::Score
             };
-            let score = model.score(row);
             let cap = capacity(&district) as usize;
             let (pool, floor) = pools.entry(district).or_default();
             // Only a household that can still make the list needs its reasons worked out.
@@ -334,6 +379,8 @@ pub async fn screen(
     let mut priority = HashMap::new();
     let mut districts = BTreeMap::new();
     let mut below_min_score = BTreeMap::new();
+    let mut listed: HashMap<String, (u32, Option<Placement>)> = HashMap::new();
+    let mut min_cut: std::collections::HashSet<String> = Default::default();
     let model_id = model.id();
     for d in registry.iter() {
         let cap = capacity(&d.code);
@@ -351,6 +398,12 @@ pub async fn screen(
         let min = settings.min_score_for(&d.code);
         if min > 0.0 {
             let before = pool.len();
+            for c in pool
+                .iter()
+                .filter(|c| c.priority == Priority::Score && c.score < min)
+            {
+                min_cut.insert(c.key.household_id.clone());
+            }
             pool.retain(|c| c.priority != Priority::Score || c.score >= min);
             let cut = (before - pool.len()) as u32;
             if cut > 0 {
@@ -377,6 +430,7 @@ pub async fn screen(
                 }
                 None => {}
             }
+            listed.insert(c.key.household_id.clone(), (r as u32 + 1, placement));
             let id = referral_id(&c.key.household_id, as_of, &model_id);
             priority.insert(id.clone(), c.priority);
             referrals.push(Referral {
@@ -395,6 +449,15 @@ pub async fn screen(
         }
     }
     counts.referred = referrals.len() as u64;
+    for d in &mut decisions {
+        if d.outcome == DecisionOutcome::BelowCut {
+            if let Some(&(rank, placement)) = listed.get(&d.household_id) {
+                d.outcome = DecisionOutcome::Listed { rank, placement };
+            } else if min_cut.contains(&d.household_id) {
+                d.outcome = DecisionOutcome::BelowMinScore;
+            }
+        }
+    }
     for r in &referrals {
         r.check()
             .map_err(|e| ScreenError::Output(format!("internal error, please report: {e}")))?;
@@ -407,6 +470,7 @@ pub async fn screen(
         counts,
         districts,
         below_min_score,
+        decisions,
     })
 }
 

@@ -209,6 +209,145 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ScreenError> {
     Ok(())
 }
 
+/// The night's decision log: every screened household's score and what became of it.
+pub const DECISIONS: &str = "decisions.parquet";
+
+/// One row of a decision log, as read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecisionRow {
+    pub household_id: String,
+    pub district_code: Option<String>,
+    pub score: f64,
+    /// `listed`, `below_cut`, `below_min_score`, `excluded` or `no_district`.
+    pub outcome: String,
+    pub rank: Option<u32>,
+    /// The placement (`urgent`, `escalated`) or exclusion (`cooldown`, `recently_supported`).
+    pub rule: Option<String>,
+    /// The lowest score listed by score in the household's district that night (the cut).
+    pub cut_score: Option<f64>,
+    pub capacity: Option<u32>,
+}
+
+fn decisions_schema() -> Arc<Schema> {
+    Arc::new(Schema::new(vec![
+        Field::new("household_id", DataType::Utf8, false),
+        Field::new("district_code", DataType::Utf8, true),
+        Field::new("score", DataType::Float64, false),
+        Field::new("outcome", DataType::Utf8, false),
+        Field::new("rank", DataType::Int32, true),
+        Field::new("rule", DataType::Utf8, true),
+        Field::new("cut_score", DataType::Float64, true),
+        Field::new("capacity", DataType::Int32, true),
+    ]))
+}
+
+/// The decision log of a screening as one Arrow batch.
+fn decisions_batch(s: &Screening) -> Result<RecordBatch, ScreenError> {
+    use super::DecisionOutcome as O;
+    use datafusion::arrow::array::{Float64Builder, Int32Builder};
+    // The cut of each district: its lowest score among households listed by score.
+    let mut cut: HashMap<&str, f64> = HashMap::new();
+    for r in s.referrals.iter().filter(|r| r.placement.is_none()) {
+        let e = cut.entry(r.district_code.as_str()).or_insert(r.score);
+        *e = e.min(r.score);
+    }
+    let (mut h, mut d, mut sc, mut o, mut rk, mut rl, mut c, mut cap) = (
+        StringBuilder::new(),
+        StringBuilder::new(),
+        Float64Builder::new(),
+        StringBuilder::new(),
+        Int32Builder::new(),
+        StringBuilder::new(),
+        Float64Builder::new(),
+        Int32Builder::new(),
+    );
+    for x in &s.decisions {
+        h.append_value(&x.household_id);
+        d.append_option(x.district_code.as_deref());
+        sc.append_value(x.score);
+        let (outcome, rank, rule) = match x.outcome {
+            O::Listed { rank, placement } => {
+                ("listed", Some(rank as i32), placement.map(|p| p.as_str()))
+            }
+            O::BelowCut => ("below_cut", None, None),
+            O::BelowMinScore => ("below_min_score", None, None),
+            O::Excluded(e) => ("excluded", None, Some(e.as_str())),
+            O::NoDistrict => ("no_district", None, None),
+        };
+        o.append_value(outcome);
+        rk.append_option(rank);
+        rl.append_option(rule);
+        let district = x.district_code.as_deref().unwrap_or("");
+        c.append_option(cut.get(district).copied());
+        cap.append_option(s.districts.get(district).map(|&(c, _)| c as i32));
+    }
+    RecordBatch::try_new(
+        decisions_schema(),
+        vec![
+            Arc::new(h.finish()),
+            Arc::new(d.finish()),
+            Arc::new(sc.finish()),
+            Arc::new(o.finish()),
+            Arc::new(rk.finish()),
+            Arc::new(rl.finish()),
+            Arc::new(c.finish()),
+            Arc::new(cap.finish()),
+        ],
+    )
+    .map_err(|e| ScreenError::Output(format!("decision log: {e}")))
+}
+
+/// The decision rows of one household in a night's decision log (none if it was not screened).
+pub fn read_decision(path: &Path, household_id: &str) -> Result<Option<DecisionRow>, ScreenError> {
+    use datafusion::arrow::datatypes::{Float64Type, Int32Type};
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let err = |e: &dyn std::fmt::Display| ScreenError::Output(format!("{}: {e}", path.display()));
+    let file = std::fs::File::open(path).map_err(|e| err(&e))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| err(&e))?
+        .build()
+        .map_err(|e| err(&e))?;
+    for batch in reader {
+        let b = batch.map_err(|e| err(&e))?;
+        let col = |name: &str, t: &DataType| {
+            b.column_by_name(name)
+                .ok_or_else(|| err(&format!("column `{name}` missing")))
+                .and_then(|c| cast(c, t).map_err(|e| err(&e)))
+        };
+        let hh = col("household_id", &DataType::Utf8)?;
+        let hh = hh.as_string::<i32>();
+        let Some(i) = (0..b.num_rows()).find(|&i| hh.value(i) == household_id) else {
+            continue;
+        };
+        let text = |name: &str| -> Result<Option<String>, ScreenError> {
+            let c = col(name, &DataType::Utf8)?;
+            let c = c.as_string::<i32>();
+            Ok(c.is_valid(i).then(|| c.value(i).to_string()))
+        };
+        let num = |name: &str| -> Result<Option<f64>, ScreenError> {
+            let c = col(name, &DataType::Float64)?;
+            let c = c.as_primitive::<Float64Type>();
+            Ok(c.is_valid(i).then(|| c.value(i)))
+        };
+        let int = |name: &str| -> Result<Option<u32>, ScreenError> {
+            let c = col(name, &DataType::Int32)?;
+            let c = c.as_primitive::<Int32Type>();
+            Ok(c.is_valid(i).then(|| c.value(i).max(0) as u32))
+        };
+        return Ok(Some(DecisionRow {
+            household_id: household_id.to_string(),
+            district_code: text("district_code")?,
+            score: num("score")?.unwrap_or(f64::NAN),
+            outcome: text("outcome")?.unwrap_or_default(),
+            rank: int("rank")?,
+            rule: text("rule")?,
+            cut_score: num("cut_score")?,
+            capacity: int("capacity")?,
+        }));
+    }
+    Ok(None)
+}
+
 /// The manifest of a night's set: file name → SHA-256.
 pub const MANIFEST: &str = "MANIFEST.json";
 
@@ -340,6 +479,11 @@ pub fn stage(
     let mut hashes = BTreeMap::new();
     let bytes = std::fs::read(&parquet).map_err(|e| ScreenError::Output(e.to_string()))?;
     hashes.insert("referrals.parquet".to_string(), sha256(&bytes));
+    let decisions = dir.join(DECISIONS);
+    crate::lake::write_parquet_atomic(&decisions, &[decisions_batch(s)?])
+        .map_err(|e| ScreenError::Output(e.to_string()))?;
+    let bytes = std::fs::read(&decisions).map_err(|e| ScreenError::Output(e.to_string()))?;
+    hashes.insert(DECISIONS.to_string(), sha256(&bytes));
 
     let mut by_district: BTreeMap<&str, Vec<&crate::contract::Referral>> = BTreeMap::new();
     for r in &s.referrals {
