@@ -109,6 +109,23 @@ async fn engine(data: &Path) -> FeatureEngine {
         .unwrap()
 }
 
+/// A referral the rule made on `as_of`, as the system Lantern replaces would have listed it.
+fn past_referral(h: &str, d: &str, as_of: NaiveDate) -> lantern::contract::Referral {
+    lantern::contract::Referral {
+        referral_id: lantern::contract::referral_id(h, as_of, "rule@1"),
+        as_of,
+        district_code: d.to_string(),
+        dong_code: None,
+        household_id: h.to_string(),
+        rank: 1,
+        score: 0.5,
+        model: "rule@1".into(),
+        reasons: vec![],
+        placement: None,
+        overrode: None,
+    }
+}
+
 /// A household screened tonight that was never referred before, with the district its latest
 /// signal names.
 async fn some_household(e: &FeatureEngine, nth: usize) -> (String, String) {
@@ -388,19 +405,7 @@ async fn capacity_exclusions_urgency_and_escalation_shape_the_lists() {
         day(2)
     );
     // An open referral ten days ago, and three unreached ones for another household.
-    let referral = |h: &str, d: &str, n: u64| lantern::contract::Referral {
-        referral_id: lantern::contract::referral_id(h, day(n), "rule@1"),
-        as_of: day(n),
-        district_code: d.to_string(),
-        dong_code: None,
-        household_id: h.to_string(),
-        rank: 1,
-        score: 0.5,
-        model: "rule@1".into(),
-        reasons: vec![],
-        placement: None,
-        overrode: None,
-    };
+    let referral = |h: &str, d: &str, n: u64| past_referral(h, d, day(n));
     let mut past = vec![referral(&open_h, &open_d, 10)];
     let mut outcomes = Vec::new();
     for n in [300, 200, 100] {
@@ -760,19 +765,7 @@ async fn an_urgent_report_beats_every_exclusion_and_urgent_days_is_the_setting()
             day(n)
         )
     };
-    let referral = |h: &str, d: &str, n: u64| lantern::contract::Referral {
-        referral_id: lantern::contract::referral_id(h, day(n), "rule@1"),
-        as_of: day(n),
-        district_code: d.to_string(),
-        dong_code: None,
-        household_id: h.to_string(),
-        rank: 1,
-        score: 0.5,
-        model: "rule@1".into(),
-        reasons: vec![],
-        placement: None,
-        overrode: None,
-    };
+    let referral = |h: &str, d: &str, n: u64| past_referral(h, d, day(n));
     // Open for ten days (cool-down 60), and supported 30 days ago (exclusion 180).
     let open = referral(&open_h, &open_d, 10);
     let supp = referral(&supp_h, &supp_d, 50);

@@ -96,10 +96,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn create_topic(bin: &Path, port: u16, name: &str) {
-    create_topic_with(bin, port, name, 3)
-}
-
 fn create_topic_with(bin: &Path, port: u16, name: &str, partitions: u32) {
     let ok = Command::new(bin)
         .args([
@@ -117,19 +113,30 @@ fn create_topic_with(bin: &Path, port: u16, name: &str, partitions: u32) {
     assert!(ok, "cannot create topic {name}");
 }
 
+/// A broker on a free port with every topic created, and settings pointing at it.
+fn broker_with_topics(
+    bin: &Path,
+    dir: &Path,
+    group: &str,
+    partitions: u32,
+) -> (Broker, Settings, u16) {
+    let port = free_port();
+    let broker = Broker::start(bin, dir, port);
+    let mut settings = Settings::defaults();
+    settings.kafka.brokers = format!("127.0.0.1:{port}");
+    settings.kafka.group_id = group.into();
+    for (_, t) in settings.topics.all() {
+        create_topic_with(bin, port, t, partitions);
+    }
+    (broker, settings, port)
+}
+
 #[test]
 fn ingest_rides_out_a_broker_restart_and_loses_nothing() {
     let Some(bin) = tansu() else { return };
     let broker_dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut broker = Broker::start(&bin, broker_dir.path(), port);
-
-    let mut settings = Settings::defaults();
-    settings.kafka.brokers = format!("127.0.0.1:{port}");
-    settings.kafka.group_id = "lantern-real-broker".into();
-    for (_, t) in settings.topics.all() {
-        create_topic(&bin, port, t);
-    }
+    let (mut broker, settings, port) =
+        broker_with_topics(&bin, broker_dir.path(), "lantern-real-broker", 3);
 
     let sim_dir = tempfile::tempdir().unwrap();
     let m = common::simulate_to_kafka(&settings, sim_dir.path(), 2_000, 33, 0.01, 0.01);
@@ -190,14 +197,8 @@ fn an_ingest_killed_again_and_again_and_restarted_at_once_comes_back_by_itself_a
     use rand::{Rng, SeedableRng};
     let Some(bin) = tansu() else { return };
     let broker_dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut broker = Broker::start(&bin, broker_dir.path(), port);
-    let mut settings = Settings::defaults();
-    settings.kafka.brokers = format!("127.0.0.1:{port}");
-    settings.kafka.group_id = "lantern-real-crash".into();
-    for (_, t) in settings.topics.all() {
-        create_topic_with(&bin, port, t, 4);
-    }
+    let (mut broker, settings, _) =
+        broker_with_topics(&bin, broker_dir.path(), "lantern-real-crash", 4);
     let sim_dir = tempfile::tempdir().unwrap();
     let m = common::simulate_to_kafka(&settings, sim_dir.path(), 2_000, 41, 0.02, 0.02);
 
