@@ -188,7 +188,7 @@ pub fn model_card(m: &Model) -> String {
     );
     let _ = writeln!(
         s,
-        "| calibrated and measured on | {} referrals from {} ({} confirmed crises) |",
+        "| calibrated and measured on | {} referrals from {} ({} confirmed crises); metrics cross-fitted: each half measured with the calibration fitted on the other |",
         t.rows_calibration, t.calibration_from, t.positives_calibration
     );
     let sources: Vec<String> = t

@@ -25,6 +25,35 @@ impl Platt {
         sigmoid(self.a * raw + self.b)
     }
 
+    /// Out-of-fold calibrated probabilities for measuring a model: the rows are split into two
+    /// folds (even and odd positions), each fold's probabilities come from a Platt fitted on
+    /// the other fold only. So no row that reports a metric calibrated its own probability
+    /// (measuring on the rows Platt was fitted on flatters the Brier score and the reliability
+    /// table). The model itself is calibrated on all rows.
+    pub fn cross_fitted(raw: &[f64], y: &[u8]) -> Vec<f64> {
+        let fold = |k: usize| -> (Vec<f64>, Vec<u8>) {
+            raw.iter()
+                .zip(y)
+                .enumerate()
+                .filter(|(i, _)| i % 2 == k)
+                .map(|(_, (&r, &l))| (r, l))
+                .unzip()
+        };
+        let (even, odd) = (fold(0), fold(1));
+        let on_even = Platt::fit(&odd.0, &odd.1);
+        let on_odd = Platt::fit(&even.0, &even.1);
+        raw.iter()
+            .enumerate()
+            .map(|(i, &r)| {
+                if i % 2 == 0 {
+                    on_even.apply(r)
+                } else {
+                    on_odd.apply(r)
+                }
+            })
+            .collect()
+    }
+
     /// Fits by Newton's method on the log loss, with Platt's smoothed targets
     /// (`(n₊+1)/(n₊+2)` and `1/(n₋+2)`) so that a perfectly separated hold-out does not
     /// produce certainties.
@@ -147,5 +176,25 @@ mod tests {
                 "{bin:?}"
             );
         }
+    }
+
+    /// Issue 15.3: a metric row never calibrates its own probability. Flipping the labels of
+    /// the even rows leaves the even rows' out-of-fold probabilities unchanged (they come from
+    /// a Platt fitted on the odd rows), and changes the odd rows'.
+    #[test]
+    fn cross_fitted_probabilities_do_not_depend_on_their_own_labels() {
+        let raw: Vec<f64> = (0..40).map(|i| (i as f64 - 20.0) / 5.0).collect();
+        let y: Vec<u8> = (0..40).map(|i| u8::from(i % 3 == 0 || i > 25)).collect();
+        let flipped: Vec<u8> = y
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| if i % 2 == 0 { 1 - l } else { l })
+            .collect();
+        let a = Platt::cross_fitted(&raw, &y);
+        let b = Platt::cross_fitted(&raw, &flipped);
+        for i in (0..40).step_by(2) {
+            assert_eq!(a[i], b[i], "row {i} depends on its own label");
+        }
+        assert!((1..40).step_by(2).any(|i| a[i] != b[i]));
     }
 }

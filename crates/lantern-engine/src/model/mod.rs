@@ -121,7 +121,8 @@ pub struct TrainingInfo {
     pub label_sources: std::collections::BTreeMap<String, usize>,
 }
 
-/// Held-out metrics, on the calibration rows.
+/// Held-out metrics, on the calibration rows, from cross-fitted (out-of-fold) probabilities:
+/// a row's probability comes from a Platt fitted on the other half of the rows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HoldoutMetrics {
     pub roc_auc: f64,

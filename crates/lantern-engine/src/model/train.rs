@@ -140,8 +140,10 @@ pub fn fit(
         .chunks(width)
         .map(|r| super::raw_score(&params, r))
         .collect();
+    // The model is calibrated on every hold-out row; its metrics come from out-of-fold
+    // probabilities, so no row that reports a metric calibrated itself.
     let calibration = Platt::fit(&raw_cal, y_cal);
-    let p_cal: Vec<f64> = raw_cal.iter().map(|&r| calibration.apply(r)).collect();
+    let p_cal: Vec<f64> = Platt::cross_fitted(&raw_cal, y_cal);
     let metrics = HoldoutMetrics {
         roc_auc: roc_auc(&p_cal, y_cal),
         pr_auc: pr_auc(&p_cal, y_cal),
