@@ -204,25 +204,17 @@ fn sigkill_at_random_points_loses_nothing_and_duplicates_nothing() {
     .unwrap();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(20261123);
     let run = |kill_after: Option<u32>| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lantern"))
-            .args(["--config", config.to_str().unwrap(), "--log-format", "json"])
-            .args(["--data-dir", data.path().to_str().unwrap()])
-            .args([
-                "ingest",
-                "--kafka",
-                "--until-idle",
-                "--ingest-day",
-                "2026-11-01",
-            ])
-            .env("LANTERN__KAFKA__BROKERS", &s.settings.kafka.brokers)
-            .env("LANTERN__KAFKA__GROUP_ID", &s.settings.kafka.group_id)
-            .env("LANTERN__INGEST__BATCH_RECORDS", "400")
-            .env("RUST_LOG", "lantern=debug")
-            .env("LANTERN_NO_PROGRESS", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = common::ingest_command(
+            data.path(),
+            &config,
+            &s.settings.kafka.brokers,
+            &s.settings.kafka.group_id,
+            400,
+        )
+        .arg("--until-idle")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
         let stderr = child.stderr.take().unwrap();
         let mut flushes = 0;
         let mut killed = false;
@@ -457,19 +449,6 @@ fn lake_ids(lake: &Lake) -> (Vec<String>, usize) {
     (ids, outcomes)
 }
 
-/// Waits for `done` to hold, checking every 50 ms, at most `limit`. A condition, not a timed
-/// sleep: the test goes on the moment the state it needs is there.
-fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    done()
-}
-
 /// Issue 9.7: two ingest consumers in one group sharing one lake (as two machines share the
 /// lake's store), one joining mid-stream and the other leaving mid-stream. At each rebalance
 /// the old owner makes everything durable, commits, and forgets the revoked partitions (no
@@ -519,22 +498,22 @@ fn two_consumers_in_one_group_one_leaving_mid_stream_lose_nothing_and_count_noth
     let (a, b) = std::thread::scope(|scope| {
         let a = scope.spawn(|| run(&opts_a));
         assert!(
-            wait_for(Duration::from_secs(60), || taken(&pa) > 0),
+            pa.wait_until(Duration::from_secs(60), || taken(&pa) > 0),
             "the first consumer took nothing"
         );
         let b = scope.spawn(|| run(&opts_b));
         // Mid-stream: the second joins and takes partitions while the first is still busy...
         assert!(
-            wait_for(Duration::from_secs(60), || taken(&pb) > 0),
+            pb.wait_until(Duration::from_secs(60), || taken(&pb) > 0),
             "the second consumer never got partitions"
         );
         // ... and the first goes on with its share for a moment, then leaves.
         let now = taken(&pa);
-        wait_for(Duration::from_secs(10), || taken(&pa) > now + 200);
+        pa.wait_until(Duration::from_secs(10), || taken(&pa) > now + 200);
         stop_a.store(true, std::sync::atomic::Ordering::Relaxed);
         let a = a.join().unwrap();
         // The second drains the rest.
-        wait_for(Duration::from_secs(120), || {
+        pb.wait_until(Duration::from_secs(120), || {
             let (signals, outcomes) = lake_ids(&lake);
             signals.len() >= expected_signals && outcomes >= expected_outcomes
         });
@@ -613,13 +592,13 @@ fn a_consumer_without_partitions_waits_and_carries_on_when_they_arrive() {
     let load = |a: &std::sync::atomic::AtomicUsize| a.load(std::sync::atomic::Ordering::Relaxed);
     let ((rh, sh), (rw, sw), one_idle) = std::thread::scope(|scope| {
         let h = scope.spawn(|| run(&holder));
-        assert!(wait_for(Duration::from_secs(60), || ph
+        assert!(ph.wait_until(Duration::from_secs(60), || ph
             .messages
             .load(std::sync::atomic::Ordering::Relaxed)
             > 0));
         let w = scope.spawn(|| run(&waiter));
         // After the rebalance one member holds all four partitions and the other none.
-        let one_idle = wait_for(Duration::from_secs(60), || {
+        let one_idle = pw.wait_until(Duration::from_secs(60), || {
             let (a, b) = (load(&ph.assigned), load(&pw.assigned));
             a + b == 4
                 && (a == 0 || b == 0)

@@ -38,38 +38,14 @@ pub fn summary(r: &BacktestReport) -> String {
         "| model | referrals | confirmed | precision@capacity | recall@capacity | precision@top 20% | ROC-AUC | PR-AUC | Brier | lift over rule |"
     );
     let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|");
-    for (name, m) in &r.pooled {
-        let _ = writeln!(
-            s,
-            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            m.referrals,
-            m.confirmed,
-            pct(m.precision_at_capacity),
-            pct(m.recall_at_capacity),
-            pct(m.precision_at_top_fifth),
-            f(m.roc_auc),
-            f(m.pr_auc),
-            f(m.brier),
-            f(m.lift_over_rule)
-        );
+    for row in pooled_rows(r) {
+        let _ = writeln!(s, "| {} |", row.join(" | "));
     }
     let _ = writeln!(s, "\n## Per fold\n");
     let _ = writeln!(s, "| trained before | evaluated until | train labels | model | precision@capacity | ROC-AUC | PR-AUC | Brier |");
     let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
-    for fold in &r.folds {
-        for (name, m) in &fold.models {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {name} | {} | {} | {} | {} |",
-                fold.train_before,
-                fold.evaluate_until,
-                fold.train_labels,
-                pct(m.precision_at_capacity),
-                f(m.roc_auc),
-                f(m.pr_auc),
-                f(m.brier)
-            );
-        }
+    for row in fold_rows(r) {
+        let _ = writeln!(s, "| {} |", row.join(" | "));
     }
     let _ = writeln!(
         s,
@@ -77,28 +53,80 @@ pub fn summary(r: &BacktestReport) -> String {
     );
     let _ = writeln!(s, "| model | attribute | group | referrals | selection rate (ratio) | precision (ratio) | false-negative rate (ratio) |");
     let _ = writeln!(s, "|---|---|---|---|---|---|---|");
-    for (name, rows) in &r.fairness {
-        for g in rows {
-            let _ = writeln!(
-                s,
-                "| {name} | {} | {} | {} | {} ({}) | {} ({}) | {} ({}) |",
-                g.attribute,
-                g.group,
-                g.referrals,
-                pct(g.selection_rate),
-                f(g.selection_rate_ratio),
-                pct(g.precision),
-                f(g.precision_ratio),
-                pct(g.false_negative_rate),
-                f(g.false_negative_rate_ratio)
-            );
-        }
+    for row in fairness_rows(r) {
+        let _ = writeln!(s, "| {} |", row.join(" | "));
     }
     let _ = writeln!(s, "\n## What these numbers can and cannot claim\n");
     for c in &r.caveats {
         let _ = writeln!(s, "- {c}");
     }
     s
+}
+
+/// The pooled table's rows, formatted (the summary and the page show the same cells).
+fn pooled_rows(r: &BacktestReport) -> Vec<Vec<String>> {
+    r.pooled
+        .iter()
+        .map(|(name, m)| {
+            vec![
+                name.clone(),
+                m.referrals.to_string(),
+                m.confirmed.to_string(),
+                pct(m.precision_at_capacity),
+                pct(m.recall_at_capacity),
+                pct(m.precision_at_top_fifth),
+                f(m.roc_auc),
+                f(m.pr_auc),
+                f(m.brier),
+                f(m.lift_over_rule),
+            ]
+        })
+        .collect()
+}
+
+/// The per-fold table's rows.
+fn fold_rows(r: &BacktestReport) -> Vec<Vec<String>> {
+    r.folds
+        .iter()
+        .flat_map(|fold| {
+            fold.models.iter().map(move |(name, m)| {
+                vec![
+                    fold.train_before.to_string(),
+                    fold.evaluate_until.to_string(),
+                    fold.train_labels.to_string(),
+                    name.clone(),
+                    pct(m.precision_at_capacity),
+                    f(m.roc_auc),
+                    f(m.pr_auc),
+                    f(m.brier),
+                ]
+            })
+        })
+        .collect()
+}
+
+/// The fairness table's rows.
+fn fairness_rows(r: &BacktestReport) -> Vec<Vec<String>> {
+    r.fairness
+        .iter()
+        .flat_map(|(name, rows)| {
+            rows.iter().map(move |g| {
+                vec![
+                    name.clone(),
+                    g.attribute.clone(),
+                    g.group.clone(),
+                    g.referrals.to_string(),
+                    format!("{} ({})", pct(g.selection_rate), f(g.selection_rate_ratio)),
+                    format!("{} ({})", pct(g.precision), f(g.precision_ratio)),
+                    format!(
+                        "{} ({})",
+                        pct(g.false_negative_rate),
+                        f(g.false_negative_rate_ratio)
+                    ),
+                ]
+            })
+        })
+        .collect()
 }
 
 /// The colours of the reliability lines, one per model.
@@ -157,63 +185,7 @@ pub fn html(r: &BacktestReport) -> Result<String, crate::templates::TemplateErro
             serde_json::json!({"name": name, "colour": COLOURS[i % COLOURS.len()], "points": points.join(" ")})
         })
         .collect();
-    let pooled: Vec<Vec<String>> = r
-        .pooled
-        .iter()
-        .map(|(name, m)| {
-            vec![
-                name.clone(),
-                m.referrals.to_string(),
-                m.confirmed.to_string(),
-                pct(m.precision_at_capacity),
-                pct(m.recall_at_capacity),
-                pct(m.precision_at_top_fifth),
-                f(m.roc_auc),
-                f(m.pr_auc),
-                f(m.brier),
-                f(m.lift_over_rule),
-            ]
-        })
-        .collect();
-    let folds_table: Vec<Vec<String>> = r
-        .folds
-        .iter()
-        .flat_map(|fold| {
-            fold.models.iter().map(move |(name, m)| {
-                vec![
-                    fold.train_before.to_string(),
-                    fold.evaluate_until.to_string(),
-                    fold.train_labels.to_string(),
-                    name.clone(),
-                    pct(m.precision_at_capacity),
-                    f(m.roc_auc),
-                    f(m.pr_auc),
-                    f(m.brier),
-                ]
-            })
-        })
-        .collect();
-    let fairness: Vec<Vec<String>> = r
-        .fairness
-        .iter()
-        .flat_map(|(name, rows)| {
-            rows.iter().map(move |g| {
-                vec![
-                    name.clone(),
-                    g.attribute.clone(),
-                    g.group.clone(),
-                    g.referrals.to_string(),
-                    format!("{} ({})", pct(g.selection_rate), f(g.selection_rate_ratio)),
-                    format!("{} ({})", pct(g.precision), f(g.precision_ratio)),
-                    format!(
-                        "{} ({})",
-                        pct(g.false_negative_rate),
-                        f(g.false_negative_rate_ratio)
-                    ),
-                ]
-            })
-        })
-        .collect();
+    let (pooled, folds_table, fairness) = (pooled_rows(r), fold_rows(r), fairness_rows(r));
     crate::templates::render(
         "report.html",
         serde_json::json!({

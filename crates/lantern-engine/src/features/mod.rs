@@ -198,9 +198,18 @@ impl FeatureSpec {
 
     /// A short hash of the feature names in order; a saved model records it.
     pub fn fingerprint(&self) -> String {
+        // What a model's parameters depend on: the query that computes the features, the
+        // look-back, and the catalogue (names in order, imputation, reason codes). An edited
+        // features.sql with the same column names is a different pipeline.
         let mut h = Sha256::new();
+        h.update(self.sql.as_bytes());
+        h.update([0u8]);
+        h.update(self.lookback_days.to_le_bytes());
         for f in &self.features {
             h.update(f.name.as_bytes());
+            h.update([0u8]);
+            h.update(f.impute.to_le_bytes());
+            h.update(f.reason.as_bytes());
             h.update([0u8]);
         }
         hex::encode(&h.finalize()[..8])
@@ -818,5 +827,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("`a` is listed twice"), "{err}");
+    }
+
+    /// Known defect: the fingerprint hashed the column names only, so an edited features.sql
+    /// with the same names still loaded an old model. The SQL and the catalogue count now.
+    #[test]
+    fn the_fingerprint_changes_with_the_sql_and_the_catalogue_not_only_the_names() {
+        let spec = FeatureSpec::embedded();
+        let mut edited = spec.clone();
+        edited.sql = edited.sql.replace("365 days", "364 days");
+        assert_ne!(edited.sql, spec.sql);
+        assert_ne!(edited.fingerprint(), spec.fingerprint());
+        let mut imputed = spec.clone();
+        imputed.features[0].impute += 1.0;
+        assert_ne!(imputed.fingerprint(), spec.fingerprint());
+        assert_eq!(spec.clone().fingerprint(), spec.fingerprint());
     }
 }

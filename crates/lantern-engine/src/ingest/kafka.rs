@@ -72,6 +72,39 @@ pub struct Progress {
     pub assigned: std::sync::atomic::AtomicUsize,
     /// Messages it has taken (written to the lake or dead-lettered).
     pub messages: AtomicU64,
+    /// Bumped, with a notification, whenever the writer has done something: a chunk taken, a
+    /// flush, a rebalance, an idle poll.
+    ticks: Mutex<u64>,
+    changed: std::sync::Condvar,
+}
+
+impl Progress {
+    fn notify(&self) {
+        *self.ticks.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.changed.notify_all();
+    }
+
+    /// Blocks until `done()` holds, checking it again each time this consumer reports
+    /// progress, for at most `limit`; returns whether it held. For a supervisor or a test that
+    /// must act when the consumer reaches a state, without polling on a timer.
+    pub fn wait_until(&self, limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut ticks = self.ticks.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if done() {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            ticks = self
+                .changed
+                .wait_timeout(ticks, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
 }
 
 impl KafkaIngestOptions {
@@ -456,6 +489,7 @@ fn write_and_commit(
                 flush_and_commit(consumer, ingestor, next, dirty, report)?;
             }
         }
+        opts.progress.notify();
         Ok(())
     };
     loop {
@@ -502,6 +536,7 @@ fn write_and_commit(
                 }
             }
             let _ = ack.send(());
+            opts.progress.notify();
         }
         let polled = match channels.data.recv_timeout(Duration::from_millis(20)) {
             Ok(p) => p,
@@ -514,6 +549,7 @@ fn write_and_commit(
                 take(messages, ingestor, &mut next, &mut dirty, &owner, report)?;
             }
             Polled::Idle => {
+                opts.progress.notify();
                 // Draining a backlog, an empty poll means the end is near: flush now rather
                 // than wait out the interval. A daemon keeps batching, so a trickle of messages
                 // does not become a trickle of tiny files.
