@@ -1175,3 +1175,33 @@ async fn every_screened_household_has_a_decision_and_explain_answers_for_listed_
         .iter()
         .all(|l| !l.contains(&unlisted.household_id)));
 }
+
+/// Issue 9.6: the "last successful night" that /metrics reports is an issued night; a dry run
+/// does not move it (it would silence the alert for a night with no list).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_an_issued_night_counts_as_the_last_successful_one() {
+    let w = world();
+    let model = current_model(&w).await;
+    let mut s = settings(&w.data);
+    let e = engine(&w.data).await;
+    lantern::night::run(
+        &e,
+        &model,
+        &s,
+        &Registry::embedded(),
+        tonight(),
+        lantern::night::Delivery::Draft,
+        &indicatif::ProgressBar::hidden(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        lantern::status::last_night(&w.data),
+        None,
+        "a dry run is not a night's list"
+    );
+    let (_cluster, producer) = intake_cluster(&mut s);
+    publish_night(&w.data, &model, &s, &producer, tonight(), false).await;
+    let last = lantern::status::last_night(&w.data).expect("the issued night is recorded");
+    assert!(last.issued && last.as_of == tonight());
+}

@@ -275,8 +275,13 @@ pub async fn run(
     )
 }
 
-/// Records the night as the last successful one, for monitoring.
+/// Records an issued night as the last successful one, for monitoring.
 fn finish(data_dir: &Path, night: Night) -> Result<Night, NightError> {
+    // Only an issued night is what an operator's "no list tonight" alert is about; a dry run
+    // must not silence it.
+    if !night.issued {
+        return Ok(night);
+    }
     let status = LastNight {
         as_of: night.screening.as_of,
         finished_at: chrono::Utc::now().timestamp(),

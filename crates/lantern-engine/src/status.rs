@@ -1,4 +1,4 @@
-//! Status files a process leaves for others to read: the last successful screening night,
+//! Status files a process leaves for others to read: the last successfully issued night,
 //! which the ingest daemon's `/metrics` reports (screening runs as its own process).
 
 use std::path::{Path, PathBuf};
