@@ -3,8 +3,6 @@
 //! an ingest process killed with SIGKILL at random points loses nothing.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
@@ -204,32 +202,20 @@ fn sigkill_at_random_points_loses_nothing_and_duplicates_nothing() {
     .unwrap();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(20261123);
     let run = |kill_after: Option<u32>| {
-        let mut child = common::ingest_command(
+        let mut cmd = common::ingest_command(
             data.path(),
             &config,
             &s.settings.kafka.brokers,
             &s.settings.kafka.group_id,
             400,
-        )
-        .arg("--until-idle")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let mut flushes = 0;
-        let mut killed = false;
-        for line in BufReader::new(stderr).lines() {
-            let line = line.unwrap();
-            if line.contains("lake flush durable") {
-                flushes += 1;
-                if Some(flushes) == kill_after {
-                    child.kill().unwrap(); // SIGKILL
-                    killed = true;
-                    break;
-                }
-            }
+        );
+        cmd.arg("--until-idle");
+        let mut child = common::Watched::spawn("ingest", &mut cmd, Duration::from_secs(180));
+        let killed = kill_after.is_some_and(|k| child.wait_for("lake flush durable", k as usize));
+        if killed {
+            child.signal("KILL");
         }
-        let status = child.wait().unwrap();
+        let status = child.wait();
         (killed, status)
     };
     let mut kills = 0;
@@ -275,51 +261,45 @@ fn sigterm_stops_gracefully_and_a_restart_resumes() {
         "[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"500\"\n",
     )
     .unwrap();
-    let spawn = |until_idle: bool| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lantern"));
-        cmd.args(["--config", config.to_str().unwrap()])
-            .args([
-                "--log-format",
-                "json",
-                "--data-dir",
-                data.path().to_str().unwrap(),
-            ])
-            .args(["ingest", "--kafka", "--ingest-day", "2026-11-01"])
-            .env("LANTERN__KAFKA__BROKERS", &s.settings.kafka.brokers)
-            .env("LANTERN__KAFKA__GROUP_ID", &s.settings.kafka.group_id)
-            .env("LANTERN__INGEST__BATCH_RECORDS", "500")
-            .env("RUST_LOG", "lantern=debug")
-            .env("LANTERN_NO_PROGRESS", "1")
-            .stdout(Stdio::null());
+    let spawn = |what: &str, until_idle: bool| {
+        let mut cmd = common::ingest_command(
+            data.path(),
+            &config,
+            &s.settings.kafka.brokers,
+            &s.settings.kafka.group_id,
+            500,
+        );
         if until_idle {
-            cmd.arg("--until-idle").stderr(Stdio::null());
-        } else {
-            cmd.stderr(Stdio::piped());
+            // The resumed run must not wait for ever on a group that never assigns.
+            cmd.arg("--until-idle")
+                .env("LANTERN__INGEST__ASSIGNMENT_DEADLINE_SECS", "120");
         }
-        cmd.spawn().unwrap()
+        common::Watched::spawn(what, &mut cmd, Duration::from_secs(180))
     };
-    let mut daemon = spawn(false);
-    let mut lines = BufReader::new(daemon.stderr.take().unwrap()).lines();
-    for l in lines.by_ref() {
-        if l.unwrap().contains("lake flush durable") {
-            break;
-        }
-    }
-    let ok = Command::new("kill")
-        .args(["-TERM", &daemon.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
-    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
-    let status = daemon.wait().unwrap();
-    assert!(status.success(), "graceful stop must exit 0: {status:?}");
+    let mut daemon = spawn("the daemon", false);
+    assert!(
+        daemon.wait_for("lake flush durable", 1),
+        "the daemon ended before its first flush:\n{}",
+        daemon.tail(30)
+    );
+    daemon.signal("TERM");
+    let status = daemon.wait();
+    let rest = daemon.lines();
+    assert!(
+        status.success(),
+        "graceful stop must exit 0: {status:?}\n{}",
+        daemon.tail(30)
+    );
     assert!(rest.iter().any(|l| l.contains("stop requested")));
     assert!(rest.iter().any(|l| l.contains("ingest finished")));
 
-    let mut resume = spawn(true);
-    let status = resume.wait().unwrap();
-    assert!(status.success());
+    let mut resume = spawn("the resumed run", true);
+    let status = resume.wait();
+    assert!(
+        status.success(),
+        "the resumed run failed:\n{}",
+        resume.tail(30)
+    );
     assert_lake_matches(&Lake::in_data_dir(data.path()), &s.manifest);
 }
 
@@ -555,29 +535,40 @@ fn two_consumers_in_one_group_one_leaving_mid_stream_lose_nothing_and_count_noth
     );
 }
 
-/// Issue 14.1: a consumer without partitions waits instead of failing. One partition per topic
-/// and two members: the range assignor gives every partition to one of them, and the other has
+/// Issue 14.1: a consumer without partitions waits instead of failing. One partition per topic,
+/// the range assignor and two members: every partition goes to one of them and the other has
 /// none, as in a group with more members than partitions or whose old members' sessions are
-/// still alive. The idle one waits (reporting zero partitions) and, when the other leaves,
-/// takes over and drains the topics: `--until-idle` ends because the topics are drained, not
-/// because of a timeout.
+/// still alive. Whichever member the assignor left idle stays running with zero partitions;
+/// when the busy one leaves, the idle one is handed all four and carries on until the lake
+/// holds everything exactly once.
+///
+/// Every wait is on the consumers' own progress (a condition variable) with a deadline, and
+/// each member is stopped by its flag: nothing here depends on which member joined first, how
+/// fast the machine is, or whether the busy member had read everything before it left.
 #[test]
 fn a_consumer_without_partitions_waits_and_carries_on_when_they_arrive() {
+    use std::sync::atomic::Ordering::Relaxed;
     let mut settings = Settings::defaults();
     let _cluster =
         lantern::kafka::start_mock_cluster(&mut settings, "lantern-test-wait", 1).unwrap();
+    settings
+        .kafka
+        .properties
+        .insert("partition.assignment.strategy".into(), "range".into());
     let sim_dir = tempfile::tempdir().unwrap();
     let manifest = common::simulate_to_kafka(&settings, sim_dir.path(), 2_000, 29, 0.0, 0.0);
+    let outcomes = manifest.referrals - manifest.open_referrals;
+    let expected = manifest.total_valid_signals() + outcomes;
     let registry = Registry::embedded();
     let data = tempfile::tempdir().unwrap();
     let lake = Lake::in_data_dir(data.path());
-    let mut holder = KafkaIngestOptions::new(20);
-    holder.flush_interval = Duration::from_millis(20);
-    let mut waiter = KafkaIngestOptions::new(1_000);
-    waiter.until_idle = true;
-    waiter.waiting_log_interval = Duration::from_millis(200);
-    let (ph, pw) = (holder.progress.clone(), waiter.progress.clone());
-    let stop = holder.stop.clone();
+    let member = || {
+        let mut o = KafkaIngestOptions::new(20);
+        o.flush_interval = Duration::from_millis(20);
+        o.waiting_log_interval = Duration::from_millis(200);
+        o
+    };
+    let (first, second) = (member(), member());
     let settings = &settings;
     let run = |opts: &KafkaIngestOptions| {
         let mut ing = Ingestor::new(
@@ -589,45 +580,72 @@ fn a_consumer_without_partitions_waits_and_carries_on_when_they_arrive() {
         let r = consume(settings, &mut ing, opts);
         (r, ing.stats().clone())
     };
-    let load = |a: &std::sync::atomic::AtomicUsize| a.load(std::sync::atomic::Ordering::Relaxed);
-    let ((rh, sh), (rw, sw), one_idle) = std::thread::scope(|scope| {
-        let h = scope.spawn(|| run(&holder));
-        assert!(ph.wait_until(Duration::from_secs(60), || ph
-            .messages
-            .load(std::sync::atomic::Ordering::Relaxed)
-            > 0));
-        let w = scope.spawn(|| run(&waiter));
-        // After the rebalance one member holds all four partitions and the other none.
-        let one_idle = pw.wait_until(Duration::from_secs(60), || {
-            let (a, b) = (load(&ph.assigned), load(&pw.assigned));
-            a + b == 4
-                && (a == 0 || b == 0)
-                && pw.messages.load(std::sync::atomic::Ordering::Relaxed)
-                    + ph.messages.load(std::sync::atomic::Ordering::Relaxed)
-                    > 0
-        }) && load(&pw.assigned) == 0;
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let h = h.join().unwrap();
-        let w = w.join().unwrap();
-        (h, w, one_idle)
+    let (p1, p2) = (first.progress.clone(), second.progress.clone());
+    let minute = Duration::from_secs(60);
+    let stop_both = || {
+        first.stop.store(true, Relaxed);
+        second.stop.store(true, Relaxed);
+    };
+    let (r1, r2, steps) = std::thread::scope(|scope| {
+        let h1 = scope.spawn(|| run(&first));
+        let h2;
+        // Each step waits for a state of the group; a step that does not come within a minute
+        // stops both members (so the test ends) and is reported below.
+        let steps = 'steps: {
+            if !p1.wait_until(minute, || p1.messages.load(Relaxed) > 0) {
+                h2 = None;
+                break 'steps Err("the first member never took a message");
+            }
+            h2 = Some(scope.spawn(|| run(&second)));
+            // Settled: the second member has joined (it was handed an assignment, empty or
+            // not) and the first has been handed its share since, together all four.
+            let joined_at = p1.assignments.load(Relaxed);
+            let settled = p2.wait_until(minute, || {
+                p2.assignments.load(Relaxed) >= 1
+                    && p1.assignments.load(Relaxed) > joined_at
+                    && p1.assigned.load(Relaxed) + p2.assigned.load(Relaxed) == 4
+            });
+            if !settled {
+                break 'steps Err("the group never settled with both members");
+            }
+            let (a1, a2) = (p1.assigned.load(Relaxed), p2.assigned.load(Relaxed));
+            if a1 != 0 && a2 != 0 {
+                break 'steps Err("the range assignor split single-partition topics");
+            }
+            let (busy, idle) = if a1 == 0 {
+                (&second, &p1)
+            } else {
+                (&first, &p2)
+            };
+            busy.stop.store(true, Relaxed);
+            if !idle.wait_until(minute, || idle.assigned.load(Relaxed) == 4) {
+                break 'steps Err("the idle member was never handed the partitions");
+            }
+            // Carries on: it reads what the busy member left until the lake is complete.
+            let complete = idle.wait_until(minute, || {
+                common::try_rows(&lake).is_some_and(|n| n as u64 >= expected)
+            });
+            if !complete {
+                break 'steps Err("the member that took over did not drain the topics");
+            }
+            Ok(())
+        };
+        stop_both();
+        let r1 = h1.join().unwrap();
+        let r2 = h2.map(|h| h.join().unwrap());
+        (r1, r2, steps)
     });
-    rh.unwrap();
-    rw.expect("the waiting consumer ends without an error once the topics are drained");
-    let outcomes = manifest.referrals - manifest.open_referrals;
+    steps.unwrap();
+    let (r1, s1) = r1;
+    let (r2, s2) = r2.expect("the second member ran");
+    r1.expect("the first member ends without an error");
+    r2.expect("the second member ends without an error");
     assert_eq!(
-        sh.accepted + sw.accepted,
-        manifest.total_valid_signals() + outcomes
+        s1.accepted + s2.accepted,
+        expected,
+        "each record accepted once"
     );
     assert_lake_matches(&lake, &manifest);
-    // Whichever member the assignor favoured, the run above is valid; when the late joiner was
-    // the idle one, it demonstrably waited with no partitions and then took over.
-    if one_idle {
-        assert_eq!(
-            load(&pw.assigned),
-            4,
-            "the waiting member took over after the other left"
-        );
-    }
 }
 
 /// Issue 14.1: an explicit deadline for `--until-idle` is honoured, and its error says what it
@@ -683,7 +701,7 @@ fn a_static_member_killed_and_restarted_at_once_waits_for_its_partitions_and_end
         "[kafka]\ngroup_instance_id = \"ingest-1\"\n[kafka.properties]\n\"group.protocol\" = \"consumer\"\n",
     )
     .unwrap();
-    let spawn = |until_idle: bool| {
+    let spawn = |what: &str, until_idle: bool| {
         let mut cmd = common::ingest_command(
             data.path(),
             &config,
@@ -691,28 +709,28 @@ fn a_static_member_killed_and_restarted_at_once_waits_for_its_partitions_and_end
             &s.settings.kafka.group_id,
             300,
         );
-        cmd.stderr(Stdio::piped());
         if until_idle {
             cmd.arg("--until-idle");
         }
-        cmd.spawn().unwrap()
+        common::Watched::spawn(what, &mut cmd, Duration::from_secs(180))
     };
-    let mut first = spawn(false);
-    for line in BufReader::new(first.stderr.take().unwrap()).lines() {
-        if line.unwrap().contains("lake flush durable") {
-            break;
-        }
-    }
-    first.kill().unwrap(); // SIGKILL: no leave, the session stays on the broker
-    first.wait().unwrap();
+    let mut first = spawn("the first member", false);
+    assert!(
+        first.wait_for("lake flush durable", 1),
+        "the first member ended before its first flush:\n{}",
+        first.tail(30)
+    );
+    first.signal("KILL"); // no leave: the session stays on the broker
+    first.wait();
     let started = Instant::now();
-    let mut second = spawn(true);
-    let err = second.stderr.take().unwrap();
-    let drain = std::thread::spawn(move || BufReader::new(err).lines().count());
-    let status = second.wait().unwrap();
-    drain.join().unwrap();
+    let mut second = spawn("the restarted member", true);
+    let status = second.wait();
     tracing_free_note(started.elapsed());
-    assert!(status.success(), "the restart exits 0: {status:?}");
+    assert!(
+        status.success(),
+        "the restart exits 0: {status:?}\n{}",
+        second.tail(30)
+    );
     assert_lake_matches(&Lake::in_data_dir(data.path()), &s.manifest);
 }
 

@@ -9,6 +9,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 mod common;
 
@@ -142,44 +143,42 @@ fn ingest_rides_out_a_broker_restart_and_loses_nothing() {
     let m = common::simulate_to_kafka(&settings, sim_dir.path(), 2_000, 33, 0.01, 0.01);
 
     let data = tempfile::tempdir().unwrap();
-    let mut ingest = Command::new(env!("CARGO_BIN_EXE_lantern"))
-        .args([
-            "--log-format",
-            "json",
-            "--data-dir",
-            data.path().to_str().unwrap(),
-        ])
-        .args([
-            "ingest",
-            "--kafka",
-            "--until-idle",
-            "--ingest-day",
-            "2026-11-01",
-        ])
-        .env("LANTERN__KAFKA__BROKERS", &settings.kafka.brokers)
-        .env("LANTERN__KAFKA__GROUP_ID", &settings.kafka.group_id)
-        .env("LANTERN__INGEST__BATCH_RECORDS", "500")
-        .env("RUST_LOG", "lantern=debug")
-        .env("LANTERN_NO_PROGRESS", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(ingest.stderr.take().unwrap()).lines();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lantern"));
+    cmd.args([
+        "--log-format",
+        "json",
+        "--data-dir",
+        data.path().to_str().unwrap(),
+    ])
+    .args([
+        "ingest",
+        "--kafka",
+        "--until-idle",
+        "--ingest-day",
+        "2026-11-01",
+    ])
+    .env("LANTERN__KAFKA__BROKERS", &settings.kafka.brokers)
+    .env("LANTERN__KAFKA__GROUP_ID", &settings.kafka.group_id)
+    .env("LANTERN__INGEST__BATCH_RECORDS", "500")
+    .env("RUST_LOG", "lantern=debug")
+    .env("LANTERN_NO_PROGRESS", "1")
+    .stdout(Stdio::null());
+    let mut ingest = common::Watched::spawn("ingest", &mut cmd, Duration::from_secs(240));
     // After the first durable flush (most of the topics still unread), take the broker down
     // hard and bring it back on the same storage.
-    for l in lines.by_ref() {
-        if l.unwrap().contains("lake flush durable") {
-            break;
-        }
-    }
+    assert!(
+        ingest.wait_for("lake flush durable", 1),
+        "ingest ended before its first flush:\n{}",
+        ingest.tail(30)
+    );
     broker.kill();
     let mut broker = Broker::start(&bin, broker_dir.path(), port);
-    for l in lines {
-        let _ = l;
-    }
-    let status = ingest.wait().unwrap();
-    assert!(status.success(), "ingest failed: {status:?}");
+    let status = ingest.wait();
+    assert!(
+        status.success(),
+        "ingest failed: {status:?}\n{}",
+        ingest.tail(30)
+    );
     broker.kill();
 
     common::assert_lake_matches(&Lake::in_data_dir(data.path()), &m);
@@ -211,37 +210,21 @@ fn an_ingest_killed_again_and_again_and_restarted_at_once_comes_back_by_itself_a
     )
     .unwrap();
     let run = |kill_after: Option<u32>| {
-        let mut child = common::ingest_command(
+        let mut cmd = common::ingest_command(
             data.path(),
             &config,
             &settings.kafka.brokers,
             &settings.kafka.group_id,
             400,
-        )
-        .arg("--until-idle")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-        let mut flushes = 0;
-        let mut killed = false;
-        let mut last = Vec::new();
-        for line in BufReader::new(child.stderr.take().unwrap()).lines() {
-            let line = line.unwrap();
-            if line.contains("lake flush durable") {
-                flushes += 1;
-                if Some(flushes) == kill_after {
-                    child.kill().unwrap(); // SIGKILL
-                    killed = true;
-                    break;
-                }
-            }
-            last.push(line);
-            if last.len() > 20 {
-                last.remove(0);
-            }
+        );
+        cmd.arg("--until-idle");
+        let mut child = common::Watched::spawn("ingest", &mut cmd, Duration::from_secs(240));
+        let killed = kill_after.is_some_and(|k| child.wait_for("lake flush durable", k as usize));
+        if killed {
+            child.signal("KILL");
         }
-        let status = child.wait().unwrap();
-        (killed, status, last)
+        let status = child.wait();
+        (killed, status, child.tail(20))
     };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(20261202);
     let mut kills = 0;
@@ -253,7 +236,7 @@ fn an_ingest_killed_again_and_again_and_restarted_at_once_comes_back_by_itself_a
             assert!(
                 status.success(),
                 "a restart exited with an error: {status:?}\n{}",
-                last.join("\n")
+                last
             );
         }
     }
@@ -266,7 +249,7 @@ fn an_ingest_killed_again_and_again_and_restarted_at_once_comes_back_by_itself_a
     assert!(
         status.success(),
         "the last run failed: {status:?}\n{}",
-        last.join("\n")
+        last
     );
 
     common::assert_lake_matches(&Lake::in_data_dir(data.path()), &m);

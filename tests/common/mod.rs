@@ -31,6 +31,27 @@ pub fn rows(lake: &Lake, table: Table) -> usize {
         .sum()
 }
 
+/// Rows in every signal table and the outcomes together, or `None` when a file could not be read
+/// (one being replaced while a writer runs): for a test that watches a running writer.
+pub fn try_rows(lake: &Lake) -> Option<usize> {
+    let mut n = 0;
+    let tables = SignalKind::ALL
+        .iter()
+        .map(|k| Table::for_kind(*k))
+        .chain([Table::Outcomes]);
+    for table in tables {
+        for f in lake.table_files(table).ok()? {
+            n += lake
+                .read_file(&f)
+                .ok()?
+                .iter()
+                .map(|b| b.num_rows())
+                .sum::<usize>();
+        }
+    }
+    Some(n)
+}
+
 /// The lake holds each valid simulated event exactly once, and every decided outcome.
 pub fn assert_lake_matches(lake: &Lake, m: &Manifest) {
     for kind in SignalKind::ALL {
@@ -110,4 +131,142 @@ pub fn ingest_command(
         .env("LANTERN_NO_PROGRESS", "1")
         .stdout(std::process::Stdio::null());
     cmd
+}
+
+/// A child process under a deadline, its stderr read line by line on a thread.
+///
+/// CI has one time budget for everything, so a child that hangs (a consumer that never gets its
+/// partitions, a shutdown that never finishes) must fail its own test, with its last log lines,
+/// instead of stalling the whole run. A watchdog thread kills the child with SIGKILL when the
+/// deadline passes; that also closes its stderr, so every wait below ends. Dropping the
+/// `Watched` kills a child still running.
+pub struct Watched {
+    child: std::process::Child,
+    log: std::sync::Arc<(std::sync::Mutex<Log>, std::sync::Condvar)>,
+    fired: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    disarm: Option<std::sync::mpsc::Sender<()>>,
+    what: String,
+}
+
+#[derive(Default)]
+struct Log {
+    lines: Vec<String>,
+    closed: bool,
+}
+
+impl Watched {
+    /// Spawns `cmd` with stderr piped; it is killed if still running after `limit`.
+    pub fn spawn(
+        what: &str,
+        cmd: &mut std::process::Command,
+        limit: std::time::Duration,
+    ) -> Watched {
+        use std::io::BufRead;
+        let mut child = cmd
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{what}: could not start: {e}"));
+        let log = std::sync::Arc::new((
+            std::sync::Mutex::new(Log::default()),
+            std::sync::Condvar::new(),
+        ));
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let l = log.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                l.0.lock().unwrap().lines.push(line);
+                l.1.notify_all();
+            }
+            l.0.lock().unwrap().closed = true;
+            l.1.notify_all();
+        });
+        let fired = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (disarm, armed) = std::sync::mpsc::channel::<()>();
+        let (pid, f, name) = (child.id(), fired.clone(), what.to_string());
+        std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = armed.recv_timeout(limit) {
+                eprintln!(
+                    "{name}: still running after {}s; killing it",
+                    limit.as_secs()
+                );
+                f.store(true, std::sync::atomic::Ordering::SeqCst);
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        });
+        Watched {
+            child,
+            log,
+            fired,
+            disarm: Some(disarm),
+            what: what.to_string(),
+        }
+    }
+
+    /// Blocks until `count` lines containing `needle` have been logged; false if the child
+    /// closed its stderr (it exited, or the watchdog killed it) first.
+    pub fn wait_for(&self, needle: &str, count: usize) -> bool {
+        let (lock, changed) = &*self.log;
+        let mut log = lock.lock().unwrap();
+        loop {
+            if log.lines.iter().filter(|l| l.contains(needle)).count() >= count {
+                return true;
+            }
+            if log.closed {
+                return false;
+            }
+            log = changed.wait(log).unwrap();
+        }
+    }
+
+    /// Sends a signal (`TERM`, `KILL`, ...).
+    pub fn signal(&self, signal: &str) {
+        let ok = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "{}: could not send SIG{signal}", self.what);
+    }
+
+    /// Waits for the child to exit and for its stderr to close; panics with the log's tail if
+    /// the watchdog had to kill it.
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        let status = self.child.wait().unwrap();
+        self.disarm.take();
+        let (lock, changed) = &*self.log;
+        let mut log = lock.lock().unwrap();
+        while !log.closed {
+            log = changed.wait(log).unwrap();
+        }
+        drop(log);
+        assert!(
+            !self.fired.load(std::sync::atomic::Ordering::SeqCst),
+            "{} hung and was killed at its deadline; its last log lines:\n{}",
+            self.what,
+            self.tail(30)
+        );
+        status
+    }
+
+    /// Every line logged so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.log.0.lock().unwrap().lines.clone()
+    }
+
+    /// The last `n` lines, for a failure message.
+    pub fn tail(&self, n: usize) -> String {
+        let lines = self.lines();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        if self.disarm.is_some() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }

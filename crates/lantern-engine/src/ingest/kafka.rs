@@ -72,6 +72,9 @@ pub struct Progress {
     pub assigned: std::sync::atomic::AtomicUsize,
     /// Messages it has taken (written to the lake or dead-lettered).
     pub messages: AtomicU64,
+    /// Assignments the group has handed it, an empty one included: a member that has joined
+    /// (or rejoined after a rebalance) has seen one more.
+    pub assignments: AtomicU64,
     /// Bumped, with a notification, whenever the writer has done something: a chunk taken, a
     /// flush, a rebalance, an idle poll.
     ticks: Mutex<u64>,
@@ -532,6 +535,7 @@ fn write_and_commit(
                     ingestor.forget_cached_keys();
                     let now = owner_count(consumer);
                     opts.progress.assigned.store(now, Ordering::Relaxed);
+                    opts.progress.assignments.fetch_add(1, Ordering::Relaxed);
                     crate::metrics::record_assigned(now);
                 }
             }
