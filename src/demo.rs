@@ -157,19 +157,33 @@ pub fn run(base: &Settings, args: DemoArgs) -> Result<()> {
         5,
         "training on the outcomes of past referrals (point-in-time features)",
     );
-    let (trained, report, night, rule_night, read_back) = rt.block_on(async {
+    let (current, report, night, rule_night, read_back) = rt.block_on(async {
         let engine = FeatureEngine::open_with_limit(&settings.data.dir, spec, settings.features.memory_limit_mb).await?;
-        let trained = lantern::model::train::train_all(&engine, &settings.model, tonight, &Kind::ALL).await?;
-        for (m, _) in &trained.models {
+        let bt = lantern::eval::backtest::BacktestSettings { folds: 3, horizon_days: 60, capacity_scale: settings.screen.capacity_scale };
+        let bar = lantern::progress::bar(0, "back-test fits");
+        let gated = lantern::eval::promotion::train_and_promote(&engine, &settings.model, &registry, &settings.capacity, &bt, tonight, &Kind::ALL, &bar).await?;
+        bar.finish_and_clear();
+        for (m, _) in &gated.trained.models {
             println!("      {:<12} held-out ROC-AUC {:.3}  PR-AUC {:.3}  Brier {:.3}", m.id(), m.metrics.roc_auc, m.metrics.pr_auc, m.metrics.brier);
         }
-        step(6, "back-testing every model against the rule over rolling time splits");
-        let bt = lantern::eval::backtest::BacktestSettings { folds: 3, horizon_days: 60, capacity_scale: settings.screen.capacity_scale };
-        let bar = lantern::progress::bar(0, "fits");
-        let report = lantern::eval::backtest::backtest(&engine, &settings.model, &registry, &settings.capacity, &bt, tonight, &bar).await?;
-        bar.finish_and_clear();
-        step(7, &format!("screening tonight ({tonight}) with {}", trained.current));
-        let model = lantern::model::artefact::load(&settings.data.dir, &trained.current)?;
+        step(6, "back-testing every model against the rule over rolling time splits: the promotion gate");
+        for line in gated.decision.summary().lines() {
+            println!("      {line}");
+        }
+        let current = match &gated.current {
+            Some(c) => c.clone(),
+            None => {
+                // A fresh demo has no earlier model to fall back on: show the candidate anyway,
+                // as an operator's audited override would.
+                let candidate = gated.decision.candidate.clone().unwrap_or_else(|| "rule".into());
+                let m = lantern::eval::promotion::promote_by_operator(&settings.data.dir, &candidate, "lantern demo: the gate refused the first model of a simulated population; screening with it for illustration")?;
+                println!("      (demo) the gate refused; {} made current by an audited override", m.id());
+                m.id()
+            }
+        };
+        let Some(report) = gated.report else { anyhow::bail!("the demo trains learned models, so the gate back-tests them") };
+        step(7, &format!("screening tonight ({tonight}) with {current}"));
+        let model = lantern::model::artefact::load(&settings.data.dir, &current)?;
         let intake_producer: rdkafka::producer::FutureProducer = lantern::kafka::producer_config(&settings.kafka).create()?;
         let bar = lantern::progress::bar(0, "households");
         step(8, "publishing the lists to case-intake");
@@ -190,7 +204,7 @@ pub fn run(base: &Settings, args: DemoArgs) -> Result<()> {
         }
         record.detail = serde_json::json!({ "topic": settings.topics.case_intake, "referrals": read_back.len(), "reader": "demo district intake" });
         lantern::audit::append(&settings.data.dir, record)?;
-        anyhow::Ok((trained, report, night, rule_night, read_back))
+        anyhow::Ok((current, report, night, rule_night, read_back))
     })?;
     let report_dir = lantern::eval::report::write(&settings.data.dir, &report)?;
 
@@ -270,7 +284,7 @@ pub fn run(base: &Settings, args: DemoArgs) -> Result<()> {
     }
     let pooled = &report.pooled;
     if let (Some(m), Some(r)) = (
-        pooled.get(trained.current.split('@').next().unwrap_or("")),
+        pooled.get(current.split('@').next().unwrap_or("")),
         pooled.get("rule"),
     ) {
         println!("Back-test on referred households ({} labelled): PR-AUC {:.3} vs rule {:.3}; precision in the top 20% {:.1}% vs {:.1}%",

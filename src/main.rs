@@ -83,6 +83,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Lake(command) => cli::lake::run(&settings, command),
         Command::Import(args) => cli::import::run(&settings, args),
         Command::Train(args) => cli::train::run(&settings, args),
+        Command::Promote(args) => cli::train::promote(&settings, args),
         Command::Screen(args) => cli::screen::run(&settings, args),
         Command::Issue(args) => cli::issue::run(&settings, args),
         Command::Intake(args) => cli::intake::run(&settings, args),

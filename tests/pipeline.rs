@@ -193,7 +193,9 @@ async fn events_observed_or_reported_after_the_date_are_ignored_and_earlier_ones
 async fn training_and_scoring_compute_identical_features_and_many_dates_equal_one_at_a_time() {
     let w = world();
     let e = engine(&w.data).await;
-    let set = training_set(&e, tonight()).await.unwrap();
+    let set = training_set(&e, tonight(), &TrainSettings::default())
+        .await
+        .unwrap();
     assert!(set.labels.len() > 100, "{} labels", set.labels.len());
     // The scoring path, one household and date at a time, gives the training rows exactly.
     for i in (0..set.labels.len()).step_by(set.labels.len() / 10) {
@@ -244,7 +246,9 @@ async fn training_and_scoring_compute_identical_features_and_many_dates_equal_on
 async fn models_give_probabilities_with_ordered_korean_reasons_and_refuse_other_features() {
     let w = world();
     let e = engine(&w.data).await;
-    let set = training_set(&e, tonight()).await.unwrap();
+    let set = training_set(&e, tonight(), &TrainSettings::default())
+        .await
+        .unwrap();
     let spec = FeatureSpec::embedded();
     for kind in Kind::ALL {
         let m = fit(kind, &set, &spec, &TrainSettings::default(), tonight(), 1).unwrap();
@@ -305,7 +309,7 @@ async fn current_model(w: &World) -> lantern::model::Model {
         lantern::model::train::train_all(&e, &TrainSettings::default(), tonight(), &[Kind::Trees])
             .await
             .unwrap();
-    lantern::model::artefact::load(&w.data, &t.current).unwrap()
+    t.models[0].0.clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -959,11 +963,24 @@ async fn a_bare_outcome_feed_with_legacy_ids_and_no_lists_trains_and_screens() {
     );
 
     let e = engine(&data).await;
-    let t =
-        lantern::model::train::train_all(&e, &TrainSettings::default(), tonight(), &[Kind::Trees])
-            .await
-            .expect("a bare outcome feed is enough to train");
-    let model = lantern::model::artefact::load(&data, &t.current).unwrap();
+    let bt = lantern::eval::backtest::BacktestSettings {
+        folds: 3,
+        horizon_days: 60,
+        capacity_scale: 0.1,
+    };
+    let t = lantern::eval::promotion::train_and_promote(
+        &e,
+        &TrainSettings::default(),
+        &Registry::embedded(),
+        &Settings::defaults().capacity,
+        &bt,
+        tonight(),
+        &[Kind::Trees],
+        &indicatif::ProgressBar::hidden(),
+    )
+    .await
+    .expect("a bare outcome feed is enough to train and back-test");
+    let model = t.trained.models[0].0.clone();
     // Issue 13.4: training and the promotion it made are in the audit log, with the labels'
     // sources.
     let audit = lantern::audit::list(&data).unwrap();
@@ -976,11 +993,17 @@ async fn a_bare_outcome_feed_with_legacy_ids_and_no_lists_trains_and_screens() {
         "{}",
         train.detail
     );
+    // The gate's decision is audited whichever way it went, with its checks.
     let promote = audit
         .iter()
-        .find(|r| r.action == "promote")
-        .expect("promotion is audited");
-    assert_eq!(promote.model.as_deref(), Some(t.current.as_str()));
+        .find(|r| r.action == "promote" || r.action == "promotion-refused")
+        .expect("the promotion decision is audited");
+    assert_eq!(promote.model.as_deref(), Some(model.id().as_str()));
+    assert!(
+        promote.detail.to_string().contains("beats the rule"),
+        "{}",
+        promote.detail
+    );
     let sources = &model.training.label_sources;
     assert!(
         sources.get("estimated").copied().unwrap_or(0) >= 20,
@@ -989,7 +1012,7 @@ async fn a_bare_outcome_feed_with_legacy_ids_and_no_lists_trains_and_screens() {
     assert_eq!(sources.get("referral"), None, "no list, so no exact dates");
     let card = std::fs::read_to_string(
         lantern::model::artefact::models_dir(&data)
-            .join(&t.current)
+            .join(model.id())
             .join("MODEL_CARD.md"),
     )
     .unwrap();
@@ -1204,4 +1227,128 @@ async fn only_an_issued_night_counts_as_the_last_successful_one() {
     publish_night(&w.data, &model, &s, &producer, tonight(), false).await;
     let last = lantern::status::last_night(&w.data).expect("the issued night is recorded");
     assert!(last.issued && last.as_of == tonight());
+}
+
+/// Issue 15.2, reject inference: the inferred negatives are screened households that had never
+/// been referred as of their night (no later knowledge), whose rule score is in the weak half of
+/// that night's candidates; about `share` of them per label; they join fitting with their
+/// weight and never the calibration rows or the metrics; and a back-test fold takes only those
+/// of nights before it. With `share = 0` there are none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inferred_negatives_are_never_referred_weak_evidence_households_kept_out_of_calibration() {
+    let w = world();
+    let e = engine(&w.data).await;
+    let settings = TrainSettings::default();
+    let set = training_set(&e, tonight(), &settings).await.unwrap();
+    let inferred = &set.inferred;
+    let wanted = (set.labels.len() as f64 * settings.reject_inference.share).round() as usize;
+    assert!(
+        inferred.len() as f64 >= 0.5 * wanted as f64 && inferred.len() <= wanted + 12,
+        "{} inferred for {} labels (share {})",
+        inferred.len(),
+        set.labels.len(),
+        settings.reject_inference.share
+    );
+    // Never referred as of their night, by any list or label.
+    let lists = lantern::model::reject::referral_dates(&e, &set.labels)
+        .await
+        .unwrap();
+    let rule = lantern::model::train::rule_params(e.spec()).unwrap();
+    let rule_model = lantern::model::Params::Rule(rule);
+    for (i, k) in inferred.features.keys.iter().enumerate() {
+        if let Some(dates) = lists.get(&k.household_id) {
+            assert!(
+                dates.iter().all(|&d| d > k.as_of),
+                "{} was referred on or before {}",
+                k.household_id,
+                k.as_of
+            );
+        }
+        // Weak evidence: no service cut-off in the last 90 days (which alone puts a household
+        // at the top of the rule), and a rule score in the lower part of the scale.
+        let score = lantern::model::raw_score_of(&rule_model, inferred.features.row(i));
+        assert!(
+            score < 1000.0 / lantern::model::RULE_MAX,
+            "{} scores {score}",
+            k.household_id
+        );
+    }
+    // Fitting only: the model's counts show it, the calibration rows are labels alone.
+    let m = fit(Kind::Trees, &set, e.spec(), &settings, tonight(), 1).unwrap();
+    assert_eq!(
+        m.training.rows_calibration + m.training.rows_fit,
+        set.labels.len()
+    );
+    assert_eq!(m.training.inferred_negatives, inferred.len());
+    assert!(m.training.inferred_negatives_fit <= inferred.len());
+    assert!(m.training.inferred_negatives_fit > 0);
+    assert!(m
+        .training
+        .trees_chosen
+        .is_some_and(|t| t >= 1 && t <= settings.trees.trees));
+    // A fold before some night keeps only the inferred rows of earlier nights.
+    let cut = set.labels[set.labels.len() / 2].as_of;
+    let fold = set.filter(|l| l.as_of < cut, |d| d < cut);
+    assert!(fold.inferred.features.keys.iter().all(|k| k.as_of < cut));
+    // Off means off.
+    let mut off = settings.clone();
+    off.reject_inference.share = 0.0;
+    assert!(training_set(&e, tonight(), &off)
+        .await
+        .unwrap()
+        .inferred
+        .is_empty());
+}
+
+/// Known defect (evaluation): a back-test fold that cannot be fitted is reported as skipped
+/// with its reason, and the others still count. The folds' label counts grow with time; with
+/// `min_labels` between the smallest and the largest, the early folds cannot be fitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backtest_fold_that_cannot_be_fitted_is_skipped_with_its_reason_and_the_rest_count() {
+    let w = world();
+    let e = engine(&w.data).await;
+    let mut settings = TrainSettings::default();
+    settings.reject_inference.share = 0.0;
+    let bt = lantern::eval::backtest::BacktestSettings {
+        folds: 4,
+        horizon_days: 60,
+        capacity_scale: 0.1,
+    };
+    let run = |settings: TrainSettings| {
+        let e = &e;
+        let bt = &bt;
+        async move {
+            lantern::eval::backtest::backtest(
+                e,
+                &settings,
+                &Registry::embedded(),
+                &Settings::defaults().capacity,
+                bt,
+                tonight(),
+                &indicatif::ProgressBar::hidden(),
+            )
+            .await
+        }
+    };
+    let all = run(settings.clone()).await.unwrap();
+    assert!(all.skipped.is_empty());
+    let sizes: Vec<usize> = all.folds.iter().map(|f| f.train_labels).collect();
+    let (small, large) = (sizes[0], *sizes.last().unwrap());
+    assert!(small < large, "{sizes:?}");
+    settings.min_labels = small + 1;
+    let report = run(settings)
+        .await
+        .expect("a failed fold does not abort the back-test");
+    assert_eq!(report.skipped.len() + report.folds.len(), all.folds.len());
+    assert!(
+        !report.skipped.is_empty(),
+        "the first fold has too few labels"
+    );
+    assert!(
+        report.skipped[0].reason.contains("min_labels"),
+        "{:?}",
+        report.skipped
+    );
+    assert!(!report.folds.is_empty(), "the later folds still count");
+    assert!(lantern::eval::report::summary(&report).contains("skipped"));
 }

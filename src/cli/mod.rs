@@ -85,8 +85,13 @@ pub enum Command {
     /// Load reference data: the households reference (CSV, SPEC §2) and past referral lists
     /// (NDJSON, SPEC §4), which give training its labels' dates and features their history.
     Import(import::ImportArgs),
-    /// Fit the risk models on outcomes decided before a date, and save them under models/.
+    /// Fit the risk models on outcomes decided before a date, save them under models/, and
+    /// promote the best only if it beats the rule and the current model on the back-test
+    /// without worsening the fairness audit (audited).
     Train(train::TrainArgs),
+    /// Make a model current although the promotion gate refused it: an operator's override,
+    /// with a required reason, recorded in the audit log.
+    Promote(train::PromoteArgs),
     /// Score and rank households as of a date and write each district's referral list
     /// (a draft unless --publish: only issued lists are history).
     Screen(screen::ScreenArgs),

@@ -18,6 +18,38 @@ pub struct TrainArgs {
     /// Which models to fit: trees, logistic, rule (repeatable) [default: all three].
     #[arg(long = "kind", value_name = "KIND", value_parser = parse_kind)]
     kinds: Vec<Kind>,
+    /// Back-test nights the promotion gate judges on (the most recent with outcomes).
+    #[arg(long, default_value_t = 3)]
+    folds: usize,
+    /// Days after each back-test night whose referrals are evaluated.
+    #[arg(long, default_value_t = 60)]
+    horizon_days: u32,
+}
+
+/// `lantern promote`: an operator's override of the promotion gate.
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The model to make current: `name@version`, or `name` for its newest version.
+    model: String,
+    /// Why, for the audit log (required: an override without a reason is not accountable).
+    #[arg(long)]
+    reason: String,
+}
+
+pub fn promote(settings: &Settings, args: PromoteArgs) -> Result<()> {
+    if args.reason.trim().is_empty() {
+        anyhow::bail!("--reason must say why the gate is overridden; it goes to the audit log");
+    }
+    let m = lantern::eval::promotion::promote_by_operator(
+        &settings.data.dir,
+        &args.model,
+        args.reason.trim(),
+    )?;
+    println!(
+        "Current model (used by `lantern screen`): {} (operator override, audited)",
+        m.id()
+    );
+    Ok(())
 }
 
 pub fn run(settings: &Settings, args: TrainArgs) -> Result<()> {
@@ -27,16 +59,35 @@ pub fn run(settings: &Settings, args: TrainArgs) -> Result<()> {
     } else {
         args.kinds.clone()
     };
+    let registry = settings.registry()?;
+    let bt = lantern::eval::backtest::BacktestSettings {
+        folds: args.folds.max(1),
+        horizon_days: args.horizon_days,
+        capacity_scale: settings.screen.capacity_scale,
+    };
     let rt = runtime()?;
-    let trained = rt.block_on(async {
+    let bar = lantern::progress::bar(0, "back-test fits");
+    let gated = rt.block_on(async {
         let engine = FeatureEngine::open_with_limit(
             &settings.data.dir,
             spec,
             settings.features.memory_limit_mb,
         )
         .await?;
-        lantern::model::train::train_all(&engine, &settings.model, args.as_of, &kinds).await
+        lantern::eval::promotion::train_and_promote(
+            &engine,
+            &settings.model,
+            &registry,
+            &settings.capacity,
+            &bt,
+            args.as_of,
+            &kinds,
+            &bar,
+        )
+        .await
     })?;
+    bar.finish_and_clear();
+    let trained = &gated.trained;
     println!(
         "{:<14} {:>8} {:>8} {:>8} {:>8}  {}",
         "model", "ROC-AUC", "PR-AUC", "Brier", "labels", "saved in"
@@ -52,10 +103,23 @@ pub fn run(settings: &Settings, args: TrainArgs) -> Result<()> {
             dir.display()
         );
     }
-    println!(
-        "Current model (used by `lantern screen`): {}",
-        trained.current
-    );
+    if let Some(report) = &gated.report {
+        let dir = lantern::eval::report::write(&settings.data.dir, report)?;
+        println!("Back-test the gate judged on: {}", dir.display());
+    }
+    print!("{}", gated.decision.summary());
+    match (&gated.current, gated.decision.promote) {
+        (Some(c), true) => println!("Current model (used by `lantern screen`): {c}"),
+        (Some(c), false) => println!(
+            "Current model unchanged: {c}. To use a refused model anyway: \
+             lantern promote MODEL --reason \"...\" (audited)"
+        ),
+        (None, _) => println!(
+            "No current model: `lantern screen` needs one. Review the checks above, then \
+             lantern promote MODEL --reason \"...\" (audited), or train the rule alone with \
+             lantern train --as-of DATE --kind rule"
+        ),
+    }
     Ok(())
 }
 

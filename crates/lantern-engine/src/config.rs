@@ -460,6 +460,45 @@ pub struct TrainSettings {
     /// Share of the most recent labelled referrals held out for calibration and metrics.
     pub holdout_share: f64,
     pub trees: GbmParams,
+    /// Reject inference (config section `[model.reject_inference]`).
+    #[serde(default)]
+    pub reject_inference: RejectInference,
+    /// No model is fitted on fewer labelled referrals (a back-test fold with fewer is skipped).
+    #[serde(default = "default_min_labels")]
+    pub min_labels: usize,
+}
+
+fn default_min_labels() -> usize {
+    20
+}
+
+/// Reject inference: screened households that were never referred and whose evidence was weak
+/// enter training as down-weighted negatives. Labels exist only for households some rule chose
+/// to visit; without these rows a model never sees the many households that look nothing like
+/// a referral, and may rank some of them high for reasons it never had to unlearn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RejectInference {
+    /// Inferred negatives per labelled referral used for fitting (0 turns it off).
+    pub share: f64,
+    /// The weight of each inferred negative (a labelled referral weighs 1).
+    pub weight: f64,
+    /// "Weak evidence": at or below this quantile of the rule's score among the night's
+    /// never-referred screened households.
+    pub evidence_quantile: f64,
+    /// At most this many referral nights are sampled from (evenly spread over the window).
+    pub nights: usize,
+}
+
+impl Default for RejectInference {
+    fn default() -> Self {
+        RejectInference {
+            share: 0.5,
+            weight: 0.3,
+            evidence_quantile: 0.5,
+            nights: 12,
+        }
+    }
 }
 
 impl Default for TrainSettings {
@@ -468,6 +507,8 @@ impl Default for TrainSettings {
             logistic_alpha: 50.0,
             holdout_share: 0.25,
             trees: GbmParams::default(),
+            reject_inference: RejectInference::default(),
+            min_labels: default_min_labels(),
         }
     }
 }
@@ -484,12 +525,28 @@ pub struct GbmParams {
     pub row_sample: f64,
     pub col_sample: f64,
     pub seed: u64,
+    /// Early stopping: `trees` is the most grown; the size kept is the one with the lowest log
+    /// loss on a time-ordered validation slice, once this many further trees have not improved
+    /// on it. The model is then refitted on every labelled row at that size.
+    #[serde(default = "default_early_stopping_rounds")]
+    pub early_stopping_rounds: usize,
+    /// The most recent share of the fitting rows that early stopping measures on.
+    #[serde(default = "default_validation_share")]
+    pub validation_share: f64,
+}
+
+fn default_early_stopping_rounds() -> usize {
+    30
+}
+
+fn default_validation_share() -> f64 {
+    0.2
 }
 
 impl Default for GbmParams {
     fn default() -> Self {
         GbmParams {
-            trees: 150,
+            trees: 300,
             depth: 4,
             learning_rate: 0.1,
             lambda: 1.0,
@@ -497,6 +554,8 @@ impl Default for GbmParams {
             row_sample: 0.8,
             col_sample: 0.8,
             seed: 7,
+            early_stopping_rounds: default_early_stopping_rounds(),
+            validation_share: default_validation_share(),
         }
     }
 }

@@ -87,18 +87,50 @@ pub struct BacktestReport {
     pub pooled: BTreeMap<String, Metrics>,
     pub reliability: BTreeMap<String, Vec<ReliabilityBin>>,
     pub fairness: BTreeMap<String, Vec<GroupRow>>,
+    /// The current model against the candidates, on the evaluated referrals made on or after
+    /// the date it learned up to (none when there is no current model).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub versus_current: Option<VersusCurrent>,
+    /// Folds that could not be fitted, with why; the report counts only the others.
+    pub skipped: Vec<SkippedFold>,
     pub caveats: Vec<String>,
 }
 
+/// A back-test fold left out, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct SkippedFold {
+    pub train_before: NaiveDate,
+    pub reason: String,
+}
+
+/// Every model of the back-test and the current one, on the rows out of the current one's
+/// training window.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersusCurrent {
+    pub model: String,
+    pub trained_until: NaiveDate,
+    /// By name; `current` is the current model.
+    pub metrics: BTreeMap<String, Metrics>,
+    pub fairness: BTreeMap<String, Vec<GroupRow>>,
+}
+
 /// One evaluated referral: who, where, when, its label, and each model's score.
+#[derive(Clone)]
 struct Scored {
     district: String,
     night: NaiveDate,
     label: u8,
     household_type: String,
     head_age_band: String,
-    scores: BTreeMap<Kind, f64>,
+    /// Each model's calibrated probability, by model name (`trees`, `logistic`, `rule`, and
+    /// `current` for the current model where it is compared).
+    scores: BTreeMap<String, f64>,
+    /// The current model's probability, where this referral is out of its training window.
+    current: Option<f64>,
 }
+
+/// The models every fold fits, by name.
+const KIND_NAMES: [&str; 3] = ["rule", "logistic", "trees"];
 
 pub async fn backtest(
     engine: &FeatureEngine,
@@ -109,9 +141,30 @@ pub async fn backtest(
     until: NaiveDate,
     progress: &indicatif::ProgressBar,
 ) -> Result<BacktestReport, ModelError> {
+    backtest_against(
+        engine, train, registry, capacities, settings, until, None, progress,
+    )
+    .await
+}
+
+/// [`backtest`], with the current model scored as well on every evaluated referral made on or
+/// after the date it learned up to ([`BacktestReport::versus_current`]): what the promotion
+/// gate compares a new model with.
+#[allow(clippy::too_many_arguments)]
+pub async fn backtest_against(
+    engine: &FeatureEngine,
+    train: &TrainSettings,
+    registry: &Registry,
+    capacities: &Capacities,
+    settings: &BacktestSettings,
+    until: NaiveDate,
+    incumbent: Option<&crate::model::Model>,
+    progress: &indicatif::ProgressBar,
+) -> Result<BacktestReport, ModelError> {
     let all = training_set(
         engine,
         until.checked_add_days(Days::new(1)).unwrap_or(until),
+        train,
     )
     .await?;
     let mut nights: Vec<NaiveDate> = all.labels.iter().map(|l| l.as_of).collect();
@@ -134,19 +187,16 @@ pub async fn backtest(
             .max(1) as usize
     };
     let mut folds = Vec::new();
+    let mut skipped: Vec<SkippedFold> = Vec::new();
     let mut pooled: Vec<Scored> = Vec::new();
     for &t in &eval_nights {
         let until_t = t
             .checked_add_days(Days::new(settings.horizon_days as u64))
             .unwrap_or(t);
-        let known: TrainingSet = {
-            let mut s = all.filter(|d| d < t);
-            // Only outcomes decided before T were known at T.
-            let keep: Vec<bool> = s.labels.iter().map(|l| l.decided_on < t).collect();
-            s = filter_rows(&s, &keep);
-            s
-        };
-        let eval = all.filter(|d| d >= t && d < until_t);
+        // Only outcomes decided before T were known at T; inferred negatives are as of their
+        // own night, so those before T are point in time too.
+        let known: TrainingSet = all.filter(|l| l.as_of < t && l.decided_on < t, |d| d < t);
+        let eval = all.filter(|l| l.as_of >= t && l.as_of < until_t, |_| false);
         let mut scored: Vec<Scored> = (0..eval.labels.len())
             .map(|i| Scored {
                 district: eval.labels[i].district_code.clone(),
@@ -161,16 +211,44 @@ pub async fn backtest(
                     .clone()
                     .unwrap_or_else(|| "unknown".into()),
                 scores: BTreeMap::new(),
+                current: None,
             })
             .collect();
+        // A fold whose models cannot be fitted (too few labels before it, one class only) is
+        // skipped with its reason; the others still count.
+        let mut failed = None;
         for kind in Kind::ALL {
-            let model = fit(kind, &known, engine.spec(), train, t, 0)?;
+            let model = match fit(kind, &known, engine.spec(), train, t, 0) {
+                Ok(m) => m,
+                Err(e) => {
+                    failed = Some(format!("{}: {e}", kind.name()));
+                    break;
+                }
+            };
             for (i, s) in scored.iter_mut().enumerate() {
-                s.scores.insert(kind, model.score(eval.features.row(i)));
+                s.scores
+                    .insert(kind.name().to_string(), model.score(eval.features.row(i)));
             }
             progress.inc(1);
         }
-        let models = metrics_by_model(&scored, &capacity);
+        if let Some(reason) = failed {
+            tracing::warn!(night = %t, %reason, "back-test fold skipped");
+            skipped.push(SkippedFold {
+                train_before: t,
+                reason,
+            });
+            continue;
+        }
+        // The current model, on the referrals it was not trained on (made on or after the
+        // date it learned up to): the same rows, so the comparison is like for like.
+        if let Some(current) = incumbent {
+            for (i, s) in scored.iter_mut().enumerate() {
+                if s.night >= current.training.as_of {
+                    s.current = Some(current.score(eval.features.row(i)));
+                }
+            }
+        }
+        let models = metrics_by_model(&scored, &KIND_NAMES, &capacity);
         folds.push(Fold {
             train_before: t,
             evaluate_until: until_t,
@@ -179,33 +257,52 @@ pub async fn backtest(
         });
         pooled.extend(scored);
     }
-    let mut reliability_tables = BTreeMap::new();
-    let mut fairness = BTreeMap::new();
-    for kind in Kind::ALL {
-        let p: Vec<f64> = pooled.iter().map(|s| s.scores[&kind]).collect();
-        let y: Vec<u8> = pooled.iter().map(|s| s.label).collect();
-        reliability_tables.insert(kind.name().to_string(), reliability(&p, &y));
-        let selected = select(&pooled, kind, &capacity);
-        let mut rows = Vec::new();
-        for (attribute, get) in [
-            (
-                "household_type",
-                (|s: &Scored| s.household_type.clone()) as fn(&Scored) -> String,
+    if folds.is_empty() {
+        return Err(ModelError::TooFewLabels {
+            detail: format!(
+                "every back-test fold was skipped: {}",
+                skipped
+                    .iter()
+                    .map(|s| format!("{} ({})", s.train_before, s.reason))
+                    .collect::<Vec<_>>()
+                    .join("; ")
             ),
-            ("head_age_band", |s: &Scored| s.head_age_band.clone()),
-        ] {
-            rows.extend(group_rows(attribute, &pooled, &selected, get));
-        }
-        fairness.insert(kind.name().to_string(), rows);
+        });
     }
+    let mut reliability_tables = BTreeMap::new();
+    for name in KIND_NAMES {
+        let p: Vec<f64> = pooled.iter().map(|s| s.scores[name]).collect();
+        let y: Vec<u8> = pooled.iter().map(|s| s.label).collect();
+        reliability_tables.insert(name.to_string(), reliability(&p, &y));
+    }
+    let fairness = fairness_by_model(&pooled, &KIND_NAMES, &capacity);
+    let versus_current = incumbent.map(|current| {
+        let rows: Vec<Scored> = pooled
+            .iter()
+            .filter_map(|s| {
+                let mut s = s.clone();
+                s.scores.insert("current".into(), s.current?);
+                Some(s)
+            })
+            .collect();
+        let names = ["rule", "logistic", "trees", "current"];
+        VersusCurrent {
+            model: current.id(),
+            trained_until: current.training.as_of,
+            metrics: metrics_by_model(&rows, &names, &capacity),
+            fairness: fairness_by_model(&rows, &names, &capacity),
+        }
+    });
     Ok(BacktestReport {
         generated_at: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
         data_until: until,
         horizon_days: settings.horizon_days,
         folds,
-        pooled: metrics_by_model(&pooled, &capacity),
+        pooled: metrics_by_model(&pooled, &KIND_NAMES, &capacity),
         reliability: reliability_tables,
         fairness,
+        versus_current,
+        skipped,
         caveats: vec![
             "Labels exist only for referred households (picked by the rule in use then) whose visit \
              reached a decision; every metric here is about ordering referred households, not about \
@@ -225,26 +322,8 @@ pub async fn backtest(
     })
 }
 
-fn filter_rows(set: &TrainingSet, keep: &[bool]) -> TrainingSet {
-    let mut out = TrainingSet {
-        labels: Vec::new(),
-        features: crate::features::FeatureBatch {
-            width: set.features.width,
-            ..Default::default()
-        },
-    };
-    for (i, &k) in keep.iter().enumerate() {
-        if k {
-            out.labels.push(set.labels[i].clone());
-            out.features.keys.push(set.features.keys[i].clone());
-            out.features.values.extend_from_slice(set.features.row(i));
-        }
-    }
-    out
-}
-
 /// Which rows a model's top-`capacity` per district and night picks.
-fn select(rows: &[Scored], kind: Kind, capacity: &dyn Fn(&str) -> usize) -> Vec<bool> {
+fn select(rows: &[Scored], model: &str, capacity: &dyn Fn(&str) -> usize) -> Vec<bool> {
     let mut groups: BTreeMap<(&str, NaiveDate), Vec<usize>> = BTreeMap::new();
     for (i, r) in rows.iter().enumerate() {
         groups
@@ -256,8 +335,8 @@ fn select(rows: &[Scored], kind: Kind, capacity: &dyn Fn(&str) -> usize) -> Vec<
     for ((district, _), mut idx) in groups {
         // Highest score first; ties by position, so the choice is fully determined.
         idx.sort_by(|&a, &b| {
-            rows[b].scores[&kind]
-                .total_cmp(&rows[a].scores[&kind])
+            rows[b].scores[model]
+                .total_cmp(&rows[a].scores[model])
                 .then(a.cmp(&b))
         });
         let take = capacity(district);
@@ -295,22 +374,25 @@ fn ratio(a: usize, b: usize) -> f64 {
     }
 }
 
+/// Each model's metrics on `rows`, by name; `rule` comes first in `names` so every lift is
+/// over it.
 fn metrics_by_model(
     rows: &[Scored],
+    names: &[&str],
     capacity: &dyn Fn(&str) -> usize,
 ) -> BTreeMap<String, Metrics> {
     let y: Vec<u8> = rows.iter().map(|r| r.label).collect();
     let mut out = BTreeMap::new();
     let mut rule_precision = f64::NAN;
-    for kind in [Kind::Rule, Kind::Logistic, Kind::Trees] {
-        let p: Vec<f64> = rows.iter().map(|r| r.scores[&kind]).collect();
-        let (precision, recall) = precision_recall(rows, &select(rows, kind, capacity));
+    for &name in names {
+        let p: Vec<f64> = rows.iter().map(|r| r.scores[name]).collect();
+        let (precision, recall) = precision_recall(rows, &select(rows, name, capacity));
         let fifth = top_share(&p, &y, 0.2);
-        if kind == Kind::Rule {
+        if name == "rule" {
             rule_precision = precision;
         }
         out.insert(
-            kind.name().to_string(),
+            name.to_string(),
             Metrics {
                 referrals: rows.len(),
                 confirmed: y.iter().filter(|&&v| v == 1).count(),
@@ -325,6 +407,30 @@ fn metrics_by_model(
         );
     }
     out
+}
+
+/// The fairness audit of each model's top-`capacity` picks on `rows`.
+fn fairness_by_model(
+    rows: &[Scored],
+    names: &[&str],
+    capacity: &dyn Fn(&str) -> usize,
+) -> BTreeMap<String, Vec<GroupRow>> {
+    let mut fairness = BTreeMap::new();
+    for &name in names {
+        let selected = select(rows, name, capacity);
+        let mut out = Vec::new();
+        for (attribute, get) in [
+            (
+                "household_type",
+                (|s: &Scored| s.household_type.clone()) as fn(&Scored) -> String,
+            ),
+            ("head_age_band", |s: &Scored| s.head_age_band.clone()),
+        ] {
+            out.extend(group_rows(attribute, rows, &selected, get));
+        }
+        fairness.insert(name.to_string(), out);
+    }
+    fairness
 }
 
 fn group_rows(

@@ -32,6 +32,13 @@ pub fn summary(r: &BacktestReport) -> String {
         r.folds.len(),
         r.horizon_days
     );
+    for skip in &r.skipped {
+        let _ = writeln!(
+            s,
+            "Fold before {} skipped: {}\n",
+            skip.train_before, skip.reason
+        );
+    }
     let _ = writeln!(s, "## All folds pooled\n");
     let _ = writeln!(
         s,
@@ -256,6 +263,8 @@ mod tests {
             pooled: [("trees@1".to_string(), m)].into_iter().collect(),
             reliability: Default::default(),
             fairness: [("trees@1".to_string(), vec![row])].into_iter().collect(),
+            versus_current: None,
+            skipped: vec![],
             caveats: vec!["labels <exist> only for visited households".into()],
         };
         let page = html(&r).unwrap();

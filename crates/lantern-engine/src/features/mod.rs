@@ -74,6 +74,10 @@ pub struct FeatureDef {
     pub impute: f64,
     /// The reason code this feature's contribution counts towards.
     pub reason: String,
+    /// `1`: a higher value never lowers the score; `-1`: never raises it; `0` (the default):
+    /// free. Models that can honour it do (the gradient-boosted trees).
+    #[serde(default)]
+    pub monotone: i8,
 }
 
 /// The labels of a reason code, for caseworkers (Korean) and researchers (English).
@@ -167,6 +171,12 @@ impl FeatureSpec {
             if !seen.insert(f.name.as_str()) {
                 return Err(bad(format!("feature `{}` is listed twice", f.name)));
             }
+            if !(-1..=1).contains(&f.monotone) {
+                return Err(bad(format!(
+                    "feature `{}` has monotone = {}; use 1 (never lowers the score), -1 (never raises it) or 0",
+                    f.name, f.monotone
+                )));
+            }
             if !cat.reasons.contains_key(&f.reason) {
                 return Err(bad(format!(
                     "feature `{}` names reason `{}`, which has no [reasons.{}] labels",
@@ -190,6 +200,11 @@ impl FeatureSpec {
             reasons: cat.reasons,
             origin: origin.to_string(),
         })
+    }
+
+    /// Each feature's monotone constraint, in model order.
+    pub fn monotone(&self) -> Vec<i8> {
+        self.features.iter().map(|f| f.monotone).collect()
     }
 
     pub fn names(&self) -> Vec<String> {

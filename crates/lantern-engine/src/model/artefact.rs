@@ -145,13 +145,15 @@ pub fn model_card(m: &Model) -> String {
     let _ = writeln!(s, "# Model card: `{}`\n", m.id());
     let what = match &m.params {
         Params::Logistic { alpha, .. } => format!(
-            "L2-regularised logistic regression (linfa-logistic, alpha = {alpha}) on standardized \
+            "L2-regularised logistic regression (weighted, Newton's method, alpha = {alpha}) on standardized \
              features. Reason contributions are coefficient × standardized value."
         ),
         Params::Trees(g) => format!(
-            "Gradient-boosted decision trees: {} trees of depth {}, learning rate {}, L2 leaf \
-             penalty {}, row/feature sampling {}/{} (seed {}). Reason contributions are path \
-             contributions.",
+            "Gradient-boosted decision trees: {} trees (the size early stopping chose on the most \
+             recent fitting referrals), depth {}, learning rate {}, L2 leaf penalty {}, \
+             row/feature sampling {}/{} (seed {}). Monotone where pipelines/features.toml \
+             declares it (more months overdue, more cut-offs, a more urgent report never lower \
+             the score). Reason contributions are path contributions.",
             g.trees.len(),
             g.params.depth,
             g.params.learning_rate,
@@ -205,6 +207,20 @@ pub fn model_card(m: &Model) -> String {
     if !sources.is_empty() {
         let _ = writeln!(s, "| label sources | {} |", sources.join("; "));
     }
+    if t.inferred_negatives > 0 {
+        let _ = writeln!(
+            s,
+            "| inferred negatives (reject inference) | {} screened, never-referred households with weak evidence, weight {} each ({} of them before {} in the held-out model's fit); never used for calibration or metrics |",
+            t.inferred_negatives, t.inferred_weight, t.inferred_negatives_fit, t.calibration_from
+        );
+    }
+    if t.refitted_on_all {
+        let _ = writeln!(
+            s,
+            "| saved model | refitted on every labelled referral (held-out ones included) at the chosen size; calibration and metrics are those of the model fitted before {} |",
+            t.calibration_from
+        );
+    }
     let _ = writeln!(
         s,
         "| features | {} (fingerprint `{}`) |",
@@ -250,6 +266,11 @@ pub fn model_card(m: &Model) -> String {
          crisis*, not the risk of every household; households the old rule never picked are \
          under-represented. Back-tests (`lantern backtest`) report metrics on referred households \
          only, and say so.\n\
+         - What is corrected: reject inference adds never-referred, weak-evidence households as \
+         down-weighted negatives, so the model has seen the households that look nothing like a \
+         referral. What cannot be: a household in crisis whose evidence is weak (bills paid by \
+         auto-debit while it slides) is such a negative by construction, and households with \
+         strong evidence that no rule ever picked have no label at all.\n\
          - `unreachable` and `moved` outcomes carry no label and are left out, which hides exactly \
          the households hardest to reach; repeated flags without contact are escalated at \
          screening instead.\n\

@@ -10,7 +10,14 @@
 //!   histogram scan, not a sort;
 //! - trees grow level by level to `depth`, a split must gain more than zero and leave at least
 //!   `min_child_weight` of hessian on each side, leaves are shrunk by `lambda` and the learning rate;
-//! - rows and features are subsampled per tree with a seeded generator, so a fit is reproducible.
+//! - rows and features are subsampled per tree with a seeded generator, so a fit is reproducible;
+//! - every row may carry a weight (it scales the row's gradient and hessian), which is how
+//!   down-weighted inferred negatives and inverse-propensity weighted outcomes enter a fit;
+//! - a feature may be monotone (more months overdue never lowers the score): a split against
+//!   the constraint is refused and the leaves below a constrained split are bounded by its
+//!   midpoint, as XGBoost and LightGBM do;
+//! - the log loss on validation rows is tracked tree by tree, so the caller can stop early
+//!   ([`best_size`]) and refit at the chosen size.
 //!
 //! **Explanations.** Every node keeps the value it would have as a leaf. Walking a row's path,
 //! the change in value at each split is credited to the split's feature (Saabas path
@@ -95,15 +102,45 @@ impl Gbm {
         self.base + self.trees.iter().map(|t| t.nodes[0].value).sum::<f64>()
     }
 
-    /// Fits on `x` (row-major, `width` columns) and 0/1 labels.
+    /// Fits on `x` (row-major, `width` columns) and 0/1 labels, every row weighing the same
+    /// and no feature constrained.
     pub fn fit(x: &[f32], width: usize, y: &[u8], params: &GbmParams) -> Gbm {
+        Gbm::fit_with(x, width, y, &FitOptions::default(), params).0
+    }
+
+    /// Fits with per-row weights and per-feature monotone constraints, growing up to
+    /// `params.trees` trees. With `opts.validation`, also returns the weighted log loss on those
+    /// rows after each tree (entry `k` is the loss of the first `k + 1` trees), from which
+    /// [`best_size`] picks where to stop (and, with `opts.patience`, stops growing early).
+    pub fn fit_with(
+        x: &[f32],
+        width: usize,
+        y: &[u8],
+        opts: &FitOptions<'_>,
+        params: &GbmParams,
+    ) -> (Gbm, Vec<f64>) {
         let n = y.len();
         assert_eq!(x.len(), n * width, "feature matrix shape");
-        let positives = y.iter().filter(|&&v| v == 1).count() as f64;
-        let prior = ((positives + 0.5) / (n as f64 + 1.0)).clamp(1e-6, 1.0 - 1e-6);
+        let weight = |i: usize| opts.weights.get(i).copied().unwrap_or(1.0);
+        assert!(
+            opts.weights.is_empty() || opts.weights.len() == n,
+            "one weight per row"
+        );
+        assert!(
+            opts.monotone.is_empty() || opts.monotone.len() == width,
+            "one constraint per feature"
+        );
+        let (mut pos, mut total) = (0.0, 0.0);
+        for (i, &label) in y.iter().enumerate() {
+            pos += weight(i) * label as f64;
+            total += weight(i);
+        }
+        let prior = ((pos + 0.5) / (total + 1.0)).clamp(1e-6, 1.0 - 1e-6);
         let base = (prior / (1.0 - prior)).ln();
         let binned = Binned::new(x, width, n);
         let mut raw = vec![base; n];
+        let mut valid_raw = opts.validation.map(|(_, vy)| vec![base; vy.len()]);
+        let mut valid_loss = Vec::new();
         let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
         let mut trees = Vec::with_capacity(params.trees);
         let mut grad = vec![0.0f64; n];
@@ -111,8 +148,9 @@ impl Gbm {
         for _ in 0..params.trees {
             for i in 0..n {
                 let p = 1.0 / (1.0 + (-raw[i]).exp());
-                grad[i] = p - y[i] as f64;
-                hess[i] = (p * (1.0 - p)).max(1e-12);
+                let w = weight(i);
+                grad[i] = w * (p - y[i] as f64);
+                hess[i] = (w * p * (1.0 - p)).max(1e-12);
             }
             let rows: Vec<u32> = if params.row_sample < 1.0 {
                 let k = ((n as f64 * params.row_sample).ceil() as usize).clamp(1, n);
@@ -133,18 +171,82 @@ impl Gbm {
             } else {
                 (0..width).collect()
             };
-            let tree = grow(&binned, &grad, &hess, rows, &cols, params);
+            let tree = grow(&binned, &grad, &hess, rows, &cols, opts.monotone, params);
             for (i, r) in raw.iter_mut().enumerate() {
                 *r += tree.leaf_path(&x[i * width..(i + 1) * width], |_, _| {});
             }
+            if let (Some((vx, vy)), Some(vr)) = (opts.validation, valid_raw.as_mut()) {
+                for (i, r) in vr.iter_mut().enumerate() {
+                    *r += tree.leaf_path(&vx[i * width..(i + 1) * width], |_, _| {});
+                }
+                valid_loss.push(log_loss(vr, vy, opts.validation_weights));
+            }
             trees.push(tree);
+            // No point growing trees early stopping will cut off.
+            if opts.patience > 0
+                && best_size(&valid_loss, opts.patience) + opts.patience <= valid_loss.len()
+            {
+                break;
+            }
         }
-        Gbm {
+        let model = Gbm {
             base,
             trees,
             params: params.clone(),
+        };
+        (model, valid_loss)
+    }
+}
+
+/// What a fit may be given beyond its rows and labels.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FitOptions<'a> {
+    /// A weight per row (empty: all 1). A row of weight 0.3 counts as 0.3 of a row in every
+    /// gradient, hessian and split: how down-weighted inferred negatives and inverse-propensity
+    /// weighted outcomes enter the fit.
+    pub weights: &'a [f64],
+    /// Per feature: `1` the score never falls as the feature rises, `-1` it never rises, `0`
+    /// free (empty: all free). Enforced in every tree by rejecting splits that go the wrong way
+    /// and bounding the leaves below them, so the sum of trees is monotone too.
+    pub monotone: &'a [i8],
+    /// Rows (row-major, same width) and labels to measure the log loss on after each tree.
+    pub validation: Option<(&'a [f32], &'a [u8])>,
+    /// Weights of the validation rows (empty: all 1).
+    pub validation_weights: &'a [f64],
+    /// With `validation`: stop growing once this many trees in a row have not improved the
+    /// validation loss (0: grow all `trees`).
+    pub patience: usize,
+}
+
+/// Weighted mean log loss of raw scores (log-odds) against 0/1 labels.
+fn log_loss(raw: &[f64], y: &[u8], w: &[f64]) -> f64 {
+    let (mut loss, mut total) = (0.0, 0.0);
+    for (i, (&r, &label)) in raw.iter().zip(y).enumerate() {
+        let wi = w.get(i).copied().unwrap_or(1.0);
+        // log(1 + e^-r) for a positive, log(1 + e^r) for a negative, computed stably.
+        let z = if label == 1 { -r } else { r };
+        loss += wi * (z.max(0.0) + (-z.abs()).exp().ln_1p());
+        total += wi;
+    }
+    if total > 0.0 {
+        loss / total
+    } else {
+        0.0
+    }
+}
+
+/// Early stopping: the number of trees with the lowest validation loss, stopping the search
+/// once `patience` further trees have not improved on it. At least one tree.
+pub fn best_size(valid_loss: &[f64], patience: usize) -> usize {
+    let mut best = (f64::INFINITY, 0usize);
+    for (k, &loss) in valid_loss.iter().enumerate() {
+        if loss < best.0 - 1e-12 {
+            best = (loss, k);
+        } else if k - best.1 >= patience.max(1) {
+            break;
         }
     }
+    best.1 + 1
 }
 
 /// Features cut into quantile bins, stored column by column.
@@ -196,59 +298,126 @@ fn gain(g: f64, h: f64, lambda: f64) -> f64 {
     g * g / (h + lambda)
 }
 
+/// The range a node's value must stay in, set by monotone splits above it.
+#[derive(Debug, Clone, Copy)]
+struct Bounds {
+    lo: f64,
+    hi: f64,
+}
+
+impl Bounds {
+    const FREE: Bounds = Bounds {
+        lo: f64::NEG_INFINITY,
+        hi: f64::INFINITY,
+    };
+
+    fn clamp(self, v: f64) -> f64 {
+        v.clamp(self.lo, self.hi)
+    }
+}
+
+/// A node waiting to be split: its index, rows, gradient and hessian sums, and bounds.
+struct Open {
+    idx: usize,
+    rows: Vec<u32>,
+    g: f64,
+    h: f64,
+    bounds: Bounds,
+}
+
 fn grow(
     b: &Binned,
     grad: &[f64],
     hess: &[f64],
     rows: Vec<u32>,
     cols: &[usize],
+    monotone: &[i8],
     params: &GbmParams,
 ) -> Tree {
     let (g, h) = rows.iter().fold((0.0, 0.0), |(g, h), &i| {
         (g + grad[i as usize], h + hess[i as usize])
     });
-    let mut nodes = vec![Node {
+    let leaf = |value: f64| Node {
         feature: None,
         threshold: 0.0,
         left: 0,
         right: 0,
-        value: leaf_value(g, h, params),
+        value,
+    };
+    let mut nodes = vec![leaf(leaf_value(g, h, params))];
+    let mut frontier = vec![Open {
+        idx: 0,
+        rows,
+        g,
+        h,
+        bounds: Bounds::FREE,
     }];
-    // (node index, its rows, grad sum, hess sum)
-    let mut frontier = vec![(0usize, rows, g, h)];
     for _ in 0..params.depth {
         let mut next = Vec::new();
-        for (idx, rows, g, h) in frontier {
-            let Some((f, bin, gl, hl)) = best_split(b, grad, hess, &rows, cols, g, h, params)
-            else {
+        for open in frontier {
+            let Some(split) = best_split(b, grad, hess, &open, cols, monotone, params) else {
                 continue;
             };
-            let col = &b.bins[f];
-            let (left, right): (Vec<u32>, Vec<u32>) =
-                rows.iter().partition(|&&i| col[i as usize] as usize <= bin);
-            let (gr, hr) = (g - gl, h - hl);
+            let col = &b.bins[split.feature];
+            let (left, right): (Vec<u32>, Vec<u32>) = open
+                .rows
+                .iter()
+                .partition(|&&i| col[i as usize] as usize <= split.bin);
+            let (gl, hl) = (split.gl, split.hl);
+            let (gr, hr) = (open.g - gl, open.h - hl);
+            let (wl, wr) = (
+                open.bounds.clamp(leaf_value(gl, hl, params)),
+                open.bounds.clamp(leaf_value(gr, hr, params)),
+            );
+            // Below a monotone split, the left side stays at or under the midpoint and the
+            // right side at or over it (the other way round for a falling constraint), so no
+            // later split can undo the order.
+            let mid = (wl + wr) / 2.0;
+            let (lb, rb) = match monotone.get(split.feature).copied().unwrap_or(0) {
+                c if c > 0 => (
+                    Bounds {
+                        hi: open.bounds.hi.min(mid),
+                        ..open.bounds
+                    },
+                    Bounds {
+                        lo: open.bounds.lo.max(mid),
+                        ..open.bounds
+                    },
+                ),
+                c if c < 0 => (
+                    Bounds {
+                        lo: open.bounds.lo.max(mid),
+                        ..open.bounds
+                    },
+                    Bounds {
+                        hi: open.bounds.hi.min(mid),
+                        ..open.bounds
+                    },
+                ),
+                _ => (open.bounds, open.bounds),
+            };
             let li = nodes.len();
-            nodes.push(Node {
-                feature: None,
-                threshold: 0.0,
-                left: 0,
-                right: 0,
-                value: leaf_value(gl, hl, params),
-            });
-            nodes.push(Node {
-                feature: None,
-                threshold: 0.0,
-                left: 0,
-                right: 0,
-                value: leaf_value(gr, hr, params),
-            });
-            let node = &mut nodes[idx];
-            node.feature = Some(f);
-            node.threshold = b.edges[f][bin];
+            nodes.push(leaf(wl));
+            nodes.push(leaf(wr));
+            let node = &mut nodes[open.idx];
+            node.feature = Some(split.feature);
+            node.threshold = b.edges[split.feature][split.bin];
             node.left = li as u32;
             node.right = li as u32 + 1;
-            next.push((li, left, gl, hl));
-            next.push((li + 1, right, gr, hr));
+            next.push(Open {
+                idx: li,
+                rows: left,
+                g: gl,
+                h: hl,
+                bounds: lb,
+            });
+            next.push(Open {
+                idx: li + 1,
+                rows: right,
+                g: gr,
+                h: hr,
+                bounds: rb,
+            });
         }
         if next.is_empty() {
             break;
@@ -258,27 +427,38 @@ fn grow(
     Tree { nodes }
 }
 
-/// The best (feature, last bin going left, left grad sum, left hess sum), if any split gains.
-#[allow(clippy::too_many_arguments)]
+/// A chosen split: rows whose bin of `feature` is at most `bin` go left, with these sums.
+#[derive(Debug, Clone, Copy)]
+struct Split {
+    gain: f64,
+    feature: usize,
+    bin: usize,
+    gl: f64,
+    hl: f64,
+}
+
+/// The split of `open` that gains most, if any does. A split on a constrained feature whose
+/// two sides would go against the constraint is not a candidate.
 fn best_split(
     b: &Binned,
     grad: &[f64],
     hess: &[f64],
-    rows: &[u32],
+    open: &Open,
     cols: &[usize],
-    g: f64,
-    h: f64,
+    monotone: &[i8],
     params: &GbmParams,
-) -> Option<(usize, usize, f64, f64)> {
+) -> Option<Split> {
+    let (rows, g, h) = (&open.rows, open.g, open.h);
     if h < 2.0 * params.min_child_weight {
         return None;
     }
     let parent = gain(g, h, params.lambda);
-    let search = |f: usize| -> Option<(f64, usize, usize, f64, f64)> {
+    let search = |f: usize| -> Option<Split> {
         let nb = b.edges[f].len();
         if nb < 2 {
             return None;
         }
+        let constraint = monotone.get(f).copied().unwrap_or(0);
         let mut hg = [0.0f64; MAX_BINS];
         let mut hh = [0.0f64; MAX_BINS];
         let col = &b.bins[f];
@@ -287,7 +467,7 @@ fn best_split(
             hg[k] += grad[i as usize];
             hh[k] += hess[i as usize];
         }
-        let mut best: Option<(f64, usize, usize, f64, f64)> = None;
+        let mut best: Option<Split> = None;
         let (mut gl, mut hl) = (0.0, 0.0);
         for k in 0..nb - 1 {
             gl += hg[k];
@@ -296,9 +476,22 @@ fn best_split(
             if hl < params.min_child_weight || hr < params.min_child_weight {
                 continue;
             }
+            if constraint != 0 {
+                let wl = open.bounds.clamp(leaf_value(gl, hl, params));
+                let wr = open.bounds.clamp(leaf_value(gr, hr, params));
+                if (constraint > 0 && wl > wr) || (constraint < 0 && wl < wr) {
+                    continue;
+                }
+            }
             let gain = gain(gl, hl, params.lambda) + gain(gr, hr, params.lambda) - parent;
-            if gain > 1e-9 && best.is_none_or(|b| gain > b.0) {
-                best = Some((gain, f, k, gl, hl));
+            if gain > 1e-9 && best.is_none_or(|b| gain > b.gain) {
+                best = Some(Split {
+                    gain,
+                    feature: f,
+                    bin: k,
+                    gl,
+                    hl,
+                });
             }
         }
         best
@@ -310,9 +503,7 @@ fn best_split(
         .unwrap_or(1)
         .min(cols.len().max(1));
     let chunk = cols.len().div_ceil(threads).max(1);
-    let results: Vec<Option<(f64, usize, usize, f64, f64)>> = if rows.len() * cols.len() < 200_000
-        || threads == 1
-    {
+    let results: Vec<Option<Split>> = if rows.len() * cols.len() < 200_000 || threads == 1 {
         cols.iter().map(|&f| search(f)).collect()
     } else {
         std::thread::scope(|s| {
@@ -329,14 +520,10 @@ fn best_split(
     results
         .into_iter()
         .flatten()
-        .fold(
-            None,
-            |best: Option<(f64, usize, usize, f64, f64)>, c| match best {
-                Some(b) if b.0 >= c.0 => Some(b),
-                _ => Some(c),
-            },
-        )
-        .map(|(_, f, k, gl, hl)| (f, k, gl, hl))
+        .fold(None, |best: Option<Split>, c| match best {
+            Some(b) if b.gain >= c.gain => Some(b),
+            _ => Some(c),
+        })
 }
 
 #[cfg(test)]
@@ -401,6 +588,131 @@ mod tests {
             let total = m.bias() + m.contributions(row).iter().sum::<f64>();
             assert!((total - m.raw(row)).abs() < 1e-9);
         }
+    }
+
+    /// Weights are real: rows of weight 0 are as if absent, so a fit on every row with the
+    /// second half weighted out scores like a fit on the first half alone (the binning aside,
+    /// which sees every row: the same model up to the thresholds it could pick), and weighted
+    /// fully in, the flipped half cancels the signal out.
+    #[test]
+    fn a_row_of_weight_zero_is_as_if_absent() {
+        let (x, y) = toy(2000, 4);
+        let p = GbmParams {
+            trees: 30,
+            row_sample: 1.0,
+            col_sample: 1.0,
+            ..Default::default()
+        };
+        // Flip the labels of the second half: weighted out, they must not matter.
+        let mut flipped = y.clone();
+        for v in &mut flipped[1000..] {
+            *v = 1 - *v;
+        }
+        let mut w = vec![1.0; 2000];
+        w[1000..].iter_mut().for_each(|v| *v = 0.0);
+        let opts = FitOptions {
+            weights: &w,
+            ..Default::default()
+        };
+        let weighted = Gbm::fit_with(&x, 3, &flipped, &opts, &p).0;
+        let plain = Gbm::fit(&x[..3000], 3, &y[..1000], &p);
+        let p = |r: f64| 1.0 / (1.0 + (-r).exp());
+        for row in [[0.9f32, 0.5, 0.5], [0.1, 0.5, 0.5]] {
+            assert!(
+                (p(weighted.raw(&row)) - p(plain.raw(&row))).abs() < 0.05,
+                "weight 0 rows moved the score: {} vs {}",
+                p(weighted.raw(&row)),
+                p(plain.raw(&row))
+            );
+        }
+        // Weighted fully in, the flipped half cancels the step out.
+        let flat = Gbm::fit(
+            &x,
+            3,
+            &flipped,
+            &GbmParams {
+                trees: 30,
+                ..Default::default()
+            },
+        );
+        assert!((p(flat.raw(&[0.9, 0.5, 0.5])) - p(flat.raw(&[0.1, 0.5, 0.5]))).abs() < 0.2);
+    }
+
+    /// A rising constraint holds for every row: with the label falling in feature 0 over part
+    /// of its range, the constrained model's score never falls as feature 0 rises, whatever
+    /// the other features, while the free model's does.
+    #[test]
+    fn a_monotone_feature_never_lowers_the_score_as_it_rises() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for _ in 0..4000 {
+            let a: f32 = rng.random_range(0.0..1.0);
+            let b: f32 = rng.random_range(0.0..1.0);
+            x.extend([a, b]);
+            // Rises overall, but dips between 0.6 and 0.8, and interacts with b.
+            let mut p = 0.1 + 0.7 * a as f64;
+            if (0.6..0.8).contains(&a) {
+                p -= 0.4;
+            }
+            if b > 0.5 {
+                p += 0.1;
+            }
+            y.push(u8::from(rng.random_bool(p.clamp(0.01, 0.99))));
+        }
+        let params = GbmParams {
+            trees: 60,
+            ..Default::default()
+        };
+        let opts = FitOptions {
+            monotone: &[1, 0],
+            ..Default::default()
+        };
+        let constrained = Gbm::fit_with(&x, 2, &y, &opts, &params).0;
+        let free = Gbm::fit(&x, 2, &y, &params);
+        let falls = |m: &Gbm| {
+            (0..20).any(|bi| {
+                let b = bi as f32 / 20.0;
+                (0..100).any(|k| {
+                    let (lo, hi) = (k as f32 / 100.0, (k + 1) as f32 / 100.0);
+                    m.raw(&[hi, b]) < m.raw(&[lo, b]) - 1e-12
+                })
+            })
+        };
+        assert!(falls(&free), "the free model should follow the dip");
+        assert!(!falls(&constrained), "the constrained model fell somewhere");
+        // Explanations still add up under constraints.
+        for row in x.chunks(2).take(50) {
+            let total = constrained.bias() + constrained.contributions(row).iter().sum::<f64>();
+            assert!((total - constrained.raw(row)).abs() < 1e-9);
+        }
+    }
+
+    /// Early stopping: the validation curve is measured tree by tree, and the chosen size is
+    /// where it was lowest; with labels that are pure noise it stops after a handful of trees.
+    #[test]
+    fn early_stopping_picks_the_size_with_the_lowest_validation_loss() {
+        assert_eq!(best_size(&[0.7, 0.6, 0.5, 0.55, 0.56, 0.57, 0.4], 3), 3);
+        assert_eq!(best_size(&[0.7, 0.6, 0.5, 0.55, 0.56, 0.57, 0.4], 10), 7);
+        assert_eq!(best_size(&[], 3), 1);
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        let x: Vec<f32> = (0..6000).map(|_| rng.random_range(0.0..1.0)).collect();
+        let y: Vec<u8> = (0..3000).map(|_| u8::from(rng.random_bool(0.3))).collect();
+        let opts = FitOptions {
+            validation: Some((&x[4000..], &y[2000..])),
+            ..Default::default()
+        };
+        let params = GbmParams {
+            trees: 100,
+            ..Default::default()
+        };
+        let (_, curve) = Gbm::fit_with(&x[..4000], 2, &y[..2000], &opts, &params);
+        assert_eq!(curve.len(), 100);
+        let k = best_size(&curve, 20);
+        assert!(k < 40, "noise should stop early, stopped at {k}");
+        assert!(
+            curve[..k].iter().all(|&l| l >= curve[k - 1]),
+            "the chosen size is the lowest loss seen up to it"
+        );
     }
 
     #[test]

@@ -5,8 +5,8 @@
 //!
 //! | kind | what | contributions |
 //! |---|---|---|
-//! | `logistic` | L2 logistic regression (linfa-logistic) on standardized features | coefficient × standardized value |
-//! | `trees` | gradient-boosted trees ([`gbm`]) | path contributions |
+//! | `logistic` | L2 logistic regression, weighted ([`logistic`]), on standardized features | coefficient × standardized value |
+//! | `trees` | gradient-boosted trees ([`gbm`]): weighted, monotone where declared, stopped early | path contributions |
 //! | `rule` | today's practice: cut-offs first, then months overdue, then unpaid bills | points per criterion |
 //!
 //! Every model's raw score is calibrated on held-out, later referrals (Platt scaling), so
@@ -17,6 +17,8 @@
 pub mod artefact;
 pub mod calibrate;
 pub mod gbm;
+pub mod logistic;
+pub mod reject;
 pub mod train;
 
 use chrono::NaiveDate;
@@ -119,6 +121,21 @@ pub struct TrainingInfo {
     /// (an outcome no list holds; `decided_on` less the configured lag).
     #[serde(default)]
     pub label_sources: std::collections::BTreeMap<String, usize>,
+    /// Reject inference: never-referred, weak-evidence households that joined the refit as
+    /// negatives, how many of them the held-out model was fitted with, and their weight.
+    #[serde(default)]
+    pub inferred_negatives: usize,
+    #[serde(default)]
+    pub inferred_negatives_fit: usize,
+    #[serde(default)]
+    pub inferred_weight: f64,
+    /// Trees: the size early stopping chose.
+    #[serde(default)]
+    pub trees_chosen: Option<usize>,
+    /// Whether the saved model was refitted on every row after calibration and metrics were
+    /// taken from the model fitted before `calibration_from`.
+    #[serde(default)]
+    pub refitted_on_all: bool,
 }
 
 /// Held-out metrics, on the calibration rows, from cross-fitted (out-of-fold) probabilities:
@@ -321,6 +338,12 @@ const Z_LIMIT: f64 = 5.0;
 /// `(v - mean) / scale`, clipped to ±[`Z_LIMIT`]; training uses the same function.
 pub fn standardize(v: f32, mean: f64, scale: f64) -> f64 {
     ((v as f64 - mean) / scale).clamp(-Z_LIMIT, Z_LIMIT)
+}
+
+/// The uncalibrated score of `params` on a feature row (the rule's is its points over
+/// [`RULE_MAX`]).
+pub fn raw_score_of(params: &Params, row: &[f32]) -> f64 {
+    raw_score(params, row)
 }
 
 fn raw_score(params: &Params, row: &[f32]) -> f64 {

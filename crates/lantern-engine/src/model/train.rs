@@ -1,39 +1,60 @@
 //! Training: labels from case outcomes, features as of each referral date, a time-ordered split
 //! into fitting and calibration rows, and the fit itself.
+//!
+//! The order of one fit ([`fit`]):
+//!
+//! 1. Labelled referrals, oldest first, are cut at a date: the latest `holdout_share` calibrate
+//!    and measure the model; the earlier ones fit it, together with the inferred negatives
+//!    ([`super::reject`]) of nights before the cut.
+//! 2. Gradient-boosted trees stop early: the most recent `validation_share` of the fitting
+//!    labels measure the log loss tree by tree, and the size kept is the best one.
+//! 3. The model fitted on the fitting rows scores the held-out rows: Platt calibration is fitted
+//!    on them, and the metrics are cross-fitted on them (no row reports a metric its own
+//!    probability was calibrated on).
+//! 4. The saved model is refitted on every row (held-out labels included, the most recent and
+//!    so the most telling) at the chosen size and penalty, and keeps step 3's calibration. The
+//!    back-test fits the same way, so what it measures is this procedure.
 
 use std::collections::HashMap;
 
 use chrono::NaiveDate;
-use linfa::prelude::*;
-use linfa_logistic::LogisticRegression;
-use ndarray::{Array1, Array2};
 
 use super::calibrate::{reliability, Platt};
-use super::{gbm::Gbm, HoldoutMetrics, Kind, Model, ModelError, Params, RuleParams, TrainingInfo};
+use super::gbm::{best_size, FitOptions, Gbm};
+use super::reject::Inferred;
+use super::{HoldoutMetrics, Kind, Model, ModelError, Params, RuleParams, TrainingInfo};
 use crate::features::{FeatureBatch, FeatureEngine, FeatureSpec, Label};
 use crate::stats::{brier, pr_auc, roc_auc};
 
 pub use crate::config::TrainSettings;
 
-/// Labelled referrals and their features as of the referral date, row for row.
+/// Labelled referrals and their features as of the referral date, row for row, and the
+/// inferred negatives that may join them in fitting.
 #[derive(Debug, Clone, Default)]
 pub struct TrainingSet {
     pub labels: Vec<Label>,
     pub features: FeatureBatch,
+    pub inferred: Inferred,
 }
 
 impl TrainingSet {
-    /// The rows whose referral date satisfies `keep`.
-    pub fn filter(&self, keep: impl Fn(NaiveDate) -> bool) -> TrainingSet {
+    /// The labelled rows `keep` accepts, and the inferred negatives of nights `keep_night`
+    /// accepts.
+    pub fn filter(
+        &self,
+        keep: impl Fn(&Label) -> bool,
+        keep_night: impl Fn(NaiveDate) -> bool,
+    ) -> TrainingSet {
         let mut out = TrainingSet {
             labels: Vec::new(),
             features: FeatureBatch {
                 width: self.features.width,
                 ..Default::default()
             },
+            inferred: self.inferred.filter(keep_night),
         };
         for (i, l) in self.labels.iter().enumerate() {
-            if keep(l.as_of) {
+            if keep(l) {
                 out.labels.push(l.clone());
                 out.features.keys.push(self.features.keys[i].clone());
                 out.features.values.extend_from_slice(self.features.row(i));
@@ -48,10 +69,11 @@ impl TrainingSet {
 }
 
 /// Builds the training set of outcomes decided before `before`, computing the features of all
-/// referral dates in one query.
+/// referral dates in one query, and samples the inferred negatives `settings` ask for.
 pub async fn training_set(
     engine: &FeatureEngine,
     before: NaiveDate,
+    settings: &TrainSettings,
 ) -> Result<TrainingSet, ModelError> {
     let labels = engine.labels(before).await?;
     let mut cohort: Vec<(String, NaiveDate)> = labels
@@ -86,11 +108,74 @@ pub async fn training_set(
         features.keys.push(computed.keys[i].clone());
         features.values.extend_from_slice(computed.row(i));
     }
-    Ok(TrainingSet { labels, features })
+    let inferred = super::reject::sample(
+        engine,
+        &labels,
+        &settings.reject_inference,
+        settings.trees.seed,
+    )
+    .await?;
+    Ok(TrainingSet {
+        labels,
+        features,
+        inferred,
+    })
 }
 
-/// Fits one model of `kind` on `set` (sorted by referral date): the earlier rows fit it, the
-/// later `holdout_share` calibrate and measure it.
+/// Rows to fit on: features, labels and a weight each.
+#[derive(Debug, Default)]
+struct Rows {
+    x: Vec<f32>,
+    y: Vec<u8>,
+    w: Vec<f64>,
+}
+
+impl Rows {
+    /// Labelled rows `range` of `set` (weight 1), then its inferred negatives of nights
+    /// before `nights_before` (label 0, their weight).
+    fn take(set: &TrainingSet, range: std::ops::Range<usize>, nights_before: NaiveDate) -> Rows {
+        let width = set.features.width;
+        let mut rows = Rows {
+            x: set.features.values[range.start * width..range.end * width].to_vec(),
+            y: set.labels[range.clone()].iter().map(|l| l.label).collect(),
+            w: vec![1.0; range.len()],
+        };
+        for (i, k) in set.inferred.features.keys.iter().enumerate() {
+            if k.as_of < nights_before {
+                rows.x.extend_from_slice(set.inferred.features.row(i));
+                rows.y.push(0);
+                rows.w.push(set.inferred.weight);
+            }
+        }
+        rows
+    }
+
+    fn len(&self) -> usize {
+        self.y.len()
+    }
+}
+
+/// Where to cut `labels` (sorted by referral date) so that about `share_before` of them come
+/// first, moved back to a date boundary so no referral night is on both sides.
+fn date_cut(labels: &[Label], share_before: f64) -> usize {
+    let n = labels.len();
+    let mut cut = ((n as f64) * share_before).round() as usize;
+    cut = cut.clamp(1, n.saturating_sub(1).max(1));
+    let from = labels[cut.min(n - 1)].as_of;
+    while cut > 0 && labels[cut - 1].as_of == from {
+        cut -= 1;
+    }
+    cut
+}
+
+/// How a learned kind is fitted: what the held-out rows saw, and the refit on everything.
+struct Learned {
+    params: Params,
+    refit: Params,
+    trees: Option<usize>,
+}
+
+/// Fits one model of `kind` on `set` (sorted by referral date): see the module docs.
 pub fn fit(
     kind: Kind,
     set: &TrainingSet,
@@ -101,18 +186,15 @@ pub fn fit(
 ) -> Result<Model, ModelError> {
     let n = set.labels.len();
     let too_few = |detail: String| ModelError::TooFewLabels { detail };
-    if n < 20 {
+    let min = settings.min_labels.max(20);
+    if n < min {
         return Err(too_few(format!(
-            "{n} labelled referrals decided before {as_of}, need at least 20"
+            "{n} labelled referrals decided before {as_of}, need at least {min} (model.min_labels)"
         )));
     }
     // Split at a date, so no referral night is on both sides.
-    let mut cut = ((n as f64) * (1.0 - settings.holdout_share)).round() as usize;
-    cut = cut.clamp(1, n - 1);
+    let cut = date_cut(&set.labels, 1.0 - settings.holdout_share);
     let calibration_from = set.labels[cut].as_of;
-    while cut > 0 && set.labels[cut - 1].as_of == calibration_from {
-        cut -= 1;
-    }
     if cut == 0 {
         return Err(too_few(format!(
             "every label is from one referral night ({calibration_from}); need earlier nights to fit on"
@@ -120,8 +202,8 @@ pub fn fit(
     }
     let y = set.y();
     let width = set.features.width;
-    let (x_fit, y_fit) = (&set.features.values[..cut * width], &y[..cut]);
-    let (x_cal, y_cal) = (&set.features.values[cut * width..], &y[cut..]);
+    let (y_fit, y_cal) = (&y[..cut], &y[cut..]);
+    let x_cal = &set.features.values[cut * width..];
     for (part, ys) in [("fitting", y_fit), ("calibration", y_cal)] {
         let pos = ys.iter().filter(|&&v| v == 1).count();
         if pos == 0 || pos == ys.len() {
@@ -131,14 +213,30 @@ pub fn fit(
             )));
         }
     }
-    let params = match kind {
-        Kind::Logistic => fit_logistic(x_fit, width, y_fit, settings.logistic_alpha)?,
-        Kind::Trees => Params::Trees(Gbm::fit(x_fit, width, y_fit, &settings.trees)),
-        Kind::Rule => Params::Rule(rule_params(spec)?),
+    let fitting = Rows::take(set, 0..cut, calibration_from);
+    let everything = Rows::take(set, 0..n, NaiveDate::MAX);
+    let learned = match kind {
+        Kind::Logistic => {
+            let alpha = settings.logistic_alpha;
+            Learned {
+                params: fit_logistic(&fitting, width, alpha)?,
+                refit: fit_logistic(&everything, width, alpha)?,
+                trees: None,
+            }
+        }
+        Kind::Trees => fit_trees(set, &fitting, &everything, cut, spec, settings),
+        Kind::Rule => {
+            let p = Params::Rule(rule_params(spec)?);
+            Learned {
+                params: p.clone(),
+                refit: p,
+                trees: None,
+            }
+        }
     };
     let raw_cal: Vec<f64> = x_cal
         .chunks(width)
-        .map(|r| super::raw_score(&params, r))
+        .map(|r| super::raw_score(&learned.params, r))
         .collect();
     // The model is calibrated on every hold-out row; its metrics come from out-of-fold
     // probabilities, so no row that reports a metric calibrated itself.
@@ -151,12 +249,13 @@ pub fn fit(
         base_rate: y_cal.iter().filter(|&&v| v == 1).count() as f64 / y_cal.len() as f64,
         reliability: reliability(&p_cal, y_cal),
     };
+    let inferred_fit = fitting.len() - cut;
     Ok(Model {
         name: kind.name().to_string(),
         version,
         features: spec.names(),
         feature_fingerprint: spec.fingerprint(),
-        params,
+        params: learned.refit,
         calibration,
         training: TrainingInfo {
             as_of,
@@ -171,56 +270,111 @@ pub fn fit(
                 *m.entry(l.source.clone()).or_insert(0) += 1;
                 m
             }),
+            inferred_negatives: if kind == Kind::Rule {
+                0
+            } else {
+                everything.len() - n
+            },
+            inferred_negatives_fit: if kind == Kind::Rule { 0 } else { inferred_fit },
+            inferred_weight: set.inferred.weight,
+            trees_chosen: learned.trees,
+            refitted_on_all: kind != Kind::Rule,
         },
         metrics,
         created_at: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
     })
 }
 
-fn fit_logistic(x: &[f32], width: usize, y: &[u8], alpha: f64) -> Result<Params, ModelError> {
-    let n = y.len();
+/// Trees: early stopping on the most recent fitting labels, then a fit on all fitting rows and
+/// a refit on everything at the chosen size.
+fn fit_trees(
+    set: &TrainingSet,
+    fitting: &Rows,
+    everything: &Rows,
+    cut: usize,
+    spec: &FeatureSpec,
+    settings: &TrainSettings,
+) -> Learned {
+    let width = set.features.width;
+    let params = &settings.trees;
+    let monotone = spec.monotone();
+    let fit_labels = &set.labels[..cut];
+    let valid_from = date_cut(fit_labels, 1.0 - params.validation_share);
+    let size = if valid_from == 0 || params.early_stopping_rounds == 0 {
+        params.trees
+    } else {
+        let early = Rows::take(set, 0..valid_from, fit_labels[valid_from].as_of);
+        let (vx, vy) = (
+            &set.features.values[valid_from * width..cut * width],
+            &fitting.y[valid_from..cut],
+        );
+        let opts = FitOptions {
+            weights: &early.w,
+            monotone: &monotone,
+            validation: Some((vx, vy)),
+            patience: params.early_stopping_rounds,
+            ..Default::default()
+        };
+        let (_, curve) = Gbm::fit_with(&early.x, width, &early.y, &opts, params);
+        best_size(&curve, params.early_stopping_rounds)
+    };
+    let sized = super::GbmParams {
+        trees: size,
+        ..params.clone()
+    };
+    let fit_on = |rows: &Rows| {
+        let opts = FitOptions {
+            weights: &rows.w,
+            monotone: &monotone,
+            ..Default::default()
+        };
+        Params::Trees(Gbm::fit_with(&rows.x, width, &rows.y, &opts, &sized).0)
+    };
+    Learned {
+        params: fit_on(fitting),
+        refit: fit_on(everything),
+        trees: Some(size),
+    }
+}
+
+fn fit_logistic(rows: &Rows, width: usize, alpha: f64) -> Result<Params, ModelError> {
+    let n = rows.len();
+    let total: f64 = rows.w.iter().sum::<f64>().max(1e-12);
     let mut mean = vec![0.0; width];
     let mut scale = vec![0.0; width];
-    for row in x.chunks(width) {
+    for (row, w) in rows.x.chunks(width).zip(&rows.w) {
         for (j, &v) in row.iter().enumerate() {
-            mean[j] += v as f64;
+            mean[j] += w * v as f64;
         }
     }
-    mean.iter_mut().for_each(|m| *m /= n as f64);
-    for row in x.chunks(width) {
+    mean.iter_mut().for_each(|m| *m /= total);
+    for (row, w) in rows.x.chunks(width).zip(&rows.w) {
         for (j, &v) in row.iter().enumerate() {
-            scale[j] += (v as f64 - mean[j]).powi(2);
+            scale[j] += w * (v as f64 - mean[j]).powi(2);
         }
     }
     // A constant feature gets scale 1, so it contributes nothing instead of dividing by zero.
     scale.iter_mut().for_each(|s| {
-        *s = (*s / n as f64).sqrt();
+        *s = (*s / total).sqrt();
         if *s < 1e-9 {
             *s = 1.0
         }
     });
-    let z = Array2::from_shape_fn((n, width), |(i, j)| {
-        super::standardize(x[i * width + j], mean[j], scale[j])
-    });
-    let targets: Array1<usize> = y.iter().map(|&v| v as usize).collect();
-    let dataset = Dataset::new(z, targets);
-    let fitted = LogisticRegression::default()
-        .alpha(alpha)
-        .max_iterations(300)
-        .gradient_tolerance(1e-5)
-        .fit(&dataset)
+    let mut z = Vec::with_capacity(n * width);
+    for row in rows.x.chunks(width) {
+        z.extend(
+            row.iter()
+                .enumerate()
+                .map(|(j, &v)| super::standardize(v, mean[j], scale[j])),
+        );
+    }
+    let fitted = super::logistic::fit(&z, width, &rows.y, &rows.w, alpha)
         .map_err(|e| ModelError::Fit(e.to_string()))?;
-    // linfa labels the larger class +1 whatever its value; turn it round if that was 0.
-    let sign = if fitted.labels().pos.class == 1 {
-        1.0
-    } else {
-        -1.0
-    };
     Ok(Params::Logistic {
         mean,
         scale,
-        coef: fitted.params().iter().map(|c| sign * c).collect(),
-        intercept: sign * fitted.intercept(),
+        coef: fitted.coef,
+        intercept: fitted.intercept,
         alpha,
     })
 }
@@ -256,45 +410,35 @@ pub fn rule_params(spec: &FeatureSpec) -> Result<RuleParams, ModelError> {
     })
 }
 
-/// What `lantern train` did.
+/// What [`train_all`] fitted and saved.
 pub struct Trained {
     pub models: Vec<(Model, std::path::PathBuf)>,
-    /// The model now marked current: the learned model with the best held-out PR-AUC.
-    pub current: String,
 }
 
-/// Builds the training set once, fits and saves every kind, and marks the best learned model
-/// (by held-out PR-AUC, the ranking that matters when lists are short) as current.
+/// Builds the training set once, fits and saves every kind, and audits it. Which model becomes
+/// current is not decided here: that is the promotion gate's (`eval::promotion`), on the
+/// back-test.
 pub async fn train_all(
     engine: &FeatureEngine,
     settings: &TrainSettings,
     as_of: NaiveDate,
     kinds: &[Kind],
 ) -> Result<Trained, ModelError> {
-    let set = training_set(engine, as_of).await?;
-    tracing::debug!(labels = set.labels.len(), "training set built");
+    let set = training_set(engine, as_of, settings).await?;
+    tracing::debug!(
+        labels = set.labels.len(),
+        inferred = set.inferred.len(),
+        "training set built"
+    );
     let data_dir = engine.data_dir();
     let mut models = Vec::new();
     for &kind in kinds {
         let version = super::artefact::next_version(data_dir, kind.name());
         let model = fit(kind, &set, engine.spec(), settings, as_of, version)?;
         let dir = super::artefact::save(data_dir, &model)?;
-        tracing::info!(model = %model.id(), roc_auc = model.metrics.roc_auc, pr_auc = model.metrics.pr_auc, "saved");
+        tracing::info!(model = %model.id(), roc_auc = model.metrics.roc_auc, pr_auc = model.metrics.pr_auc, trees = ?model.training.trees_chosen, "saved");
         models.push((model, dir));
     }
-    let best = models
-        .iter()
-        .filter(|(m, _)| m.kind() != Kind::Rule)
-        .max_by(|a, b| a.0.metrics.pr_auc.total_cmp(&b.0.metrics.pr_auc))
-        .or_else(|| models.first())
-        .map(|(m, _)| m.id());
-    let current = best.unwrap_or_default();
-    let audit = |r: crate::audit::AuditRecord| {
-        crate::audit::append(data_dir, r).map_err(|e| ModelError::File {
-            path: crate::audit::path(data_dir).display().to_string(),
-            message: e.to_string(),
-        })
-    };
     let mut record = crate::audit::AuditRecord::new("train");
     record.as_of = Some(as_of.to_string());
     record.detail = serde_json::json!({
@@ -303,17 +447,20 @@ pub async fn train_all(
             "roc_auc": m.metrics.roc_auc, "pr_auc": m.metrics.pr_auc, "brier": m.metrics.brier,
             "labels": m.training.rows_fit + m.training.rows_calibration,
             "label_sources": m.training.label_sources,
+            "inferred_negatives": m.training.inferred_negatives,
+            "trees": m.training.trees_chosen,
         })).collect::<Vec<_>>(),
     });
-    audit(record)?;
-    if !current.is_empty() {
-        super::artefact::set_current(data_dir, &current)?;
-        let mut promote = crate::audit::AuditRecord::new("promote");
-        promote.as_of = Some(as_of.to_string());
-        promote.model = Some(current.clone());
-        promote.detail =
-            serde_json::json!({ "rule": "highest held-out PR-AUC among learned models" });
-        audit(promote)?;
-    }
-    Ok(Trained { models, current })
+    audit(data_dir, record)?;
+    Ok(Trained { models })
+}
+
+/// Appends to the audit log, as a model error.
+pub fn audit(data_dir: &std::path::Path, r: crate::audit::AuditRecord) -> Result<(), ModelError> {
+    crate::audit::append(data_dir, r)
+        .map(|_| ())
+        .map_err(|e| ModelError::File {
+            path: crate::audit::path(data_dir).display().to_string(),
+            message: e.to_string(),
+        })
 }

@@ -1,0 +1,511 @@
+//! The promotion gate: which freshly trained model, if any, becomes the current one.
+//!
+//! A model that screens the country must earn it on the back-test, not on its own hold-out
+//! rows (which its calibration saw, and which are referred households of one period). The
+//! candidate is the learned model with the best pooled precision at capacity; it is promoted
+//! only if, on the same back-test:
+//!
+//! 1. **it beats the rule** (today's practice): higher precision at capacity;
+//! 2. **it beats the current model**, compared on the evaluated referrals made on or after the
+//!    date the current model learned up to (so neither has seen them): at least its precision at
+//!    capacity. With no current model, or too few such referrals to tell, this check says so
+//!    and does not block;
+//! 3. **it does not worsen the fairness audit**: for each household type and age band with
+//!    enough referrals to measure, the ratios of its precision and of its false-negative rate
+//!    to the largest group's stay within 0.8–1.25, or no further from 1 (measured as
+//!    `|ln ratio|`) than the current model's on the same rows (today's practice, the rule,
+//!    when there is no current model). Selection rates differ legitimately where need differs
+//!    (elderly singles are in crisis far more often): they are reported, not gated.
+//!
+//! An operator may promote a model the gate refused (`lantern promote MODEL --reason TEXT`);
+//! either way the decision and its numbers go to the audit log.
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use super::backtest::{BacktestReport, BacktestSettings, GroupRow, Metrics};
+use crate::features::FeatureEngine;
+use crate::model::train::{audit, train_all, TrainSettings, Trained};
+use crate::model::{artefact, Kind, Model, ModelError};
+use crate::registry::{Capacities, Registry};
+
+/// The fairness band on precision and false-negative-rate ratios.
+pub const FAIR_LOW: f64 = 0.8;
+pub const FAIR_HIGH: f64 = 1.25;
+/// A group is gated on only with at least this many evaluated referrals (its ratios are noise
+/// below that); smaller groups are listed as not measured.
+pub const MIN_GROUP_REFERRALS: usize = 50;
+/// The current model is compared only on at least this many referrals out of its window.
+pub const MIN_VERSUS_REFERRALS: usize = 50;
+
+/// One check of the gate.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Check {
+    pub name: String,
+    pub passed: bool,
+    pub detail: String,
+}
+
+/// What the gate decided, with every number it looked at.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Decision {
+    /// The candidate (`name`, e.g. `trees`), the best learned model on the back-test.
+    pub candidate: Option<String>,
+    pub promote: bool,
+    pub checks: Vec<Check>,
+}
+
+impl Decision {
+    /// One line per check, for the terminal and the audit log.
+    pub fn summary(&self) -> String {
+        let mut s = match (&self.candidate, self.promote) {
+            (Some(c), true) => format!("promotion gate: {c} passes\n"),
+            (Some(c), false) => format!("promotion gate: {c} refused\n"),
+            (None, _) => "promotion gate: no learned model to consider\n".to_string(),
+        };
+        for c in &self.checks {
+            s.push_str(&format!(
+                "  [{}] {}: {}\n",
+                if c.passed { "ok" } else { "FAIL" },
+                c.name,
+                c.detail
+            ));
+        }
+        s
+    }
+}
+
+fn precision(m: &std::collections::BTreeMap<String, Metrics>, name: &str) -> f64 {
+    m.get(name)
+        .map(|m| m.precision_at_capacity)
+        .unwrap_or(f64::NAN)
+}
+
+/// Decides on the learned models `candidates` (names) from a back-test that scored them and,
+/// where one exists, the current model.
+pub fn decide(report: &BacktestReport, candidates: &[&str]) -> Decision {
+    let pooled = &report.pooled;
+    let candidate = candidates
+        .iter()
+        .filter(|c| pooled.contains_key(**c))
+        .max_by(|a, b| {
+            let (pa, pb) = (precision(pooled, a), precision(pooled, b));
+            pa.total_cmp(&pb)
+                .then_with(|| pooled[**a].pr_auc.total_cmp(&pooled[**b].pr_auc))
+        })
+        .map(|c| c.to_string());
+    let Some(cand) = candidate else {
+        return Decision {
+            candidate: None,
+            promote: false,
+            checks: Vec::new(),
+        };
+    };
+    let mut checks = Vec::new();
+    let (pc, pr) = (precision(pooled, &cand), precision(pooled, "rule"));
+    checks.push(Check {
+        name: "beats the rule".into(),
+        passed: pc > pr,
+        detail: format!(
+            "precision at capacity {pc:.3} vs the rule's {pr:.3} over {} evaluated referrals",
+            pooled.get(&cand).map(|m| m.referrals).unwrap_or(0)
+        ),
+    });
+    // Against the current model, on the rows neither has seen.
+    let versus = report.versus_current.as_ref().filter(|v| {
+        v.metrics
+            .get("current")
+            .is_some_and(|m| m.referrals >= MIN_VERSUS_REFERRALS)
+    });
+    match (&report.versus_current, versus) {
+        (None, _) => checks.push(Check {
+            name: "beats the current model".into(),
+            passed: true,
+            detail: "no current model to compare with".into(),
+        }),
+        (Some(v), None) => checks.push(Check {
+            name: "beats the current model".into(),
+            passed: true,
+            detail: format!(
+                "not compared: fewer than {MIN_VERSUS_REFERRALS} evaluated referrals made on or after {} (the date {} learned up to)",
+                v.trained_until, v.model
+            ),
+        }),
+        (Some(_), Some(v)) => {
+            let (c, cur) = (precision(&v.metrics, &cand), precision(&v.metrics, "current"));
+            checks.push(Check {
+                name: "beats the current model".into(),
+                passed: c >= cur,
+                detail: format!(
+                    "precision at capacity {c:.3} vs {}'s {cur:.3} over {} referrals made on or after {}",
+                    v.model, v.metrics["current"].referrals, v.trained_until
+                ),
+            });
+        }
+    }
+    // Fairness: the candidate's ratios, against the current model's on the same rows, or the
+    // rule's on the whole back-test.
+    let (mine, reference, reference_name): (&[GroupRow], &[GroupRow], String) = match versus {
+        Some(v) => (
+            v.fairness.get(&cand).map(Vec::as_slice).unwrap_or(&[]),
+            v.fairness.get("current").map(Vec::as_slice).unwrap_or(&[]),
+            v.model.clone(),
+        ),
+        None => (
+            report.fairness.get(&cand).map(Vec::as_slice).unwrap_or(&[]),
+            report
+                .fairness
+                .get("rule")
+                .map(Vec::as_slice)
+                .unwrap_or(&[]),
+            "the rule".to_string(),
+        ),
+    };
+    checks.push(fairness_check(mine, reference, &reference_name));
+    let promote = checks.iter().all(|c| c.passed);
+    Decision {
+        candidate: Some(cand),
+        promote,
+        checks,
+    }
+}
+
+/// What `lantern train` did: the models, the back-test they were judged on, the decision, and
+/// the model now current (if any).
+pub struct Gated {
+    pub trained: Trained,
+    pub report: Option<BacktestReport>,
+    pub decision: Decision,
+    pub current: Option<String>,
+}
+
+/// `lantern train`: fits and saves `kinds`, back-tests them against the rule and the current
+/// model, and promotes the candidate only if the gate passes. Every step is audited.
+///
+/// Asked for the rule alone (`--kind rule`), the operator has chosen today's practice: it is
+/// made current without a back-test, and the audit record says so.
+#[allow(clippy::too_many_arguments)]
+pub async fn train_and_promote(
+    engine: &FeatureEngine,
+    settings: &TrainSettings,
+    registry: &Registry,
+    capacities: &Capacities,
+    backtest: &BacktestSettings,
+    as_of: NaiveDate,
+    kinds: &[Kind],
+    progress: &indicatif::ProgressBar,
+) -> Result<Gated, ModelError> {
+    let data_dir = engine.data_dir().to_path_buf();
+    // The current model, if it still fits today's pipelines (one that does not cannot screen
+    // anyway, and is not compared).
+    let incumbent: Option<Model> = artefact::load(&data_dir, "")
+        .ok()
+        .filter(|m| m.check_features(engine.spec()).is_ok());
+    let trained = train_all(engine, settings, as_of, kinds).await?;
+    let learned: Vec<&str> = kinds
+        .iter()
+        .filter(|k| **k != Kind::Rule)
+        .map(|k| k.name())
+        .collect();
+    let mut record = crate::audit::AuditRecord::new("promote");
+    record.as_of = Some(as_of.to_string());
+    if learned.is_empty() {
+        let Some((rule, _)) = trained.models.iter().find(|(m, _)| m.kind() == Kind::Rule) else {
+            return Ok(Gated {
+                trained,
+                report: None,
+                decision: Decision {
+                    candidate: None,
+                    promote: false,
+                    checks: Vec::new(),
+                },
+                current: incumbent.map(|m| m.id()),
+            });
+        };
+        let id = rule.id();
+        artefact::set_current(&data_dir, &id)?;
+        record.model = Some(id.clone());
+        record.detail = serde_json::json!({ "rule": "only the rule was trained (--kind rule): today's practice, made current without a back-test" });
+        audit(&data_dir, record)?;
+        return Ok(Gated {
+            trained,
+            report: None,
+            decision: Decision {
+                candidate: Some("rule".into()),
+                promote: true,
+                checks: Vec::new(),
+            },
+            current: Some(id),
+        });
+    }
+    let report = super::backtest::backtest_against(
+        engine,
+        settings,
+        registry,
+        capacities,
+        backtest,
+        as_of,
+        incumbent.as_ref(),
+        progress,
+    )
+    .await?;
+    let decision = decide(&report, &learned);
+    let promoted = decision
+        .candidate
+        .as_deref()
+        .filter(|_| decision.promote)
+        .and_then(|c| {
+            trained
+                .models
+                .iter()
+                .find(|(m, _)| m.kind().name() == c)
+                .map(|(m, _)| m.id())
+        });
+    if let Some(id) = &promoted {
+        artefact::set_current(&data_dir, id)?;
+        record.model = Some(id.clone());
+    } else {
+        record.action = "promotion-refused".into();
+        record.model = decision.candidate.as_ref().and_then(|c| {
+            trained
+                .models
+                .iter()
+                .find(|(m, _)| m.kind().name() == c)
+                .map(|(m, _)| m.id())
+        });
+    }
+    record.detail = serde_json::json!({
+        "decision": decision,
+        "current_before": incumbent.as_ref().map(|m| m.id()),
+        "pooled": report.pooled,
+    });
+    audit(&data_dir, record)?;
+    let current = promoted.or_else(|| incumbent.map(|m| m.id()));
+    Ok(Gated {
+        trained,
+        report: Some(report),
+        decision,
+        current,
+    })
+}
+
+/// An operator's override: makes `id` current although the gate refused it (or without a
+/// gate), with the reason on the audit record.
+pub fn promote_by_operator(
+    data_dir: &std::path::Path,
+    id: &str,
+    reason: &str,
+) -> Result<Model, ModelError> {
+    let model = artefact::load(data_dir, id)?;
+    let before = artefact::load(data_dir, "").ok().map(|m| m.id());
+    artefact::set_current(data_dir, &model.id())?;
+    let mut record = crate::audit::AuditRecord::new("promote");
+    record.model = Some(model.id());
+    record.detail = serde_json::json!({
+        "override": true,
+        "reason": reason,
+        "current_before": before,
+    });
+    audit(data_dir, record)?;
+    Ok(model)
+}
+
+/// Distance of a ratio from parity, the same for 0.8 and 1.25.
+fn distance(r: f64) -> f64 {
+    r.ln().abs()
+}
+
+fn fairness_check(mine: &[GroupRow], reference: &[GroupRow], reference_name: &str) -> Check {
+    let mut failures = Vec::new();
+    let mut measured = 0;
+    let mut skipped = 0;
+    for row in mine {
+        if row.referrals < MIN_GROUP_REFERRALS {
+            skipped += 1;
+            continue;
+        }
+        let theirs = reference
+            .iter()
+            .find(|r| r.attribute == row.attribute && r.group == row.group);
+        for (what, ratio, other) in [
+            (
+                "precision",
+                row.precision_ratio,
+                theirs.map(|r| r.precision_ratio),
+            ),
+            (
+                "false-negative rate",
+                row.false_negative_rate_ratio,
+                theirs.map(|r| r.false_negative_rate_ratio),
+            ),
+        ] {
+            // A ratio over a group with no picks or no crises is not a measurement.
+            if !ratio.is_finite() || ratio <= 0.0 {
+                continue;
+            }
+            measured += 1;
+            if (FAIR_LOW..=FAIR_HIGH).contains(&ratio) {
+                continue;
+            }
+            let no_worse = other
+                .filter(|o| o.is_finite() && *o > 0.0)
+                .is_some_and(|o| distance(ratio) <= distance(o) + 1e-12);
+            if !no_worse {
+                failures.push(format!(
+                    "{} {}: {what} ratio {ratio:.2} ({} {})",
+                    row.attribute,
+                    row.group,
+                    reference_name,
+                    other
+                        .filter(|o| o.is_finite())
+                        .map(|o| format!("{o:.2}"))
+                        .unwrap_or_else(|| "not measured".into())
+                ));
+            }
+        }
+    }
+    let detail = if failures.is_empty() {
+        format!(
+            "{measured} ratios within {FAIR_LOW}–{FAIR_HIGH} or no further from 1 than {reference_name}'s; {skipped} groups under {MIN_GROUP_REFERRALS} referrals not gated"
+        )
+    } else {
+        format!(
+            "outside {FAIR_LOW}–{FAIR_HIGH} and further from 1 than {reference_name}'s: {}",
+            failures.join("; ")
+        )
+    };
+    Check {
+        name: "does not worsen the fairness audit".into(),
+        passed: failures.is_empty(),
+        detail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn metrics(precision: f64, referrals: usize) -> Metrics {
+        Metrics {
+            referrals,
+            confirmed: referrals / 2,
+            precision_at_capacity: precision,
+            recall_at_capacity: 0.5,
+            precision_at_top_fifth: precision,
+            roc_auc: 0.7,
+            pr_auc: precision,
+            brier: 0.2,
+            lift_over_rule: 1.0,
+        }
+    }
+
+    fn group(g: &str, precision_ratio: f64, fnr_ratio: f64) -> GroupRow {
+        GroupRow {
+            attribute: "household_type".into(),
+            group: g.into(),
+            referrals: 100,
+            selection_rate: 0.5,
+            precision: 0.5,
+            false_negative_rate: 0.3,
+            selection_rate_ratio: 3.0, // reported, never gated
+            precision_ratio,
+            false_negative_rate_ratio: fnr_ratio,
+        }
+    }
+
+    fn report(rule: f64, trees: f64, logistic: f64, fairness: Vec<GroupRow>) -> BacktestReport {
+        let pooled = BTreeMap::from([
+            ("rule".to_string(), metrics(rule, 400)),
+            ("trees".to_string(), metrics(trees, 400)),
+            ("logistic".to_string(), metrics(logistic, 400)),
+        ]);
+        BacktestReport {
+            generated_at: String::new(),
+            data_until: chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+            horizon_days: 60,
+            folds: Vec::new(),
+            pooled,
+            reliability: BTreeMap::new(),
+            fairness: BTreeMap::from([
+                ("trees".to_string(), fairness.clone()),
+                ("logistic".to_string(), fairness),
+                (
+                    "rule".to_string(),
+                    vec![
+                        group("elderly_single", 1.0, 1.0),
+                        group("family", 0.85, 1.3),
+                    ],
+                ),
+            ]),
+            versus_current: None,
+            skipped: Vec::new(),
+            caveats: Vec::new(),
+        }
+    }
+
+    /// The best learned model on the back-test is the candidate; it passes when it beats the
+    /// rule and its fairness ratios stay in the band, whatever its selection-rate ratios.
+    #[test]
+    fn the_best_learned_model_that_beats_the_rule_fairly_is_promoted() {
+        let r = report(
+            0.40,
+            0.55,
+            0.50,
+            vec![group("elderly_single", 1.0, 1.0), group("family", 0.9, 1.2)],
+        );
+        let d = decide(&r, &["trees", "logistic"]);
+        assert_eq!(d.candidate.as_deref(), Some("trees"));
+        assert!(d.promote, "{}", d.summary());
+    }
+
+    #[test]
+    fn a_model_that_does_not_beat_the_rule_is_refused() {
+        let r = report(0.60, 0.55, 0.50, vec![group("family", 1.0, 1.0)]);
+        let d = decide(&r, &["trees", "logistic"]);
+        assert!(!d.promote);
+        assert!(!d.checks[0].passed, "{}", d.summary());
+    }
+
+    /// Outside the band is refused unless the reference is as far out: the family group's
+    /// false-negative ratio of 1.3 passes when the rule's is 1.3 too, 1.5 does not.
+    #[test]
+    fn fairness_ratios_outside_the_band_block_unless_no_worse_than_the_reference() {
+        let ok = report(0.4, 0.55, 0.5, vec![group("family", 0.9, 1.3)]);
+        assert!(decide(&ok, &["trees"]).promote);
+        let bad = report(0.4, 0.55, 0.5, vec![group("family", 0.9, 1.5)]);
+        let d = decide(&bad, &["trees"]);
+        assert!(!d.promote);
+        assert!(d.checks[2].detail.contains("family"), "{}", d.summary());
+        // A small group is not gated on.
+        let mut small = group("family", 0.9, 3.0);
+        small.referrals = 10;
+        assert!(decide(&report(0.4, 0.55, 0.5, vec![small]), &["trees"]).promote);
+    }
+
+    /// Against the current model on rows neither has seen: a candidate worse than it is
+    /// refused, and fairness is then judged against the current model's ratios.
+    #[test]
+    fn a_candidate_worse_than_the_current_model_out_of_sample_is_refused() {
+        let mut r = report(0.4, 0.55, 0.5, vec![group("family", 1.0, 1.0)]);
+        let versus = |current: f64| super::super::backtest::VersusCurrent {
+            model: "trees@3".into(),
+            trained_until: chrono::NaiveDate::from_ymd_opt(2026, 9, 1).unwrap(),
+            metrics: BTreeMap::from([
+                ("rule".to_string(), metrics(0.4, 120)),
+                ("trees".to_string(), metrics(0.5, 120)),
+                ("current".to_string(), metrics(current, 120)),
+            ]),
+            fairness: BTreeMap::from([
+                ("trees".to_string(), vec![group("family", 1.0, 1.0)]),
+                ("current".to_string(), vec![group("family", 1.0, 1.0)]),
+            ]),
+        };
+        r.versus_current = Some(versus(0.6));
+        let d = decide(&r, &["trees"]);
+        assert!(!d.promote, "{}", d.summary());
+        assert!(!d.checks[1].passed);
+        r.versus_current = Some(versus(0.5));
+        assert!(decide(&r, &["trees"]).promote);
+    }
+}
