@@ -110,6 +110,10 @@ pub fn run(settings: &Settings, args: TrainArgs) -> Result<()> {
     print!("{}", gated.decision.summary());
     match (&gated.current, gated.decision.promote) {
         (Some(c), true) => println!("Current model (used by `lantern screen`): {c}"),
+        (Some(c), false) if gated.fell_back => println!(
+            "No model was current, so today's practice screens: {c}. To use a refused model \
+             anyway: lantern promote MODEL --reason \"...\" (audited)"
+        ),
         (Some(c), false) => println!(
             "Current model unchanged: {c}. To use a refused model anyway: \
              lantern promote MODEL --reason \"...\" (audited)"

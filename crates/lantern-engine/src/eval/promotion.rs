@@ -18,7 +18,9 @@
 //!    (elderly singles are in crisis far more often): they are reported, not gated.
 //!
 //! An operator may promote a model the gate refused (`lantern promote MODEL --reason TEXT`);
-//! either way the decision and its numbers go to the audit log.
+//! either way the decision and its numbers go to the audit log. On a first training (no model
+//! current yet) a refused candidate leaves the rule current, today's practice, so screening
+//! works from the first night.
 
 use chrono::NaiveDate;
 use serde::Serialize;
@@ -81,6 +83,26 @@ fn precision(m: &std::collections::BTreeMap<String, Metrics>, name: &str) -> f64
         .unwrap_or(f64::NAN)
 }
 
+fn pr_auc(m: &std::collections::BTreeMap<String, Metrics>, name: &str) -> f64 {
+    m.get(name).map(|m| m.pr_auc).unwrap_or(f64::NAN)
+}
+
+/// Whether (precision `p`, PR-AUC `a`) beats (`q`, `b`): higher precision at capacity, or the
+/// same (within rounding) and a higher PR-AUC. Where every district's pool of evaluated
+/// referrals is smaller than its capacity, every model picks every referral and precision at
+/// capacity ties; the ranking over all of them then decides. `or_equal` lets a tie on both
+/// pass (a newer model as good as the current one, on newer data).
+fn beats(p: f64, a: f64, q: f64, b: f64, or_equal: bool) -> bool {
+    const SAME: f64 = 1e-9;
+    if (p - q).abs() > SAME {
+        return p > q;
+    }
+    if (a - b).abs() > SAME {
+        return a > b;
+    }
+    or_equal
+}
+
 /// Decides on the learned models `candidates` (names) from a back-test that scored them and,
 /// where one exists, the current model.
 pub fn decide(report: &BacktestReport, candidates: &[&str]) -> Decision {
@@ -103,11 +125,12 @@ pub fn decide(report: &BacktestReport, candidates: &[&str]) -> Decision {
     };
     let mut checks = Vec::new();
     let (pc, pr) = (precision(pooled, &cand), precision(pooled, "rule"));
+    let (ac, ar) = (pr_auc(pooled, &cand), pr_auc(pooled, "rule"));
     checks.push(Check {
         name: "beats the rule".into(),
-        passed: pc > pr,
+        passed: beats(pc, ac, pr, ar, false),
         detail: format!(
-            "precision at capacity {pc:.3} vs the rule's {pr:.3} over {} evaluated referrals",
+            "precision at capacity {pc:.3} vs the rule's {pr:.3} (PR-AUC {ac:.3} vs {ar:.3}, which decides a tie) over {} evaluated referrals",
             pooled.get(&cand).map(|m| m.referrals).unwrap_or(0)
         ),
     });
@@ -133,11 +156,12 @@ pub fn decide(report: &BacktestReport, candidates: &[&str]) -> Decision {
         }),
         (Some(_), Some(v)) => {
             let (c, cur) = (precision(&v.metrics, &cand), precision(&v.metrics, "current"));
+            let (ac, acur) = (pr_auc(&v.metrics, &cand), pr_auc(&v.metrics, "current"));
             checks.push(Check {
                 name: "beats the current model".into(),
-                passed: c >= cur,
+                passed: beats(c, ac, cur, acur, true),
                 detail: format!(
-                    "precision at capacity {c:.3} vs {}'s {cur:.3} over {} referrals made on or after {}",
+                    "precision at capacity {c:.3} vs {}'s {cur:.3} (PR-AUC {ac:.3} vs {acur:.3}) over {} referrals made on or after {}",
                     v.model, v.metrics["current"].referrals, v.trained_until
                 ),
             });
@@ -177,6 +201,8 @@ pub struct Gated {
     pub report: Option<BacktestReport>,
     pub decision: Decision,
     pub current: Option<String>,
+    /// The gate refused on a first training, so the rule was made current.
+    pub fell_back: bool,
 }
 
 /// `lantern train`: fits and saves `kinds`, back-tests them against the rule and the current
@@ -220,6 +246,7 @@ pub async fn train_and_promote(
                     checks: Vec::new(),
                 },
                 current: incumbent.map(|m| m.id()),
+                fell_back: false,
             });
         };
         let id = rule.id();
@@ -236,6 +263,7 @@ pub async fn train_and_promote(
                 checks: Vec::new(),
             },
             current: Some(id),
+            fell_back: false,
         });
     }
     let report = super::backtest::backtest_against(
@@ -261,9 +289,23 @@ pub async fn train_and_promote(
                 .find(|(m, _)| m.kind().name() == c)
                 .map(|(m, _)| m.id())
         });
+    // With no model current at all (a first training), a refused candidate leaves today's
+    // practice: the rule screens, so `lantern screen` still works, and the operator is told.
+    let fallback = match (&promoted, &incumbent) {
+        (None, None) => trained
+            .models
+            .iter()
+            .find(|(m, _)| m.kind() == Kind::Rule)
+            .map(|(m, _)| m.id()),
+        _ => None,
+    };
     if let Some(id) = &promoted {
         artefact::set_current(&data_dir, id)?;
         record.model = Some(id.clone());
+    } else if let Some(rule) = &fallback {
+        artefact::set_current(&data_dir, rule)?;
+        record.model = Some(rule.clone());
+        record.action = "promote".into();
     } else {
         record.action = "promotion-refused".into();
         record.model = decision.candidate.as_ref().and_then(|c| {
@@ -277,15 +319,18 @@ pub async fn train_and_promote(
     record.detail = serde_json::json!({
         "decision": decision,
         "current_before": incumbent.as_ref().map(|m| m.id()),
+        "fallback": fallback.as_ref().map(|id| format!("the gate refused and no model was current: {id} (today's practice) made current")),
         "pooled": report.pooled,
     });
     audit(&data_dir, record)?;
-    let current = promoted.or_else(|| incumbent.map(|m| m.id()));
+    let fell_back = fallback.is_some();
+    let current = promoted.or(fallback).or_else(|| incumbent.map(|m| m.id()));
     Ok(Gated {
         trained,
         report: Some(report),
         decision,
         current,
+        fell_back,
     })
 }
 
@@ -457,6 +502,18 @@ mod tests {
         let d = decide(&r, &["trees", "logistic"]);
         assert_eq!(d.candidate.as_deref(), Some("trees"));
         assert!(d.promote, "{}", d.summary());
+    }
+
+    /// Where every pool is under capacity all models pick the same referrals: precision ties
+    /// and the ranking (PR-AUC) decides.
+    #[test]
+    fn a_tie_at_capacity_is_decided_by_the_ranking() {
+        let mut r = report(0.5, 0.5, 0.5, vec![group("family", 1.0, 1.0)]);
+        r.pooled.get_mut("trees").unwrap().pr_auc = 0.6;
+        r.pooled.get_mut("rule").unwrap().pr_auc = 0.55;
+        assert!(decide(&r, &["trees"]).promote);
+        r.pooled.get_mut("rule").unwrap().pr_auc = 0.65;
+        assert!(!decide(&r, &["trees"]).promote);
     }
 
     #[test]
