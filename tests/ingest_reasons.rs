@@ -216,6 +216,7 @@ fn every_reason_reaches_the_kafka_dead_letter_topic() {
         reasons: vec![],
         placement: None,
         overrode: None,
+        selection_probability: None,
     };
     lantern::lake::reference::import_referrals(data.path(), vec![known]).unwrap();
     let mut ing = Ingestor::new(

@@ -123,6 +123,7 @@ fn past_referral(h: &str, d: &str, as_of: NaiveDate) -> lantern::contract::Refer
         reasons: vec![],
         placement: None,
         overrode: None,
+        selection_probability: None,
     }
 }
 
@@ -1351,4 +1352,101 @@ async fn a_backtest_fold_that_cannot_be_fitted_is_skipped_with_its_reason_and_th
     );
     assert!(!report.folds.is_empty(), "the later folds still count");
     assert!(lantern::eval::report::summary(&report).contains("skipped"));
+}
+
+/// Issue 15.2, exploration: with a share of capacity given to exploration, explored referrals
+/// carry their selection probability through the whole path: the list's Parquet and CSV, and
+/// back out of the referral history as training labels weighted by its inverse; a re-run of the
+/// night draws the same households.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explored_referrals_carry_their_selection_probability_into_the_lists_and_the_labels() {
+    let w = world();
+    let model = current_model(&w).await;
+    let mut s = settings(&w.data);
+    s.screen.capacity_scale = 1.0;
+    s.screen.exploration_share = 0.25;
+    let run = || async {
+        let e = engine(&w.data).await;
+        lantern::night::run(
+            &e,
+            &model,
+            &s,
+            &Registry::embedded(),
+            tonight(),
+            lantern::night::Delivery::Draft,
+            &indicatif::ProgressBar::hidden(),
+        )
+        .await
+        .unwrap()
+    };
+    let night = run().await;
+    let explored: Vec<&lantern::contract::Referral> = night
+        .screening
+        .referrals
+        .iter()
+        .filter(|r| r.placement == Some(lantern::contract::Placement::Explored))
+        .collect();
+    assert!(!explored.is_empty(), "a quarter of capacity is explored");
+    assert_eq!(night.screening.counts.explored as usize, explored.len());
+    assert!(explored
+        .iter()
+        .all(|r| r.selection_probability.is_some_and(|p| p > 0.0 && p <= 1.0)));
+    assert!(night
+        .screening
+        .referrals
+        .iter()
+        .filter(|r| r.placement != Some(lantern::contract::Placement::Explored))
+        .all(|r| r.selection_probability.is_none()));
+    // The Parquet list holds it, and a re-run draws the same households.
+    let dir = lantern::lake::reference::drafts_dir(&w.data, tonight());
+    let back =
+        lantern::lake::reference::read_referral_file(&dir.join("referrals.parquet")).unwrap();
+    let probability = |v: &[lantern::contract::Referral]| {
+        let mut p: Vec<(String, Option<f64>)> = v
+            .iter()
+            .map(|r| (r.referral_id.clone(), r.selection_probability))
+            .collect();
+        p.sort_by(|a, b| a.0.cmp(&b.0));
+        p
+    };
+    assert_eq!(probability(&back), probability(&night.screening.referrals));
+    let rerun = run().await;
+    assert_eq!(
+        probability(&rerun.screening.referrals),
+        probability(&night.screening.referrals)
+    );
+    let csv =
+        std::fs::read_to_string(dir.join(format!("{}.csv", explored[0].district_code))).unwrap();
+    assert!(csv.contains("무작위탐색"), "the CSV has the column");
+    // Issued, with outcomes, they come back as labels with the probability, weighted 1/p.
+    lantern::night::issue(&w.data, tonight(), false).unwrap();
+    let e = engine(&w.data).await;
+    let later = tonight().checked_add_days(Days::new(90)).unwrap();
+    let mut outcomes = String::new();
+    for r in &explored {
+        outcomes.push_str(&format!(
+            "{{\"referral_id\":\"{}\",\"household_id\":\"{}\",\"district_code\":\"{}\",\"outcome\":\"no_crisis\",\"decided_on\":\"{}\"}}\n",
+            r.referral_id,
+            r.household_id,
+            r.district_code,
+            tonight().checked_add_days(Days::new(20)).unwrap()
+        ));
+    }
+    drop(e);
+    let file = w.data.join("explored-outcomes.ndjson");
+    std::fs::write(&file, outcomes).unwrap();
+    let mut dead = MemoryDeadLetters::default();
+    ingest(&w.data, &[file], later, &mut dead);
+    assert!(dead.letters.is_empty(), "{:?}", dead.letters);
+    let e = engine(&w.data).await;
+    let labels = e.labels(later).await.unwrap();
+    for r in &explored {
+        let l = labels
+            .iter()
+            .find(|l| l.referral_id == r.referral_id)
+            .expect("the explored referral's outcome is a label");
+        assert_eq!(l.selection_probability, r.selection_probability);
+        let w8 = lantern::model::train::label_weight(l, 20.0);
+        assert!((w8 - (1.0 / r.selection_probability.unwrap()).min(20.0)).abs() < 1e-9);
+    }
 }

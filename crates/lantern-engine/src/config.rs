@@ -98,6 +98,19 @@ pub struct ScreenSettings {
     /// Per-district minimum scores, by district code, overriding `min_score`.
     #[serde(default)]
     pub min_score_districts: BTreeMap<String, f64>,
+    /// Exploration: this share of each district's capacity (in expectation) is drawn at random
+    /// from the band just below the cut, so outcomes arrive for households the model would not
+    /// have picked. 0 turns it off.
+    #[serde(default)]
+    pub exploration_share: f64,
+    /// The band drawn from: this many times the capacity of plain candidates right below the
+    /// seats filled by score.
+    #[serde(default = "default_exploration_band")]
+    pub exploration_band: f64,
+}
+
+fn default_exploration_band() -> f64 {
+    1.0
 }
 
 impl ScreenSettings {
@@ -466,6 +479,14 @@ pub struct TrainSettings {
     /// No model is fitted on fewer labelled referrals (a back-test fold with fewer is skipped).
     #[serde(default = "default_min_labels")]
     pub min_labels: usize,
+    /// The largest weight an explored referral's outcome gets (its inverse selection
+    /// probability, capped here).
+    #[serde(default = "default_max_inverse_propensity")]
+    pub max_inverse_propensity: f64,
+}
+
+fn default_max_inverse_propensity() -> f64 {
+    20.0
 }
 
 fn default_min_labels() -> usize {
@@ -509,6 +530,7 @@ impl Default for TrainSettings {
             trees: GbmParams::default(),
             reject_inference: RejectInference::default(),
             min_labels: default_min_labels(),
+            max_inverse_propensity: default_max_inverse_propensity(),
         }
     }
 }

@@ -158,6 +158,10 @@ pub struct Referral {
     /// The exclusion an urgent report overrode (extension of SPEC §4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overrode: Option<Exclusion>,
+    /// For an `explored` referral: the probability with which it was drawn (extension of
+    /// SPEC §4). Absent for every other referral, which was listed for certain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection_probability: Option<f64>,
 }
 
 /// The rule that placed a household on its district's list ahead of the score order.
@@ -168,6 +172,10 @@ pub enum Placement {
     Urgent,
     /// Flagged `screen.escalate_after` times in the window and never reached.
     Escalated,
+    /// Drawn at random from the band just below the cut (`screen.exploration_share` of the
+    /// capacity), so the model learns about households it would not have picked; the referral
+    /// carries its `selection_probability`.
+    Explored,
 }
 
 impl Placement {
@@ -175,6 +183,7 @@ impl Placement {
         match self {
             Placement::Urgent => "urgent",
             Placement::Escalated => "escalated",
+            Placement::Explored => "explored",
         }
     }
 
@@ -182,6 +191,7 @@ impl Placement {
         match s {
             "urgent" => Some(Placement::Urgent),
             "escalated" => Some(Placement::Escalated),
+            "explored" => Some(Placement::Explored),
             _ => None,
         }
     }
@@ -241,6 +251,10 @@ pub enum ReferralError {
     Model { referral_id: String, model: String },
     #[error("referral {referral_id}: id is not the one derived from household, as_of and model")]
     Id { referral_id: String },
+    #[error(
+        "referral {referral_id}: selection_probability {p} is not in (0, 1], or is given without placement `explored`"
+    )]
+    SelectionProbability { referral_id: String, p: f64 },
 }
 
 impl Referral {
@@ -280,6 +294,17 @@ impl Referral {
         }
         if self.referral_id != referral_id(&self.household_id, self.as_of, &self.model) {
             return Err(ReferralError::Id { referral_id: id() });
+        }
+        let explored = self.placement == Some(Placement::Explored);
+        match self.selection_probability {
+            Some(p) if explored && p > 0.0 && p <= 1.0 => {}
+            None if !explored => {}
+            other => {
+                return Err(ReferralError::SelectionProbability {
+                    referral_id: id(),
+                    p: other.unwrap_or(f64::NAN),
+                })
+            }
         }
         Ok(())
     }
@@ -371,6 +396,7 @@ mod tests {
             ],
             placement: None,
             overrode: None,
+            selection_probability: None,
         }
     }
 
@@ -387,6 +413,31 @@ mod tests {
             referral_id("hh_0001abcd", d.succ_opt().unwrap(), "logit@3")
         );
         assert_ne!(a, referral_id("hh_0001abcd", d, "logit@4"));
+    }
+
+    /// The exploration extension: a selection probability in (0, 1] exactly when the placement
+    /// is `explored`.
+    #[test]
+    fn a_selection_probability_goes_with_an_explored_placement_and_nothing_else() {
+        let mut r = referral();
+        r.placement = Some(Placement::Explored);
+        r.selection_probability = Some(0.25);
+        r.check().unwrap();
+        for bad in [Some(0.0), Some(1.5), Some(f64::NAN), None] {
+            r.selection_probability = bad;
+            assert!(
+                matches!(r.check(), Err(ReferralError::SelectionProbability { .. })),
+                "{bad:?}"
+            );
+        }
+        let mut plain = referral();
+        plain.selection_probability = Some(0.5);
+        assert!(plain.check().is_err(), "a probability without `explored`");
+        let json = serde_json::to_string(&referral()).unwrap();
+        assert!(
+            !json.contains("selection_probability"),
+            "absent when not explored"
+        );
     }
 
     #[test]

@@ -238,6 +238,7 @@ impl<'r> Validator<'r> {
             reasons,
             placement: None,
             overrode: None,
+            selection_probability: None,
         })
     }
 

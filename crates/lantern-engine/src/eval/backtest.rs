@@ -91,6 +91,9 @@ pub struct BacktestReport {
     /// the date it learned up to (none when there is no current model).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub versus_current: Option<VersusCurrent>,
+    /// The evaluated referrals drawn by exploration, alone (none when no night explored).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exploration: Option<BTreeMap<String, Metrics>>,
     /// Folds that could not be fitted, with why; the report counts only the others.
     pub skipped: Vec<SkippedFold>,
     pub caveats: Vec<String>,
@@ -127,6 +130,8 @@ struct Scored {
     scores: BTreeMap<String, f64>,
     /// The current model's probability, where this referral is out of its training window.
     current: Option<f64>,
+    /// Drawn by exploration (not picked by any model's ranking).
+    explored: bool,
 }
 
 /// The models every fold fits, by name.
@@ -212,6 +217,7 @@ pub async fn backtest_against(
                     .unwrap_or_else(|| "unknown".into()),
                 scores: BTreeMap::new(),
                 current: None,
+                explored: eval.labels[i].selection_probability.is_some(),
             })
             .collect();
         // A fold whose models cannot be fitted (too few labels before it, one class only) is
@@ -276,6 +282,11 @@ pub async fn backtest_against(
         reliability_tables.insert(name.to_string(), reliability(&p, &y));
     }
     let fairness = fairness_by_model(&pooled, &KIND_NAMES, &capacity);
+    // The exploration slice on its own: the only referrals no ranking chose, so the only ones
+    // where a model is measured on households it would not have picked.
+    let explored: Vec<Scored> = pooled.iter().filter(|s| s.explored).cloned().collect();
+    let exploration =
+        (!explored.is_empty()).then(|| metrics_by_model(&explored, &KIND_NAMES, &capacity));
     let versus_current = incumbent.map(|current| {
         let rows: Vec<Scored> = pooled
             .iter()
@@ -302,6 +313,7 @@ pub async fn backtest_against(
         reliability: reliability_tables,
         fairness,
         versus_current,
+        exploration,
         skipped,
         caveats: vec![
             "Labels exist only for referred households (picked by the rule in use then) whose visit \

@@ -484,6 +484,7 @@ mod tests {
                 ),
             ]),
             versus_current: None,
+            exploration: None,
             skipped: Vec::new(),
             caveats: Vec::new(),
         }

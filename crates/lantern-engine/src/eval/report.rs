@@ -39,6 +39,18 @@ pub fn summary(r: &BacktestReport) -> String {
             skip.train_before, skip.reason
         );
     }
+    if let Some(slice) = &r.exploration {
+        let n = slice.values().next().map(|m| m.referrals).unwrap_or(0);
+        let _ = writeln!(
+            s,
+            "Exploration slice: {n} evaluated referrals were drawn at random below the cut; PR-AUC there: {}\n",
+            slice
+                .iter()
+                .map(|(k, m)| format!("{k} {:.3}", m.pr_auc))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let _ = writeln!(s, "## All folds pooled\n");
     let _ = writeln!(
         s,
@@ -264,6 +276,7 @@ mod tests {
             reliability: Default::default(),
             fairness: [("trees@1".to_string(), vec![row])].into_iter().collect(),
             versus_current: None,
+            exploration: None,
             skipped: vec![],
             caveats: vec!["labels <exist> only for visited households".into()],
         };

@@ -250,7 +250,7 @@ impl FeatureSpec {
 }
 
 /// One labelled past referral.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Label {
     pub household_id: String,
     /// The referral date: features are computed as of it.
@@ -264,6 +264,9 @@ pub struct Label {
     /// Where the referral date comes from: `referral` (a list Lantern issued or imported) or
     /// `estimated` (no list holds the referral: `decided_on` less the configured lag).
     pub source: String,
+    /// For a referral drawn by exploration: the probability it was drawn with (`None`: listed
+    /// for certain).
+    pub selection_probability: Option<f64>,
 }
 
 /// What identifies and describes one row of features.
@@ -436,6 +439,14 @@ impl FeatureEngine {
                 })?;
             let decided = cast(decided, &DataType::Date32).map_err(DataFusionError::from)?;
             let decided = decided.as_primitive::<Date32Type>();
+            // Older labels.sql files have no `selection_probability`: none was explored.
+            let selection = match b.column_by_name("selection_probability") {
+                Some(c) => Some(cast(c, &DataType::Float64).map_err(DataFusionError::from)?),
+                None => None,
+            };
+            let selection = selection
+                .as_ref()
+                .map(|c| c.as_primitive::<datafusion::arrow::datatypes::Float64Type>());
             for i in 0..b.num_rows() {
                 out.push(Label {
                     decided_on: date_from_days(decided.value(i)),
@@ -445,6 +456,10 @@ impl FeatureEngine {
                     district_code: districts[i].clone(),
                     label: u8::from(labels[i] == "1"),
                     source: sources[i].clone(),
+                    selection_probability: selection
+                        .filter(|c| c.is_valid(i))
+                        .map(|c| c.value(i))
+                        .filter(|p| *p > 0.0 && *p <= 1.0),
                 });
             }
         }

@@ -640,6 +640,7 @@ mod tests {
             reasons: vec![],
             placement: None,
             overrode: None,
+            selection_probability: None,
         }
     }
 

@@ -143,7 +143,8 @@ pub fn write_households(data_dir: &Path, households: &[Household]) -> Result<Pat
 }
 
 /// The referral list schema. `reasons` holds the SPEC §4 array as JSON text, so the file opens
-/// in any Parquet reader; `escalated` and `urgent` are documented extensions.
+/// in any Parquet reader; `placement`, `overrode` and `selection_probability` are documented
+/// extensions (docs/CONTRACT.md).
 pub fn referrals_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("referral_id", DataType::Utf8, false),
@@ -157,6 +158,7 @@ pub fn referrals_schema() -> SchemaRef {
         Field::new("reasons", DataType::Utf8, false),
         Field::new("placement", DataType::Utf8, true),
         Field::new("overrode", DataType::Utf8, true),
+        Field::new("selection_probability", DataType::Float64, true),
     ]))
 }
 
@@ -174,7 +176,9 @@ pub fn referrals_batch(referrals: &[Referral]) -> Result<RecordBatch, LakeError>
     let mut reasons = StringBuilder::new();
     let mut placement = StringBuilder::new();
     let mut overrode = StringBuilder::new();
+    let mut selection = Float64Builder::with_capacity(n);
     for r in referrals {
+        selection.append_option(r.selection_probability);
         placement.append_option(r.placement.map(|p| p.as_str()));
         overrode.append_option(r.overrode.map(|e| e.as_str()));
         id.append_value(&r.referral_id);
@@ -199,6 +203,7 @@ pub fn referrals_batch(referrals: &[Referral]) -> Result<RecordBatch, LakeError>
         Arc::new(reasons.finish()),
         Arc::new(placement.finish()),
         Arc::new(overrode.finish()),
+        Arc::new(selection.finish()),
     ];
     RecordBatch::try_new(referrals_schema(), columns)
         .map_err(|e| arrow_err(Path::new("referrals.parquet"), e))
@@ -358,6 +363,11 @@ pub fn read_referral_file(path: &Path) -> Result<Vec<Referral>, LakeError> {
         let rank = rank.as_primitive::<Int32Type>();
         let score = col("score", &DataType::Float64)?;
         let score = score.as_primitive::<Float64Type>();
+        let selection = match batch.column_by_name("selection_probability") {
+            None => None,
+            Some(_) => Some(col("selection_probability", &DataType::Float64)?),
+        };
+        let selection = selection.as_ref().map(|c| c.as_primitive::<Float64Type>());
         for i in 0..batch.num_rows() {
             let reasons: Vec<ReasonCode> =
                 serde_json::from_str(reasons.value(i)).map_err(|e| LakeError::Parquet {
@@ -376,6 +386,7 @@ pub fn read_referral_file(path: &Path) -> Result<Vec<Referral>, LakeError> {
                 reasons,
                 placement: text_at(&placement, i).and_then(|p| Placement::parse(&p)),
                 overrode: text_at(&overrode, i).and_then(|e| Exclusion::parse(&e)),
+                selection_probability: selection.filter(|c| c.is_valid(i)).map(|c| c.value(i)),
             });
         }
     }

@@ -209,6 +209,7 @@ mod tests {
             decided_on: NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(),
             label: 0,
             source: "referral".into(),
+            selection_probability: None,
         }
     }
 

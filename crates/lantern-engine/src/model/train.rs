@@ -131,14 +131,23 @@ struct Rows {
 }
 
 impl Rows {
-    /// Labelled rows `range` of `set` (weight 1), then its inferred negatives of nights
-    /// before `nights_before` (label 0, their weight).
-    fn take(set: &TrainingSet, range: std::ops::Range<usize>, nights_before: NaiveDate) -> Rows {
+    /// Labelled rows `range` of `set` (weight 1, or the inverse of the selection probability
+    /// of an explored referral, capped), then its inferred negatives of nights before
+    /// `nights_before` (label 0, their weight).
+    fn take(
+        set: &TrainingSet,
+        range: std::ops::Range<usize>,
+        nights_before: NaiveDate,
+        max_weight: f64,
+    ) -> Rows {
         let width = set.features.width;
         let mut rows = Rows {
             x: set.features.values[range.start * width..range.end * width].to_vec(),
             y: set.labels[range.clone()].iter().map(|l| l.label).collect(),
-            w: vec![1.0; range.len()],
+            w: set.labels[range.clone()]
+                .iter()
+                .map(|l| label_weight(l, max_weight))
+                .collect(),
         };
         for (i, k) in set.inferred.features.keys.iter().enumerate() {
             if k.as_of < nights_before {
@@ -152,6 +161,16 @@ impl Rows {
 
     fn len(&self) -> usize {
         self.y.len()
+    }
+}
+
+/// A label's weight in fitting: an explored referral stands for every household of the band it
+/// was drawn from, so its outcome counts `1 / selection_probability` times (inverse-propensity
+/// weighting), capped at `max_weight` so one draw cannot dominate; any other label counts once.
+pub fn label_weight(l: &Label, max_weight: f64) -> f64 {
+    match l.selection_probability {
+        Some(p) if p > 0.0 => (1.0 / p).min(max_weight.max(1.0)),
+        _ => 1.0,
     }
 }
 
@@ -213,8 +232,9 @@ pub fn fit(
             )));
         }
     }
-    let fitting = Rows::take(set, 0..cut, calibration_from);
-    let everything = Rows::take(set, 0..n, NaiveDate::MAX);
+    let cap = settings.max_inverse_propensity;
+    let fitting = Rows::take(set, 0..cut, calibration_from, cap);
+    let everything = Rows::take(set, 0..n, NaiveDate::MAX, cap);
     let learned = match kind {
         Kind::Logistic => {
             let alpha = settings.logistic_alpha;
@@ -303,7 +323,12 @@ fn fit_trees(
     let size = if valid_from == 0 || params.early_stopping_rounds == 0 {
         params.trees
     } else {
-        let early = Rows::take(set, 0..valid_from, fit_labels[valid_from].as_of);
+        let early = Rows::take(
+            set,
+            0..valid_from,
+            fit_labels[valid_from].as_of,
+            settings.max_inverse_propensity,
+        );
         let (vx, vy) = (
             &set.features.values[valid_from * width..cut * width],
             &fitting.y[valid_from..cut],
@@ -463,4 +488,30 @@ pub fn audit(data_dir: &std::path::Path, r: crate::audit::AuditRecord) -> Result
             path: crate::audit::path(data_dir).display().to_string(),
             message: e.to_string(),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Inverse-propensity weights: an explored referral drawn with probability p counts 1/p
+    /// times, capped; every other label once.
+    #[test]
+    fn an_explored_outcome_weighs_its_inverse_selection_probability_capped() {
+        let mut l = Label {
+            household_id: "hh_a".into(),
+            as_of: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+            referral_id: "ref_a".into(),
+            district_code: "11110".into(),
+            decided_on: NaiveDate::from_ymd_opt(2026, 2, 1).unwrap(),
+            label: 1,
+            source: "referral".into(),
+            selection_probability: None,
+        };
+        assert_eq!(label_weight(&l, 20.0), 1.0);
+        l.selection_probability = Some(0.25);
+        assert_eq!(label_weight(&l, 20.0), 4.0);
+        l.selection_probability = Some(0.01);
+        assert_eq!(label_weight(&l, 20.0), 20.0);
+    }
 }

@@ -104,6 +104,8 @@ pub struct ScreenCounts {
     pub urgent_overrode_cooldown: u64,
     pub urgent_overrode_recently_supported: u64,
     pub escalated: u64,
+    /// Drawn at random from the band below the cut (exploration).
+    pub explored: u64,
     pub referred: u64,
     /// Districts whose urgent households alone exceeded capacity.
     pub over_capacity_districts: Vec<String>,
@@ -344,6 +346,7 @@ pub async fn screen(
                 Priority::Score
             };
             let cap = capacity(&district) as usize;
+            let keep = cap + band_len(cap, settings);
             let (pool, floor) = pools.entry(district).or_default();
             // Only a household that can still make the list needs its reasons worked out.
             if priority == Priority::Score && floor.is_some_and(|f| score < f) {
@@ -359,18 +362,19 @@ pub async fn screen(
             });
             // Keep the pool small: overrides always, the rest only while they could still
             // make the list.
-            if pool.len() > 4 * cap.max(8) {
+            if pool.len() > 4 * keep.max(8) {
                 rank(pool);
                 let overrides = pool
                     .iter()
                     .filter(|c| c.priority != Priority::Score)
                     .count();
-                pool.truncate(overrides + cap);
-                // The score to beat from now on: the last plain candidate still seated.
+                pool.truncate(overrides + keep);
+                // The score to beat from now on: the last plain candidate still seated, or in
+                // the exploration band below the seats.
                 *floor = pool
                     .iter()
                     .filter(|c| c.priority == Priority::Score)
-                    .nth(cap.saturating_sub(1))
+                    .nth(keep.saturating_sub(1))
                     .map(|c| c.score);
             }
         }
@@ -393,35 +397,55 @@ pub async fn screen(
         if urgent > cap as usize {
             counts.over_capacity_districts.push(d.code.clone());
         }
-        pool.truncate(urgent.max(cap as usize));
-        // A list is not filled with households the model thinks unlikely to be in crisis.
+        // A list is not filled with households the model thinks unlikely to be in crisis: the
+        // minimum score applies to the seats by score and to the exploration band alike.
         let min = settings.min_score_for(&d.code);
+        let seated = urgent.max(cap as usize);
         if min > 0.0 {
-            let before = pool.len();
-            for c in pool
-                .iter()
-                .filter(|c| c.priority == Priority::Score && c.score < min)
-            {
-                min_cut.insert(c.key.household_id.clone());
+            let mut cut = 0u32;
+            let mut kept = Vec::with_capacity(pool.len());
+            for (i, c) in pool.into_iter().enumerate() {
+                if c.priority == Priority::Score && c.score < min {
+                    if i < seated {
+                        min_cut.insert(c.key.household_id.clone());
+                        cut += 1;
+                    }
+                } else {
+                    kept.push(c);
+                }
             }
-            pool.retain(|c| c.priority != Priority::Score || c.score >= min);
-            let cut = (before - pool.len()) as u32;
+            pool = kept;
             if cut > 0 {
                 below_min_score.insert(d.code.clone(), (min, cut));
             }
         }
+        let (mut pool, explored) = explore(
+            pool,
+            seated,
+            cap as usize,
+            settings,
+            as_of,
+            &d.code,
+            &model_id,
+        );
+        pool.truncate(seated.saturating_sub(explored.len()).min(pool.len()));
+        pool.extend(explored);
         districts.insert(d.code.clone(), (cap, pool.len() as u32));
-        for (r, c) in pool.into_iter().enumerate() {
-            let placement = match c.priority {
-                Priority::Urgent => {
+        for (r, (c, selection_probability)) in pool.into_iter().enumerate() {
+            let placement = match (c.priority, selection_probability) {
+                (Priority::Urgent, _) => {
                     counts.urgent += 1;
                     Some(Placement::Urgent)
                 }
-                Priority::Escalated => {
+                (Priority::Escalated, _) => {
                     counts.escalated += 1;
                     Some(Placement::Escalated)
                 }
-                Priority::Score => None,
+                (Priority::Score, Some(_)) => {
+                    counts.explored += 1;
+                    Some(Placement::Explored)
+                }
+                (Priority::Score, None) => None,
             };
             match c.overrode {
                 Some(Exclusion::Cooldown) => counts.urgent_overrode_cooldown += 1,
@@ -445,6 +469,7 @@ pub async fn screen(
                 reasons: c.reasons,
                 placement,
                 overrode: c.overrode,
+                selection_probability,
             });
         }
     }
@@ -472,6 +497,85 @@ pub async fn screen(
         below_min_score,
         decisions,
     })
+}
+
+/// How many plain candidates below the seats by score form the exploration band.
+fn band_len(cap: usize, settings: &ScreenSettings) -> usize {
+    if settings.exploration_share <= 0.0 || cap == 0 {
+        return 0;
+    }
+    (settings.exploration_band * cap as f64).ceil().max(1.0) as usize
+}
+
+/// Exploration, for one district's ranked pool (overrides first) whose first `seated`
+/// candidates would make the list. Returns the pool paired with each candidate's selection
+/// probability (`None`: listed for certain, or not explored), split into the candidates in
+/// rank order and the explored draws, to be seated after the first `seated - draws`.
+///
+/// The expected number of draws is `capacity × exploration_share`: its whole part always, one
+/// more with the probability of its fraction. They are drawn uniformly without replacement from
+/// the band: the `exploration_band × capacity` plain candidates right after the seats still
+/// filled by score. Each band member's selection probability is therefore exactly
+/// E[draws] / band, written on its referral. The generator is seeded by night, district and
+/// model, so a re-run draws the same households.
+fn explore(
+    pool: Vec<Candidate>,
+    seated: usize,
+    cap: usize,
+    settings: &ScreenSettings,
+    as_of: NaiveDate,
+    district: &str,
+    model_id: &str,
+) -> (Vec<(Candidate, Option<f64>)>, Vec<(Candidate, Option<f64>)>) {
+    use rand::{Rng, SeedableRng};
+    use sha2::{Digest, Sha256};
+    let plain_from = pool
+        .iter()
+        .position(|c| c.priority == Priority::Score)
+        .unwrap_or(pool.len());
+    let plain_seats = seated.min(pool.len()).saturating_sub(plain_from);
+    let expected = cap as f64 * settings.exploration_share.max(0.0);
+    let band = band_len(cap, settings);
+    if expected <= 0.0 || band == 0 || plain_seats == 0 {
+        return (pool.into_iter().map(|c| (c, None)).collect(), Vec::new());
+    }
+    let whole = expected.floor() as usize;
+    let fraction = expected - whole as f64;
+    let mut rng = rand_chacha::ChaCha8Rng::from_seed(
+        Sha256::digest(format!(
+            "explore\u{1f}{as_of}\u{1f}{district}\u{1f}{model_id}"
+        ))
+        .into(),
+    );
+    let extra = usize::from(rng.random_bool(fraction.clamp(0.0, 1.0)));
+    // Never more draws than seats by score; the band starts where the score seats end.
+    let most = plain_seats;
+    let draws = (whole + extra).min(most);
+    let start = plain_from + plain_seats - draws;
+    let available = pool.len().saturating_sub(start).min(band);
+    let draws = draws.min(available);
+    if draws == 0 {
+        return (pool.into_iter().map(|c| (c, None)).collect(), Vec::new());
+    }
+    // E[min(whole + Bernoulli(fraction), most)] over `available`, the same for every member.
+    let expected_draws =
+        (1.0 - fraction) * whole.min(most) as f64 + fraction * (whole + 1).min(most) as f64;
+    let p = (expected_draws.min(available as f64) / available as f64).clamp(f64::MIN_POSITIVE, 1.0);
+    let mut chosen: Vec<usize> = rand::seq::index::sample(&mut rng, available, draws)
+        .into_iter()
+        .map(|i| start + i)
+        .collect();
+    chosen.sort_unstable();
+    let mut rest = Vec::with_capacity(pool.len());
+    let mut explored = Vec::with_capacity(draws);
+    for (i, c) in pool.into_iter().enumerate() {
+        if chosen.binary_search(&i).is_ok() {
+            explored.push((c, Some(p)));
+        } else {
+            rest.push((c, None));
+        }
+    }
+    (rest, explored)
 }
 
 /// Overrides first, then score, then household id.
@@ -508,4 +612,96 @@ fn model_reasons(mut reasons: Vec<ReasonCode>) -> Vec<ReasonCode> {
     reasons.retain(|r| r.code != "urgent_report" && r.code != "escalation");
     reasons.truncate(MAX_REASONS);
     reasons
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(n: usize) -> Vec<Candidate> {
+        let as_of = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
+        (0..n)
+            .map(|i| Candidate {
+                key: RowKey {
+                    household_id: format!("hh_{i:04}"),
+                    as_of,
+                    district_code: Some("11110".into()),
+                    dong_code: None,
+                    household_type: None,
+                    head_age_band: None,
+                },
+                score: 1.0 - i as f64 / 100.0,
+                priority: if i < 2 {
+                    Priority::Urgent
+                } else {
+                    Priority::Score
+                },
+                reasons: Vec::new(),
+                overrode: None,
+            })
+            .collect()
+    }
+
+    fn settings(share: f64) -> ScreenSettings {
+        let mut s = crate::config::Settings::defaults().screen;
+        s.exploration_share = share;
+        s.exploration_band = 1.0;
+        s
+    }
+
+    /// Exploration draws `capacity × share` households uniformly from the band right after the
+    /// seats still filled by score, each with the same, exact selection probability; overrides
+    /// are never displaced; a re-run draws the same; 0 turns it off.
+    #[test]
+    fn exploration_draws_from_the_band_below_the_cut_with_its_exact_probability() {
+        let night = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
+        // Capacity 10: 2 urgent + 8 by score; 5 draws expected, band of 10 after the 3 kept.
+        let (rest, explored) = explore(pool(40), 10, 10, &settings(0.5), night, "11110", "trees@1");
+        assert_eq!(explored.len(), 5);
+        for (c, p) in &explored {
+            assert_eq!(*p, Some(0.5), "5 draws from a band of 10");
+            let i: usize = c.key.household_id[3..].parse().unwrap();
+            assert!((5..15).contains(&i), "drawn from the band: {i}");
+        }
+        assert!(
+            rest[..5].iter().all(|(c, p)| p.is_none() && {
+                let i: usize = c.key.household_id[3..].parse().unwrap();
+                i < 5
+            }),
+            "the urgent two and the top three by score keep their seats"
+        );
+        let again = explore(pool(40), 10, 10, &settings(0.5), night, "11110", "trees@1").1;
+        let ids = |v: &[(Candidate, Option<f64>)]| {
+            v.iter()
+                .map(|(c, _)| c.key.household_id.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&again), ids(&explored), "a re-run draws the same");
+        assert!(
+            explore(pool(40), 10, 10, &settings(0.0), night, "11110", "trees@1")
+                .1
+                .is_empty()
+        );
+        // A fractional expectation: 0.3 draws on average, probability 0.3 / 10 each.
+        let mut draws = 0;
+        for d in 0..400 {
+            let (_, e) = explore(
+                pool(40),
+                10,
+                10,
+                &settings(0.03),
+                night,
+                &format!("{d}"),
+                "m@1",
+            );
+            if let Some((_, p)) = e.first() {
+                assert!((p.unwrap() - 0.03).abs() < 1e-12);
+            }
+            draws += e.len();
+        }
+        assert!(
+            (80..160).contains(&draws),
+            "about 0.3 per district: {draws} in 400"
+        );
+    }
 }

@@ -514,6 +514,7 @@ pub fn stage(
             "모델",
             "기준일",
             "무시된제외",
+            "무작위탐색(선택확률%)",
         ];
         let csv_err = |e: csv::Error| ScreenError::Output(format!("CSV for {}: {e}", d.code));
         w.write_record(header).map_err(csv_err)?;
@@ -542,6 +543,9 @@ pub fn stage(
                     .map(|e| e.label_ko())
                     .unwrap_or_default()
                     .to_string(),
+                r.selection_probability
+                    .map(|p| format!("{:.1}", p * 100.0))
+                    .unwrap_or_default(),
             ])
             .map_err(csv_err)?;
         }
@@ -566,6 +570,7 @@ pub fn stage(
                     "urgent": !urgent.is_empty(),
                     "escalated": !escalated.is_empty(),
                     "overrode": r.overrode.map(|e| serde_json::json!({"code": e.as_str(), "label": e.label_ko()})),
+                    "explored_pct": r.selection_probability.map(|p| format!("{:.1}", p * 100.0)),
                     "reasons": r.reasons.iter().map(|x| serde_json::json!({"label_ko": x.label_ko, "label_en": x.label_en})).collect::<Vec<_>>(),
                     "signal_count": lines.len(),
                     "signals": lines.iter().take(20).map(|l| serde_json::json!({"observed_on": l.observed_on, "source": l.source, "text": l.text, "codes": l.codes})).collect::<Vec<_>>(),
@@ -580,6 +585,7 @@ pub fn stage(
                 "as_of": s.as_of.to_string(),
                 "model": s.model,
                 "capacity": cap,
+                "any_explored": list.iter().any(|r| r.selection_probability.is_some()),
                 "rows": rows,
                 "below_min_score": s.below_min_score.get(&d.code).map(|(min, cut)| serde_json::json!({"min_pct": format!("{:.1}", min * 100.0), "cut": cut})),
             }),

@@ -616,6 +616,7 @@ fn refer_and_decide(
                 reasons: rule_reasons(c),
                 placement: None,
                 overrode: None,
+                selection_probability: None,
             };
             let mut rng = ChaCha8Rng::seed_from_u64(
                 mix(params.seed ^ 0x0C7C) ^ mix(((round as u64) << 32) | c.household as u64),
