@@ -304,6 +304,25 @@ fn settings(data: &Path) -> Settings {
     s
 }
 
+/// Tonight screened as a draft (nothing published, nothing becomes history).
+async fn draft_night(
+    e: &FeatureEngine,
+    model: &lantern::model::Model,
+    s: &Settings,
+) -> lantern::night::Night {
+    lantern::night::run(
+        e,
+        model,
+        s,
+        &Registry::embedded(),
+        tonight(),
+        lantern::night::Delivery::Draft,
+        &indicatif::ProgressBar::hidden(),
+    )
+    .await
+    .unwrap()
+}
+
 async fn current_model(w: &World) -> lantern::model::Model {
     let e = engine(&w.data).await;
     let t =
@@ -859,17 +878,7 @@ async fn issuing_a_draft_makes_it_history_once_and_only_supersede_replaces_it() 
         s.screen.capacity_scale = scale;
         async move {
             let e = engine(&data).await;
-            lantern::night::run(
-                &e,
-                &model,
-                &s,
-                &Registry::embedded(),
-                tonight(),
-                lantern::night::Delivery::Draft,
-                &indicatif::ProgressBar::hidden(),
-            )
-            .await
-            .unwrap()
+            draft_night(&e, &model, &s).await
         }
     };
     let first = draft(model.clone(), 0.1).await;
@@ -1132,17 +1141,7 @@ async fn every_screened_household_has_a_decision_and_explain_answers_for_listed_
     let model = current_model(&w).await;
     let s = settings(&w.data);
     let e = engine(&w.data).await;
-    let night = lantern::night::run(
-        &e,
-        &model,
-        &s,
-        &Registry::embedded(),
-        tonight(),
-        lantern::night::Delivery::Draft,
-        &indicatif::ProgressBar::hidden(),
-    )
-    .await
-    .unwrap();
+    let night = draft_night(&e, &model, &s).await;
     let d = &night.screening.decisions;
     assert_eq!(
         d.len() as u64,
@@ -1208,17 +1207,7 @@ async fn only_an_issued_night_counts_as_the_last_successful_one() {
     let model = current_model(&w).await;
     let mut s = settings(&w.data);
     let e = engine(&w.data).await;
-    lantern::night::run(
-        &e,
-        &model,
-        &s,
-        &Registry::embedded(),
-        tonight(),
-        lantern::night::Delivery::Draft,
-        &indicatif::ProgressBar::hidden(),
-    )
-    .await
-    .unwrap();
+    draft_night(&e, &model, &s).await;
     assert_eq!(
         lantern::status::last_night(&w.data),
         None,
@@ -1367,17 +1356,7 @@ async fn explored_referrals_carry_their_selection_probability_into_the_lists_and
     s.screen.exploration_share = 0.25;
     let run = || async {
         let e = engine(&w.data).await;
-        lantern::night::run(
-            &e,
-            &model,
-            &s,
-            &Registry::embedded(),
-            tonight(),
-            lantern::night::Delivery::Draft,
-            &indicatif::ProgressBar::hidden(),
-        )
-        .await
-        .unwrap()
+        draft_night(&e, &model, &s).await
     };
     let night = run().await;
     let explored: Vec<&lantern::contract::Referral> = night
