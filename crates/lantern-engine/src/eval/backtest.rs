@@ -172,6 +172,25 @@ pub async fn backtest_against(
         train,
     )
     .await?;
+    backtest_on(
+        engine, &all, train, registry, capacities, settings, until, incumbent, progress,
+    )
+}
+
+/// [`backtest_against`] on a training set already built: every labelled referral decided by
+/// `until`, with its features and the inferred negatives.
+#[allow(clippy::too_many_arguments)]
+pub fn backtest_on(
+    engine: &FeatureEngine,
+    all: &TrainingSet,
+    train: &TrainSettings,
+    registry: &Registry,
+    capacities: &Capacities,
+    settings: &BacktestSettings,
+    until: NaiveDate,
+    incumbent: Option<&crate::model::Model>,
+    progress: &indicatif::ProgressBar,
+) -> Result<BacktestReport, ModelError> {
     let mut nights: Vec<NaiveDate> = all.labels.iter().map(|l| l.as_of).collect();
     nights.dedup();
     // Keep at least two nights to learn from.

@@ -27,7 +27,7 @@ use serde::Serialize;
 
 use super::backtest::{BacktestReport, BacktestSettings, GroupRow, Metrics};
 use crate::features::FeatureEngine;
-use crate::model::train::{audit, train_all, TrainSettings, Trained};
+use crate::model::train::{audit, train_all_on, TrainSettings, Trained};
 use crate::model::{artefact, Kind, Model, ModelError};
 use crate::registry::{Capacities, Registry};
 
@@ -227,7 +227,9 @@ pub async fn train_and_promote(
     let incumbent: Option<Model> = artefact::load(&data_dir, "")
         .ok()
         .filter(|m| m.check_features(engine.spec()).is_ok());
-    let trained = train_all(engine, settings, as_of, kinds).await?;
+    // One training set for the fit and its back-test: labels decided before `as_of`.
+    let set = crate::model::train::training_set(engine, as_of, settings).await?;
+    let trained = train_all_on(engine, &set, settings, as_of, kinds)?;
     let learned: Vec<&str> = kinds
         .iter()
         .filter(|k| **k != Kind::Rule)
@@ -266,18 +268,55 @@ pub async fn train_and_promote(
             fell_back: false,
         });
     }
-    let report = super::backtest::backtest_against(
+    let until = as_of.pred_opt().unwrap_or(as_of);
+    let report = match super::backtest::backtest_on(
         engine,
+        &set,
         settings,
         registry,
         capacities,
         backtest,
-        as_of,
+        until,
         incumbent.as_ref(),
         progress,
-    )
-    .await?;
+    ) {
+        Ok(r) => r,
+        // No back-test, no evidence: refused (the rule stays or becomes current), not a crash.
+        Err(e) => {
+            tracing::warn!(error = %e, "the promotion gate's back-test could not run");
+            let decision = Decision {
+                candidate: learned.first().map(|c| c.to_string()),
+                promote: false,
+                checks: vec![Check {
+                    name: "back-test".into(),
+                    passed: false,
+                    detail: format!("could not run: {e}"),
+                }],
+            };
+            return finish(&data_dir, trained, None, decision, incumbent, record);
+        }
+    };
     let decision = decide(&report, &learned);
+    finish(
+        &data_dir,
+        trained,
+        Some(report),
+        decision,
+        incumbent,
+        record,
+    )
+}
+
+/// Records the decision: promotes the candidate it passed, or on a first training leaves the
+/// rule current, and audits either.
+fn finish(
+    data_dir: &std::path::Path,
+    trained: Trained,
+    report: Option<BacktestReport>,
+    decision: Decision,
+    incumbent: Option<Model>,
+    mut record: crate::audit::AuditRecord,
+) -> Result<Gated, ModelError> {
     let promoted = decision
         .candidate
         .as_deref()
@@ -300,10 +339,10 @@ pub async fn train_and_promote(
         _ => None,
     };
     if let Some(id) = &promoted {
-        artefact::set_current(&data_dir, id)?;
+        artefact::set_current(data_dir, id)?;
         record.model = Some(id.clone());
     } else if let Some(rule) = &fallback {
-        artefact::set_current(&data_dir, rule)?;
+        artefact::set_current(data_dir, rule)?;
         record.model = Some(rule.clone());
         record.action = "promote".into();
     } else {
@@ -320,14 +359,14 @@ pub async fn train_and_promote(
         "decision": decision,
         "current_before": incumbent.as_ref().map(|m| m.id()),
         "fallback": fallback.as_ref().map(|id| format!("the gate refused and no model was current: {id} (today's practice) made current")),
-        "pooled": report.pooled,
+        "pooled": report.as_ref().map(|r| &r.pooled),
     });
-    audit(&data_dir, record)?;
+    audit(data_dir, record)?;
     let fell_back = fallback.is_some();
     let current = promoted.or(fallback).or_else(|| incumbent.map(|m| m.id()));
     Ok(Gated {
         trained,
-        report: Some(report),
+        report,
         decision,
         current,
         fell_back,

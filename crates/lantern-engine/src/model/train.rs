@@ -450,6 +450,18 @@ pub async fn train_all(
     kinds: &[Kind],
 ) -> Result<Trained, ModelError> {
     let set = training_set(engine, as_of, settings).await?;
+    train_all_on(engine, &set, settings, as_of, kinds)
+}
+
+/// [`train_all`] on a training set already built (the promotion gate builds it once for the
+/// fit and its back-test).
+pub fn train_all_on(
+    engine: &FeatureEngine,
+    set: &TrainingSet,
+    settings: &TrainSettings,
+    as_of: NaiveDate,
+    kinds: &[Kind],
+) -> Result<Trained, ModelError> {
     tracing::debug!(
         labels = set.labels.len(),
         inferred = set.inferred.len(),
@@ -459,7 +471,7 @@ pub async fn train_all(
     let mut models = Vec::new();
     for &kind in kinds {
         let version = super::artefact::next_version(data_dir, kind.name());
-        let model = fit(kind, &set, engine.spec(), settings, as_of, version)?;
+        let model = fit(kind, set, engine.spec(), settings, as_of, version)?;
         let dir = super::artefact::save(data_dir, &model)?;
         tracing::info!(model = %model.id(), roc_auc = model.metrics.roc_auc, pr_auc = model.metrics.pr_auc, trees = ?model.training.trees_chosen, "saved");
         models.push((model, dir));
