@@ -255,9 +255,32 @@ pub fn consume(
     tracing::info!(topics = ?names, group = %settings.kafka.group_id, "consuming");
     let report = consume_from(&consumer, settings, ingestor, opts)?;
     consumer.unsubscribe();
-    // Dropping the consumer closes it, which leaves the group at once.
-    drop(consumer);
+    close(consumer, Duration::from_secs(30));
     Ok(report)
+}
+
+/// Closes the consumer (leaving the group at once), waiting at most `limit`.
+///
+/// rdkafka's own drop polls until librdkafka says the consumer is closed, with no limit; seen
+/// here, a close during a rebalance under load never finished and the process hung after its
+/// work was done. Everything is durable and committed by now, so past the limit the handle is
+/// abandoned (the broker expires the member's session) rather than hang a shutdown.
+fn close(consumer: IngestConsumer, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    if consumer.close_queue().is_ok() {
+        while !consumer.closed() && Instant::now() < deadline {
+            consumer.poll(Duration::from_millis(100));
+        }
+    }
+    if consumer.closed() {
+        drop(consumer);
+    } else {
+        tracing::warn!(
+            waited_s = limit.as_secs(),
+            "the consumer did not close in time; leaving it to the broker's session timeout"
+        );
+        std::mem::forget(consumer);
+    }
 }
 
 /// The ingest consumer: manual commits only, from the earliest offset when the group has none.
