@@ -146,26 +146,6 @@ pub async fn backtest(
     until: NaiveDate,
     progress: &indicatif::ProgressBar,
 ) -> Result<BacktestReport, ModelError> {
-    backtest_against(
-        engine, train, registry, capacities, settings, until, None, progress,
-    )
-    .await
-}
-
-/// [`backtest`], with the current model scored as well on every evaluated referral made on or
-/// after the date it learned up to ([`BacktestReport::versus_current`]): what the promotion
-/// gate compares a new model with.
-#[allow(clippy::too_many_arguments)]
-pub async fn backtest_against(
-    engine: &FeatureEngine,
-    train: &TrainSettings,
-    registry: &Registry,
-    capacities: &Capacities,
-    settings: &BacktestSettings,
-    until: NaiveDate,
-    incumbent: Option<&crate::model::Model>,
-    progress: &indicatif::ProgressBar,
-) -> Result<BacktestReport, ModelError> {
     let all = training_set(
         engine,
         until.checked_add_days(Days::new(1)).unwrap_or(until),
@@ -173,12 +153,14 @@ pub async fn backtest_against(
     )
     .await?;
     backtest_on(
-        engine, &all, train, registry, capacities, settings, until, incumbent, progress,
+        engine, &all, train, registry, capacities, settings, until, None, progress,
     )
 }
 
-/// [`backtest_against`] on a training set already built: every labelled referral decided by
-/// `until`, with its features and the inferred negatives.
+/// [`backtest`] on a training set already built (every labelled referral decided by `until`,
+/// with its features and the inferred negatives), with the current model, if given, scored as
+/// well on every evaluated referral made on or after the date it learned up to
+/// ([`BacktestReport::versus_current`]): what the promotion gate compares a new model with.
 #[allow(clippy::too_many_arguments)]
 pub fn backtest_on(
     engine: &FeatureEngine,
