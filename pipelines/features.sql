@@ -295,7 +295,7 @@ history_f AS (
 ),
 -- The household reference (SPEC §2); hh_known is 0 (imputed) when the household is not in it.
 hh_f AS (
-    SELECT household_id, household_type, head_age_band,
+    SELECT household_id, household_type, head_age_band, disability,
         1 AS hh_known,
         members AS hh_members,
         CASE WHEN disability THEN 1 ELSE 0 END AS hh_disability,

@@ -91,6 +91,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Audit(args) => cli::audit::run(&settings, args),
         Command::DeadLetters(args) => cli::dead_letters::run(&settings, args),
         Command::Explain(args) => cli::explain::run(&settings, args),
+        Command::Retention(args) => cli::privacy::retention(&settings, args),
+        Command::Erase(args) => cli::privacy::erase(&settings, args),
         Command::Backtest(args) => cli::backtest::run(&settings, args),
     }
 }

@@ -496,7 +496,7 @@ async fn capacity_exclusions_urgency_and_escalation_shape_the_lists() {
     }
     // An empty district gets an empty list (a header-only CSV), not an error.
     let hashes =
-        lantern::screen::output::write(&w.data, &night, &registry, &Default::default()).unwrap();
+        lantern::screen::output::write(&w.data, &night, &registry, &Default::default(), &[]).unwrap();
     let empty = night
         .districts
         .iter()
@@ -977,6 +977,7 @@ async fn a_bare_outcome_feed_with_legacy_ids_and_no_lists_trains_and_screens() {
         folds: 3,
         horizon_days: 60,
         capacity_scale: 0.1,
+        fairness: Default::default(),
     };
     let t = lantern::eval::promotion::train_and_promote(
         &e,
@@ -1027,6 +1028,22 @@ async fn a_bare_outcome_feed_with_legacy_ids_and_no_lists_trains_and_screens() {
     )
     .unwrap();
     assert!(card.contains("estimated referral date"), "{card}");
+    // Issue 13.8: the card answers a review board (Mitchell et al.): use and misuse, who
+    // answers for it, protected attributes, results by group with intervals, the decision.
+    for section in [
+        "## Model details",
+        "## Intended use",
+        "## Out-of-scope uses",
+        "## Factors: protected attributes",
+        "## Results by group (back-test)",
+        "## Promotion decision",
+        "Selective labels",
+    ] {
+        assert!(card.contains(section), "missing {section}: {card}");
+    }
+    assert!(card.contains("`hh_disability`"), "protected features named: {card}");
+    assert!(card.contains("region_kind") && card.contains("[") , "{card}");
+    assert!(card.contains("Gate:"), "the decision is on the card: {card}");
     let s = settings(&data);
     let night = lantern::screen::screen(
         &e,
@@ -1117,7 +1134,7 @@ async fn a_minimum_score_leaves_seats_empty_and_the_page_says_so() {
     assert_eq!(*m, min);
     assert!(*n > 0);
     let out =
-        lantern::screen::output::write(&w.data, &cut, &registry, &Default::default()).unwrap();
+        lantern::screen::output::write(&w.data, &cut, &registry, &Default::default(), &[]).unwrap();
     let page = std::fs::read_to_string(out.dir.join(format!("html/{code}.html"))).unwrap();
     assert!(page.contains("최소 위기확률"), "{page}");
     // A minimum outside [0, 1] is refused with the key named.
@@ -1303,6 +1320,7 @@ async fn a_backtest_fold_that_cannot_be_fitted_is_skipped_with_its_reason_and_th
         folds: 4,
         horizon_days: 60,
         capacity_scale: 0.1,
+        fairness: Default::default(),
     };
     let run = |settings: TrainSettings| {
         let e = &e;
@@ -1428,4 +1446,300 @@ async fn explored_referrals_carry_their_selection_probability_into_the_lists_and
         let w8 = lantern::model::train::label_weight(l, 20.0);
         assert!((w8 - (1.0 / r.selection_probability.unwrap()).min(20.0)).abs() < 1e-9);
     }
+}
+
+/// Every string value of every Parquet file, and the bytes of every other file, under `dir`
+/// that contain `needle`: what an erasure must leave empty.
+fn traces(dir: &Path, needle: &str) -> Vec<String> {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::DataType;
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let name = p.display().to_string();
+            if name.ends_with(".parquet") {
+                for b in Lake::in_data_dir(dir).read_file(&p).unwrap() {
+                    for c in b.columns() {
+                        let c = datafusion::arrow::compute::cast(c, &DataType::Utf8).unwrap();
+                        let c = c.as_string::<i32>();
+                        if (0..c.len()).any(|i| c.is_valid(i) && c.value(i).contains(needle)) {
+                            found.push(name.clone());
+                        }
+                    }
+                }
+            } else if String::from_utf8_lossy(&std::fs::read(&p).unwrap()).contains(needle) {
+                found.push(name);
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// Issue 13.2: erasing a household removes every trace of its id from every file under the
+/// data directory (lake, reference, issued and draft lists, pages, CSVs, decision logs, the
+/// intake ledger, dead letters, a feature export), leaves each night's set intact against its
+/// manifest, is audited under a keyed hash only, and a second erasure changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasing_a_household_leaves_no_trace_of_its_id_in_any_file() {
+    let w = world();
+    let model = current_model(&w).await;
+    let s = settings(&w.data);
+    let e = engine(&w.data).await;
+    let night = draft_night(&e, &model, &s).await;
+    let victim = night.screening.referrals[0].household_id.clone();
+    // The night issued (history), and a later draft of it too.
+    lantern::night::issue(&w.data, tonight(), false).unwrap();
+    let _ = draft_night(&e, &model, &s).await;
+    // A feature export inside the data directory, recorded as the CLI records it.
+    let export = w.data.join("exports/features.parquet");
+    std::fs::create_dir_all(export.parent().unwrap()).unwrap();
+    let mut sink = lantern::features::ParquetSink::create(&export, e.spec()).unwrap();
+    let mut stream = e.stream(&[(victim.clone(), tonight())]).await.unwrap();
+    while let Some(b) = stream.next().await.unwrap() {
+        sink.write(&b).unwrap();
+    }
+    sink.finish().unwrap();
+    let mut rec = lantern::audit::AuditRecord::new("export");
+    rec.detail = serde_json::json!({ "file": export.display().to_string() });
+    lantern::audit::append(&w.data, rec).unwrap();
+    // A dead letter whose payload names the household.
+    std::fs::create_dir_all(w.data.join("dead-letter")).unwrap();
+    std::fs::write(
+        w.data.join("dead-letter/dead-letter-x.ndjson"),
+        format!("{{\"reason\":\"future_date\",\"payload\":{{\"household_id\":\"{victim}\"}}}}\n{{\"reason\":\"bad_json\",\"payload\":\"x\"}}\n"),
+    )
+    .unwrap();
+    drop(e);
+    assert!(traces(&w.data, &victim).len() >= 8, "{:?}", traces(&w.data, &victim));
+
+    let erased = lantern::privacy::erase(&w.data, &victim).unwrap();
+    assert!(erased.removed > 0 && !erased.not_erasable.is_empty());
+    assert_eq!(traces(&w.data, &victim), Vec::<String>::new());
+    // The other dead letter stayed; each night's set still matches its manifest.
+    let dl = std::fs::read_to_string(w.data.join("dead-letter/dead-letter-x.ndjson")).unwrap();
+    assert_eq!(dl.lines().count(), 1);
+    for dir in [
+        lantern::lake::reference::referrals_dir(&w.data, tonight()),
+        lantern::lake::reference::drafts_dir(&w.data, tonight()),
+    ] {
+        lantern::screen::output::verify_set(&dir).unwrap();
+    }
+    // Features no longer know it: it is not screened.
+    let e = engine(&w.data).await;
+    assert!(!e.scoring_cohort(tonight()).await.unwrap().contains(&victim));
+    // Audited under the keyed hash, found by the household filter.
+    let hash = lantern::audit::household_hash(&w.data, &victim).unwrap();
+    assert_eq!(hash, erased.household_hash);
+    let filter = lantern::audit::Filter {
+        household: Some(hash.clone()),
+        ..Default::default()
+    };
+    let records: Vec<_> = lantern::audit::list(&w.data)
+        .unwrap()
+        .into_iter()
+        .filter(|r| filter.keeps(r))
+        .collect();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].action, "erase");
+    // Idempotent.
+    let again = lantern::privacy::erase(&w.data, &victim).unwrap();
+    assert_eq!((again.removed, again.files.len()), (0, 0));
+}
+
+/// Issue 13.1: `retention` lists what is past its period by kind and deletes nothing;
+/// `--apply` deletes exactly that (whole months of the lake, a draft night, decision logs of
+/// kept nights), audited; afterwards nothing is past its period and features no longer see the
+/// deleted months.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_lists_what_is_past_its_period_and_apply_deletes_it_audited() {
+    let w = world();
+    let model = current_model(&w).await;
+    let s = settings(&w.data);
+    let e = engine(&w.data).await;
+    let _ = draft_night(&e, &model, &s).await;
+    lantern::night::issue(&w.data, tonight(), false).unwrap();
+    let _ = draft_night(&e, &model, &s).await;
+    drop(e);
+    let retention = lantern::config::RetentionSettings {
+        signals_days: 180,
+        outcomes_days: 0,
+        dead_letters_days: 90,
+        referral_lists_days: 0,
+        drafts_days: 30,
+        decision_logs_days: 20,
+        feature_exports_days: 30,
+        reports_days: 0,
+    };
+    let today = tonight() + chrono::Days::new(40);
+    let items = lantern::privacy::expired(&w.data, &retention, today).unwrap();
+    let kinds: std::collections::BTreeSet<&str> = items.iter().map(|i| i.kind).collect();
+    assert_eq!(
+        kinds,
+        ["decision_logs", "drafts", "signals"].into_iter().collect()
+    );
+    let cut = today - chrono::Days::new(180);
+    for i in &items {
+        assert!(i.path.exists(), "listing deletes nothing");
+        match i.kind {
+            "signals" => assert!(i.dated < cut, "{i:?}"),
+            "decision_logs" => assert!(i.path.starts_with(lantern::lake::reference::referrals_dir(&w.data, tonight()))),
+            _ => {}
+        }
+    }
+    let months_before = std::fs::read_dir(w.data.join("lake/utility_arrears")).unwrap().count();
+    assert_eq!(lantern::privacy::apply(&w.data, &items).unwrap(), items.len());
+    for i in &items {
+        assert!(!i.path.exists(), "{} still there", i.path.display());
+    }
+    let months_after = std::fs::read_dir(w.data.join("lake/utility_arrears")).unwrap().count();
+    assert!(months_after < months_before);
+    // The kept night is still whole against its manifest, without its decision log.
+    lantern::screen::output::verify_set(&lantern::lake::reference::referrals_dir(&w.data, tonight())).unwrap();
+    assert!(lantern::privacy::expired(&w.data, &retention, today).unwrap().is_empty());
+    let audit = lantern::audit::list(&w.data).unwrap();
+    let r = audit.iter().find(|r| r.action == "retention").expect("audited");
+    assert_eq!(r.detail["deleted"], items.len());
+    // Features as of a night in a deleted month see nothing of it.
+    let e = engine(&w.data).await;
+    let old = cut - chrono::Days::new(40);
+    assert!(e.scoring_cohort(old).await.unwrap().len() < 10);
+}
+
+/// Issue 13.7: protected attributes kept out of the model cannot move a score (any value of
+/// disability, household type or age band scores the same), and kept out of the reasons they
+/// are never shown; the back-test reports the trees both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protected_attributes_out_of_the_model_cannot_move_a_score_nor_show_as_a_reason() {
+    let w = world();
+    let e = engine(&w.data).await;
+    let spec = e.spec().clone();
+    let protected: Vec<usize> = spec
+        .features
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.protected.is_some())
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(protected.len(), 10, "disability, 5 household types, 4 age bands");
+    let mut out = TrainSettings::default();
+    out.protected.out_of_model = true;
+    let t = lantern::model::train::train_all(&e, &out, tonight(), &[Kind::Trees, Kind::Logistic])
+        .await
+        .unwrap();
+    let cohort: Vec<(String, NaiveDate)> = e
+        .scoring_cohort(tonight())
+        .await
+        .unwrap()
+        .into_iter()
+        .take(200)
+        .map(|h| (h, tonight()))
+        .collect();
+    let batch = e.compute(&cohort).await.unwrap();
+    for (m, _) in &t.models {
+        for i in 0..batch.len() {
+            let mut row = batch.row(i).to_vec();
+            let before = m.score(&row);
+            for &j in &protected {
+                row[j] = 1.0 - row[j];
+            }
+            assert_eq!(m.score(&row), before, "{}: a protected value moved a score", m.id());
+            let c = m.contributions(&row);
+            assert!(protected.iter().all(|&j| c[j] == 0.0));
+        }
+    }
+    // In the model but out of the reasons (the default): the household-profile reason, when
+    // shown, counts only the unprotected features under it.
+    let t = lantern::model::train::train_all(&e, &TrainSettings::default(), tonight(), &[Kind::Logistic])
+        .await
+        .unwrap();
+    let m = &t.models[0].0;
+    assert_eq!(m.protected.hidden, protected);
+    let mut shown = 0;
+    for i in 0..batch.len() {
+        let row = batch.row(i);
+        let c = m.contributions(row);
+        let unprotected: f64 = spec
+            .features
+            .iter()
+            .enumerate()
+            .filter(|(j, f)| f.reason == "household_profile" && !protected.contains(j))
+            .map(|(j, _)| c[j])
+            .sum();
+        if let Some(r) = m.reasons(row, &spec).iter().find(|r| r.code == "household_profile") {
+            shown += 1;
+            assert!((r.contribution - unprotected).abs() < 1e-3, "{r:?} vs {unprotected}");
+        }
+    }
+    let _ = shown;
+    // The back-test shows both ways.
+    let bt = lantern::eval::backtest::BacktestSettings {
+        folds: 2,
+        horizon_days: 60,
+        capacity_scale: 0.1,
+        fairness: Default::default(),
+    };
+    let report = lantern::eval::backtest::backtest(
+        &e,
+        &TrainSettings::default(),
+        &Registry::embedded(),
+        &Settings::defaults().capacity,
+        &bt,
+        tonight(),
+        &indicatif::ProgressBar::hidden(),
+    )
+    .await
+    .unwrap();
+    assert!(report.pooled.contains_key("trees") && report.pooled.contains_key("trees_without_protected"));
+    assert!(report.fairness.contains_key("trees_without_protected"));
+}
+
+/// Issue 13.6: every night's list carries its fairness audit: selection rate, expected
+/// precision and missed crises by household type, age band, disability and region kind, each
+/// with a 95% interval and a ratio to the reference group, in `fairness.json` (in the manifest)
+/// and on the districts page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_night_carries_a_fairness_audit_with_intervals() {
+    let w = world();
+    let model = current_model(&w).await;
+    let s = settings(&w.data);
+    let e = engine(&w.data).await;
+    let night = draft_night(&e, &model, &s).await;
+    let attrs: std::collections::BTreeSet<&str> =
+        night.fairness.iter().map(|g| g.attribute.as_str()).collect();
+    assert_eq!(
+        attrs,
+        ["disability", "head_age_band", "household_type", "region_kind"].into_iter().collect()
+    );
+    for g in &night.fairness {
+        assert!(g.selection_rate.interval.is_some(), "{g:?}");
+        let i = g.selection_rate.interval.unwrap();
+        assert!(i.low <= g.selection_rate.value && g.selection_rate.value <= i.high);
+    }
+    let kinds: Vec<&str> = night
+        .fairness
+        .iter()
+        .filter(|g| g.attribute == "region_kind")
+        .map(|g| g.group.as_str())
+        .collect();
+    assert!(kinds.contains(&"autonomous_gu") && kinds.contains(&"county"), "{kinds:?}");
+    assert!(night
+        .fairness
+        .iter()
+        .any(|g| g.precision.judgement == lantern::fairness::Judgement::Reference));
+    assert!(night.outputs.hashes.contains_key("fairness.json"));
+    let json: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(night.outputs.dir.join("fairness.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(json["groups"].as_array().unwrap().len(), night.fairness.len());
+    let page = std::fs::read_to_string(&night.outputs.index_html).unwrap();
+    assert!(page.contains("공정성 점검") && page.contains("(reference)") && page.contains("×"), "{page}");
 }

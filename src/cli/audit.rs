@@ -18,7 +18,7 @@ pub struct AuditArgs {
     #[arg(long = "anchor", value_name = "ANCHOR", requires = "verify")]
     anchors: Vec<lantern::audit::Anchor>,
     /// Only records of this action (screen, draft, publish, supersede, issue, read, train,
-    /// promote, export).
+    /// promote, export, explain, retention, erase).
     #[arg(long, value_name = "ACTION")]
     action: Option<String>,
     /// Only records whose actor contains this (a user, a host or a configured identity).
@@ -33,6 +33,10 @@ pub struct AuditArgs {
     /// Only records written on or before this day (YYYY-MM-DD, UTC).
     #[arg(long, value_parser = super::common::parse_date)]
     until: Option<chrono::NaiveDate>,
+    /// Only records about this household (explain, erase): give its id; the log holds only
+    /// its keyed hash, which this computes.
+    #[arg(long, value_name = "ID")]
+    household: Option<String>,
 }
 
 pub fn run(settings: &Settings, args: AuditArgs) -> Result<()> {
@@ -42,6 +46,11 @@ pub fn run(settings: &Settings, args: AuditArgs) -> Result<()> {
         as_of: args.as_of.clone(),
         since: args.since,
         until: args.until,
+        household: args
+            .household
+            .as_deref()
+            .map(|h| lantern::audit::household_hash(&settings.data.dir, h))
+            .transpose()?,
     };
     let records: Vec<_> = lantern::audit::list(&settings.data.dir)?
         .into_iter()

@@ -32,6 +32,7 @@ pub fn run(settings: &Settings, args: BacktestArgs) -> Result<()> {
         folds: args.folds.max(1),
         horizon_days: args.horizon_days,
         capacity_scale: settings.screen.capacity_scale,
+        fairness: settings.fairness.clone(),
     };
     let bar = lantern::progress::bar(0, "fits");
     let report = runtime()?.block_on(async {

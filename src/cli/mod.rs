@@ -20,6 +20,7 @@ pub mod ingest;
 pub mod intake;
 pub mod issue;
 pub mod lake;
+pub mod privacy;
 pub mod produce;
 pub mod screen;
 pub mod simulate;
@@ -113,4 +114,10 @@ pub enum Command {
     /// Why a household was, or was not, on a night's list (from the night's decision log), in
     /// Korean and English; the read is audited.
     Explain(explain::ExplainArgs),
+    /// List what is past its retention period ([retention] in the configuration); with
+    /// --apply, delete it (audited).
+    Retention(privacy::RetentionArgs),
+    /// Remove one household from everything Lantern keeps (lake, dead letters, reference,
+    /// lists, pages, decision logs, feature exports), audited under a keyed hash.
+    Erase(privacy::EraseArgs),
 }

@@ -125,6 +125,20 @@ pub fn print_night(night: &lantern::night::Night) {
             s.as_of
         );
     }
+    let breaches: Vec<String> = night
+        .fairness
+        .iter()
+        .filter(|g| g.breach)
+        .map(|g| format!("{} {}", g.attribute, g.group))
+        .collect();
+    if breaches.is_empty() {
+        println!("Fairness audit: no group's expected precision or missed-crisis ratio is outside the band beyond its 95% interval (fairness.json, html/index.html)");
+    } else {
+        println!(
+            "Fairness audit: BREACH for {} — expected precision or missed-crisis ratio outside the band beyond its 95% interval; see fairness.json and html/index.html before issuing",
+            breaches.join(", ")
+        );
+    }
     println!("Audit run id: {}", night.run_id);
     println!(
         "Audit chain head: {}  (keep it; `lantern audit --verify --anchor {}` proves the log was not cut or rewritten since)",

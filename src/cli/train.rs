@@ -64,6 +64,7 @@ pub fn run(settings: &Settings, args: TrainArgs) -> Result<()> {
         folds: args.folds.max(1),
         horizon_days: args.horizon_days,
         capacity_scale: settings.screen.capacity_scale,
+        fairness: settings.fairness.clone(),
     };
     let rt = runtime()?;
     let bar = lantern::progress::bar(0, "back-test fits");

@@ -43,6 +43,10 @@ pub struct AuditRecord {
     pub outputs: BTreeMap<String, String>,
     /// Anything else worth keeping (counts, settings).
     pub detail: serde_json::Value,
+    /// The household a record is about (explain, erase), as its keyed hash
+    /// ([`household_hash`]), never the id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub household: Option<String>,
     /// SHA-256 of the previous line ("" for the first record).
     pub prev: String,
 }
@@ -110,6 +114,8 @@ pub struct Filter {
     pub since: Option<chrono::NaiveDate>,
     /// Records written on or before this day (UTC).
     pub until: Option<chrono::NaiveDate>,
+    /// Records about this household, given as its keyed hash ([`household_hash`]).
+    pub household: Option<String>,
 }
 
 impl Filter {
@@ -128,7 +134,57 @@ impl Filter {
                 .is_none_or(|d| r.as_of.as_ref() == Some(d))
             && self.since.is_none_or(|s| day.is_some_and(|d| d >= s))
             && self.until.is_none_or(|u| day.is_some_and(|d| d <= u))
+            && self
+                .household
+                .as_ref()
+                .is_none_or(|h| r.household.as_ref() == Some(h))
     }
+}
+
+/// The keyed hash that stands for a household in the audit log: HMAC-SHA-256 of its id under a
+/// key kept beside the log (`audit/household.key`, made on first use, readable by its owner
+/// only). A plain hash of a pseudonymous token could be reversed by hashing candidate tokens;
+/// the key makes that impossible for whoever holds the log without the key.
+pub fn household_hash(data_dir: &Path, household_id: &str) -> Result<String, AuditError> {
+    use hmac::{Hmac, Mac};
+    let path = path(data_dir).with_file_name("household.key");
+    let key = match std::fs::read(&path) {
+        Ok(k) if k.len() >= 32 => k,
+        _ => {
+            let mut k = [0u8; 32];
+            {
+                use std::io::Read;
+                std::fs::File::open("/dev/urandom")
+                    .and_then(|mut r| r.read_exact(&mut k))
+                    .map_err(io(Path::new("/dev/urandom")))?;
+            }
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(io(dir))?;
+            }
+            let mut f = std::fs::OpenOptions::new();
+            f.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                f.mode(0o600);
+            }
+            match f.open(&path) {
+                Ok(mut file) => {
+                    file.write_all(&k).map_err(io(&path))?;
+                    file.sync_all().map_err(io(&path))?;
+                    k.to_vec()
+                }
+                // Another process made it first: use theirs.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    std::fs::read(&path).map_err(io(&path))?
+                }
+                Err(e) => return Err(io(&path)(e)),
+            }
+        }
+    };
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes any key length");
+    mac.update(household_id.as_bytes());
+    Ok(format!("hh_{}", hex::encode(&mac.finalize().into_bytes()[..16])))
 }
 
 /// A fresh run id: time and process, readable and unique.
@@ -153,6 +209,7 @@ impl AuditRecord {
             districts: BTreeMap::new(),
             outputs: BTreeMap::new(),
             detail: serde_json::Value::Null,
+            household: None,
             prev: String::new(),
         }
     }

@@ -52,6 +52,74 @@ pub struct Settings {
     pub logging: LoggingSettings,
     #[serde(default)]
     pub audit: AuditSettings,
+    #[serde(default)]
+    pub fairness: FairnessSettings,
+    #[serde(default)]
+    pub retention: RetentionSettings,
+}
+
+/// The fairness audit (config section `[fairness]`): the band a ratio to the reference group
+/// should stay in, and the smallest group judged.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FairnessSettings {
+    pub band_low: f64,
+    pub band_high: f64,
+    /// A rate resting on fewer households (selections, or crises) than this is marked
+    /// `too_small` and not ratioed.
+    pub min_group: usize,
+}
+
+impl Default for FairnessSettings {
+    fn default() -> Self {
+        FairnessSettings {
+            band_low: 0.8,
+            band_high: 1.25,
+            min_group: 30,
+        }
+    }
+}
+
+/// How long each kind of data is kept (config section `[retention]`), in days; 0 keeps it
+/// forever. `lantern retention` shows what is past its period, `--apply` deletes it.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    pub signals_days: u32,
+    pub outcomes_days: u32,
+    pub dead_letters_days: u32,
+    pub referral_lists_days: u32,
+    pub drafts_days: u32,
+    pub decision_logs_days: u32,
+    pub feature_exports_days: u32,
+    pub reports_days: u32,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings {
+            signals_days: 1095,
+            outcomes_days: 1825,
+            dead_letters_days: 90,
+            referral_lists_days: 1825,
+            drafts_days: 30,
+            decision_logs_days: 365,
+            feature_exports_days: 30,
+            reports_days: 1825,
+        }
+    }
+}
+
+/// Who answers for the models (config section `[model.card]`), named on every model card.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CardSettings {
+    /// The team or office that owns the models, e.g. "보건복지부 복지사각지대 발굴 TF".
+    #[serde(default)]
+    pub owner: String,
+    /// Whom to contact about a model's use.
+    #[serde(default)]
+    pub contact: String,
 }
 
 /// The audit log (config section `[audit]`).
@@ -382,6 +450,24 @@ impl Settings {
                 return Err(bad(key, format!("{v} must be in (0, 1]")));
             }
         }
+        for a in &self.model.protected.attributes {
+            if !PROTECTED_ATTRIBUTES.contains(&a.as_str()) {
+                return Err(bad(
+                    "model.protected.attributes",
+                    format!("`{a}` is not one of {}", PROTECTED_ATTRIBUTES.join(", ")),
+                ));
+            }
+        }
+        let f = &self.fairness;
+        if !(f.band_low > 0.0 && f.band_low < 1.0 && f.band_high > 1.0) {
+            return Err(bad(
+                "fairness.band_low",
+                format!(
+                    "the band {}–{} must hold 1 (band_low in (0, 1), band_high above 1)",
+                    f.band_low, f.band_high
+                ),
+            ));
+        }
         if !(self.screen.capacity_scale > 0.0) {
             return Err(bad("screen.capacity_scale", "must be above 0".into()));
         }
@@ -483,7 +569,40 @@ pub struct TrainSettings {
     /// probability, capped here).
     #[serde(default = "default_max_inverse_propensity")]
     pub max_inverse_propensity: f64,
+    /// Protected attributes (config section `[model.protected]`).
+    #[serde(default)]
+    pub protected: ProtectedSettings,
+    /// Owner and contact on the model cards (config section `[model.card]`).
+    #[serde(default)]
+    pub card: CardSettings,
 }
+
+/// Where protected attributes (disability, age band, household type; features.toml marks each
+/// feature's `protected` attribute) may go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProtectedSettings {
+    /// Which attributes this applies to: any of `disability`, `age_band`, `household_type`.
+    pub attributes: Vec<String>,
+    /// Models never see them: their features are held at their imputed value in fitting and
+    /// scoring, so they cannot move a score.
+    pub out_of_model: bool,
+    /// They are never shown to caseworkers as a reason (the score may still use them).
+    pub out_of_reasons: bool,
+}
+
+impl Default for ProtectedSettings {
+    fn default() -> Self {
+        ProtectedSettings {
+            attributes: vec!["disability".into(), "age_band".into(), "household_type".into()],
+            out_of_model: false,
+            out_of_reasons: true,
+        }
+    }
+}
+
+/// The attributes [`ProtectedSettings::attributes`] may name.
+pub const PROTECTED_ATTRIBUTES: [&str; 3] = ["disability", "age_band", "household_type"];
 
 fn default_max_inverse_propensity() -> f64 {
     20.0
@@ -531,6 +650,8 @@ impl Default for TrainSettings {
             reject_inference: RejectInference::default(),
             min_labels: default_min_labels(),
             max_inverse_propensity: default_max_inverse_propensity(),
+            protected: ProtectedSettings::default(),
+            card: CardSettings::default(),
         }
     }
 }

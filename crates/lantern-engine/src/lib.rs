@@ -33,6 +33,9 @@
 //! - [`night`]: the night composed: screen, write the lists, audit, publish (one list per
 //!   district per night; drafts for dry runs).
 //! - [`audit`]: the append-only, hash-chained, anchored audit log.
+//! - [`privacy`]: retention periods and the erasure of one household.
+//! - [`fairness`]: the fairness audit (rates by group, ratios with intervals), for the
+//!   back-test and every night.
 //! - [`clock`]: the ingest day, in the agencies' time zone.
 //! - [`faults`]: named crash points for the crash tests.
 //! - [`logging`]: `tracing` setup, plain or JSON.
@@ -45,6 +48,7 @@ pub mod audit;
 pub mod clock;
 pub mod config;
 pub mod eval;
+pub mod fairness;
 pub mod faults;
 pub mod features;
 pub mod ingest;
@@ -56,6 +60,7 @@ pub mod metrics;
 pub mod model;
 pub mod night;
 pub mod progress;
+pub mod privacy;
 pub mod pseudonym;
 pub mod screen;
 pub mod sim;

@@ -90,6 +90,8 @@ pub struct Night {
     pub run_id: String,
     /// The audit chain's head after this night.
     pub anchor: Anchor,
+    /// The night's fairness audit (also `fairness.json` beside the lists).
+    pub fairness: Vec<crate::fairness::GroupRow>,
 }
 
 /// Runs the night `as_of` with `model`.
@@ -113,6 +115,15 @@ pub async fn run(
         progress,
     )
     .await?;
+    let fairness = crate::screen::fairness(&screening, &settings.fairness);
+    let breaches: Vec<String> = fairness
+        .iter()
+        .filter(|g| g.breach)
+        .map(|g| format!("{} {}", g.attribute, g.group))
+        .collect();
+    if !breaches.is_empty() {
+        tracing::warn!(%as_of, groups = %breaches.join(", "), "fairness audit: expected precision or missed-crisis ratios outside the band (see fairness.json and html/index.html)");
+    }
     let households: Vec<String> = screening
         .referrals
         .iter()
@@ -136,11 +147,14 @@ pub async fn run(
         r.detail = detail;
         r
     };
-    let counts = serde_json::to_value(&screening.counts).unwrap_or_default();
+    let mut counts = serde_json::to_value(&screening.counts).unwrap_or_default();
+    if let Some(map) = counts.as_object_mut() {
+        map.insert("fairness_breaches".into(), serde_json::json!(breaches));
+    }
 
     let (producer, topic, supersede) = match delivery {
         Delivery::Draft => {
-            let outputs = output::write(data_dir, &screening, registry, &signals)?;
+            let outputs = output::write(data_dir, &screening, registry, &signals, &fairness)?;
             let (rec, anchor) =
                 crate::audit::append_anchored(data_dir, record("draft", &outputs.hashes, counts))?;
             crate::audit::write_anchor(&outputs.dir.join("audit-anchor.json"), &anchor)?;
@@ -155,6 +169,7 @@ pub async fn run(
                     differs: None,
                     run_id: rec.run_id,
                     anchor,
+                    fairness,
                 },
             );
         }
@@ -170,7 +185,7 @@ pub async fn run(
     let mut differs = None;
     let mut withdrawn = None;
     let (outputs, to_publish, screen_run) = if !already {
-        let staged = output::stage(data_dir, &screening, registry, &signals)?;
+        let staged = output::stage(data_dir, &screening, registry, &signals, &fairness)?;
         let outputs = output::commit(staged, &dest, &[])?;
         let rec = crate::audit::append(data_dir, record("screen", &outputs.hashes, counts))?;
         (outputs, screening.referrals.clone(), rec.run_id)
@@ -196,7 +211,7 @@ pub async fn run(
             );
             // A referral that comes back in the new list is live again, not withdrawn.
             gone.retain(|r| !new.contains(r.referral_id.as_str()));
-            let staged = output::stage(data_dir, &screening, registry, &signals)?;
+            let staged = output::stage(data_dir, &screening, registry, &signals, &fairness)?;
             write_referral_file(&staged.staging.join("withdrawn.parquet"), &gone)?;
             let outputs = output::commit(staged, &dest, &["published.ndjson"])?;
             let replaced = issued.len()
@@ -231,7 +246,7 @@ pub async fn run(
             // Already issued: the issued list stands. This run's screening is kept as a draft
             // when it came out different (a new model, new data), for the operator to compare.
             if old != new {
-                let draft = output::write(data_dir, &screening, registry, &signals)?;
+                let draft = output::write(data_dir, &screening, registry, &signals, &fairness)?;
                 differs = Some(Difference {
                     added: new.difference(&old).count(),
                     dropped: old.difference(&new).count(),
@@ -271,6 +286,7 @@ pub async fn run(
             differs,
             run_id: screen_run,
             anchor,
+            fairness,
         },
     )
 }
@@ -481,8 +497,8 @@ pub fn explain(
     };
     let mut rec = AuditRecord::new("explain");
     rec.as_of = Some(as_of.to_string());
+    rec.household = Some(crate::audit::household_hash(data_dir, household_id)?);
     rec.detail = serde_json::json!({
-        "household_sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(household_id.as_bytes())),
         "outcome": decision.as_ref().map(|d| d.outcome.clone()),
     });
     crate::audit::append(data_dir, rec)?;

@@ -33,6 +33,8 @@ pub struct BacktestSettings {
     pub horizon_days: u32,
     /// Capacity per district and night, scaled as for screening.
     pub capacity_scale: f64,
+    /// The fairness audit's band and smallest group.
+    pub fairness: crate::config::FairnessSettings,
 }
 
 /// Metrics of one model on one set of evaluated referrals.
@@ -54,20 +56,7 @@ pub struct Metrics {
     pub lift_over_rule: f64,
 }
 
-/// One group's row of the fairness audit.
-#[derive(Debug, Clone, Serialize)]
-pub struct GroupRow {
-    pub attribute: String,
-    pub group: String,
-    pub referrals: usize,
-    pub selection_rate: f64,
-    pub precision: f64,
-    pub false_negative_rate: f64,
-    /// Each rate divided by the same rate of the largest group.
-    pub selection_rate_ratio: f64,
-    pub precision_ratio: f64,
-    pub false_negative_rate_ratio: f64,
-}
+pub use crate::fairness::GroupRow;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Fold {
@@ -123,8 +112,8 @@ struct Scored {
     district: String,
     night: NaiveDate,
     label: u8,
-    household_type: String,
-    head_age_band: String,
+    /// The fairness audit's groups ([`crate::fairness::ATTRIBUTES`]).
+    groups: [String; 4],
     /// Each model's calibrated probability, by model name (`trees`, `logistic`, `rule`, and
     /// `current` for the current model where it is compared).
     scores: BTreeMap<String, f64>,
@@ -134,8 +123,16 @@ struct Scored {
     explored: bool,
 }
 
-/// The models every fold fits, by name.
-const KIND_NAMES: [&str; 3] = ["rule", "logistic", "trees"];
+/// The trees fitted the other way round on protected attributes (with them when the settings
+/// keep them out of the model, without them otherwise), so the report shows precision and
+/// fairness both ways: `trees_without_protected` or `trees_with_protected`.
+pub fn other_way_name(train: &TrainSettings) -> &'static str {
+    if train.protected.out_of_model {
+        "trees_with_protected"
+    } else {
+        "trees_without_protected"
+    }
+}
 
 pub async fn backtest(
     engine: &FeatureEngine,
@@ -186,7 +183,16 @@ pub fn backtest_on(
             ),
         });
     }
-    progress.set_length((eval_nights.len() * Kind::ALL.len()) as u64);
+    let other_way = other_way_name(train);
+    let kind_names = ["rule", "logistic", "trees", other_way];
+    let mut flipped = train.clone();
+    flipped.protected.out_of_model = !train.protected.out_of_model;
+    let fits: Vec<(Kind, &str, &TrainSettings)> = Kind::ALL
+        .iter()
+        .map(|&k| (k, k.name(), train))
+        .chain(std::iter::once((Kind::Trees, other_way, &flipped)))
+        .collect();
+    progress.set_length((eval_nights.len() * fits.len()) as u64);
     let capacity = |district: &str| -> usize {
         capacities
             .scaled(registry, district, settings.capacity_scale)
@@ -208,14 +214,16 @@ pub fn backtest_on(
                 district: eval.labels[i].district_code.clone(),
                 night: eval.labels[i].as_of,
                 label: eval.labels[i].label,
-                household_type: eval.features.keys[i]
-                    .household_type
-                    .clone()
-                    .unwrap_or_else(|| "unknown".into()),
-                head_age_band: eval.features.keys[i]
-                    .head_age_band
-                    .clone()
-                    .unwrap_or_else(|| "unknown".into()),
+                groups: {
+                    let k = &eval.features.keys[i];
+                    crate::fairness::groups(
+                        k.household_type.as_deref(),
+                        k.head_age_band.as_deref(),
+                        k.disability,
+                        Some(eval.labels[i].district_code.as_str()),
+                        registry,
+                    )
+                },
                 scores: BTreeMap::new(),
                 current: None,
                 explored: eval.labels[i].selection_probability.is_some(),
@@ -224,17 +232,17 @@ pub fn backtest_on(
         // A fold whose models cannot be fitted (too few labels before it, one class only) is
         // skipped with its reason; the others still count.
         let mut failed = None;
-        for kind in Kind::ALL {
-            let model = match fit(kind, &known, engine.spec(), train, t, 0) {
+        for &(kind, name, fit_settings) in &fits {
+            let model = match fit(kind, &known, engine.spec(), fit_settings, t, 0) {
                 Ok(m) => m,
                 Err(e) => {
-                    failed = Some(format!("{}: {e}", kind.name()));
+                    failed = Some(format!("{name}: {e}"));
                     break;
                 }
             };
             for (i, s) in scored.iter_mut().enumerate() {
                 s.scores
-                    .insert(kind.name().to_string(), model.score(eval.features.row(i)));
+                    .insert(name.to_string(), model.score(eval.features.row(i)));
             }
             progress.inc(1);
         }
@@ -255,7 +263,7 @@ pub fn backtest_on(
                 }
             }
         }
-        let models = metrics_by_model(&scored, &KIND_NAMES, &capacity);
+        let models = metrics_by_model(&scored, &kind_names, &capacity);
         folds.push(Fold {
             train_before: t,
             evaluate_until: until_t,
@@ -277,17 +285,17 @@ pub fn backtest_on(
         });
     }
     let mut reliability_tables = BTreeMap::new();
-    for name in KIND_NAMES {
+    for name in kind_names {
         let p: Vec<f64> = pooled.iter().map(|s| s.scores[name]).collect();
         let y: Vec<u8> = pooled.iter().map(|s| s.label).collect();
         reliability_tables.insert(name.to_string(), reliability(&p, &y));
     }
-    let fairness = fairness_by_model(&pooled, &KIND_NAMES, &capacity);
+    let fairness = fairness_by_model(&pooled, &kind_names, &capacity, &settings.fairness);
     // The exploration slice on its own: the only referrals no ranking chose, so the only ones
     // where a model is measured on households it would not have picked.
     let explored: Vec<Scored> = pooled.iter().filter(|s| s.explored).cloned().collect();
     let exploration =
-        (!explored.is_empty()).then(|| metrics_by_model(&explored, &KIND_NAMES, &capacity));
+        (!explored.is_empty()).then(|| metrics_by_model(&explored, &kind_names, &capacity));
     let versus_current = incumbent.map(|current| {
         let rows: Vec<Scored> = pooled
             .iter()
@@ -297,12 +305,12 @@ pub fn backtest_on(
                 Some(s)
             })
             .collect();
-        let names = ["rule", "logistic", "trees", "current"];
+        let names = ["rule", "logistic", "trees", other_way, "current"];
         VersusCurrent {
             model: current.id(),
             trained_until: current.training.as_of,
             metrics: metrics_by_model(&rows, &names, &capacity),
-            fairness: fairness_by_model(&rows, &names, &capacity),
+            fairness: fairness_by_model(&rows, &names, &capacity, &settings.fairness),
         }
     });
     Ok(BacktestReport {
@@ -310,7 +318,7 @@ pub fn backtest_on(
         data_until: until,
         horizon_days: settings.horizon_days,
         folds,
-        pooled: metrics_by_model(&pooled, &KIND_NAMES, &capacity),
+        pooled: metrics_by_model(&pooled, &kind_names, &capacity),
         reliability: reliability_tables,
         fairness,
         versus_current,
@@ -427,67 +435,24 @@ fn fairness_by_model(
     rows: &[Scored],
     names: &[&str],
     capacity: &dyn Fn(&str) -> usize,
+    settings: &crate::config::FairnessSettings,
 ) -> BTreeMap<String, Vec<GroupRow>> {
     let mut fairness = BTreeMap::new();
     for &name in names {
         let selected = select(rows, name, capacity);
-        let mut out = Vec::new();
-        for (attribute, get) in [
-            (
-                "household_type",
-                (|s: &Scored| s.household_type.clone()) as fn(&Scored) -> String,
-            ),
-            ("head_age_band", |s: &Scored| s.head_age_band.clone()),
-        ] {
-            out.extend(group_rows(attribute, rows, &selected, get));
-        }
-        fairness.insert(name.to_string(), out);
+        let members: Vec<crate::fairness::Member> = rows
+            .iter()
+            .zip(&selected)
+            .map(|(r, &selected)| crate::fairness::Member {
+                groups: r.groups.clone(),
+                selected,
+                crisis: r.label as f64,
+            })
+            .collect();
+        fairness.insert(
+            name.to_string(),
+            crate::fairness::audit_observed(&members, settings),
+        );
     }
     fairness
-}
-
-fn group_rows(
-    attribute: &str,
-    rows: &[Scored],
-    selected: &[bool],
-    get: fn(&Scored) -> String,
-) -> Vec<GroupRow> {
-    let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for (i, r) in rows.iter().enumerate() {
-        groups.entry(get(r)).or_default().push(i);
-    }
-    let stats: Vec<(String, usize, f64, f64, f64)> = groups
-        .into_iter()
-        .map(|(g, idx)| {
-            let n = idx.len();
-            let sel = idx.iter().filter(|&&i| selected[i]).count();
-            let hits = idx
-                .iter()
-                .filter(|&&i| selected[i] && rows[i].label == 1)
-                .count();
-            let pos = idx.iter().filter(|&&i| rows[i].label == 1).count();
-            let missed = idx
-                .iter()
-                .filter(|&&i| !selected[i] && rows[i].label == 1)
-                .count();
-            (g, n, ratio(sel, n), ratio(hits, sel), ratio(missed, pos))
-        })
-        .collect();
-    let Some(largest) = stats.iter().max_by_key(|s| s.1).cloned() else {
-        return Vec::new();
-    };
-    stats
-        .into_iter()
-        .map(|(g, n, sr, p, fnr)| GroupRow {
-            attribute: attribute.to_string(),
-            group: g,
-            referrals: n,
-            selection_rate: sr,
-            precision: p,
-            false_negative_rate: fnr,
-            selection_rate_ratio: sr / largest.2,
-            precision_ratio: p / largest.3,
-            false_negative_rate_ratio: fnr / largest.4,
-        })
-        .collect()
 }

@@ -10,12 +10,15 @@
 //!    date the current model learned up to (so neither has seen them): at least its precision at
 //!    capacity. With no current model, or too few such referrals to tell, this check says so
 //!    and does not block;
-//! 3. **it does not worsen the fairness audit**: for each household type and age band with
-//!    enough referrals to measure, the ratios of its precision and of its false-negative rate
-//!    to the largest group's stay within 0.8–1.25, or no further from 1 (measured as
-//!    `|ln ratio|`) than the current model's on the same rows (today's practice, the rule,
-//!    when there is no current model). Selection rates differ legitimately where need differs
-//!    (elderly singles are in crisis far more often): they are reported, not gated.
+//! 3. **it does not worsen the fairness audit** ([`super::fairness`]): for each group (household
+//!    type, age band, disability, region kind) large enough to judge, the ratios of its
+//!    precision and of its false-negative rate to the reference group are not a *breach* (the
+//!    whole 95% interval outside the band, 0.8–1.25 by default), or no further from 1 (measured
+//!    as `|ln ratio|`) than the current model's on the same rows (today's practice, the rule,
+//!    when there is no current model). A ratio outside the band whose interval reaches into it
+//!    is reported as uncertain and does not block: groups of a few dozen referrals would
+//!    otherwise refuse every model on noise. Selection rates differ legitimately where need
+//!    differs (elderly singles are in crisis far more often): they are reported, not gated.
 //!
 //! An operator may promote a model the gate refused (`lantern promote MODEL --reason TEXT`);
 //! either way the decision and its numbers go to the audit log. On a first training (no model
@@ -26,17 +29,12 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use super::backtest::{BacktestReport, BacktestSettings, GroupRow, Metrics};
+use crate::fairness::Judgement;
 use crate::features::FeatureEngine;
 use crate::model::train::{audit, train_all_on, TrainSettings, Trained};
 use crate::model::{artefact, Kind, Model, ModelError};
 use crate::registry::{Capacities, Registry};
 
-/// The fairness band on precision and false-negative-rate ratios.
-pub const FAIR_LOW: f64 = 0.8;
-pub const FAIR_HIGH: f64 = 1.25;
-/// A group is gated on only with at least this many evaluated referrals (its ratios are noise
-/// below that); smaller groups are listed as not measured.
-pub const MIN_GROUP_REFERRALS: usize = 50;
 /// The current model is compared only on at least this many referrals out of its window.
 pub const MIN_VERSUS_REFERRALS: usize = 50;
 
@@ -293,7 +291,15 @@ pub async fn train_and_promote(
                     detail: format!("could not run: {e}"),
                 }],
             };
-            return finish(&data_dir, trained, None, decision, incumbent, record);
+            return finish(
+                &data_dir,
+                trained,
+                None,
+                decision,
+                incumbent,
+                record,
+                &settings.card,
+            );
         }
     };
     let decision = decide(&report, &learned);
@@ -304,6 +310,7 @@ pub async fn train_and_promote(
         decision,
         incumbent,
         record,
+        &settings.card,
     )
 }
 
@@ -316,6 +323,7 @@ fn finish(
     decision: Decision,
     incumbent: Option<Model>,
     mut record: crate::audit::AuditRecord,
+    card: &crate::config::CardSettings,
 ) -> Result<Gated, ModelError> {
     let promoted = decision
         .candidate
@@ -362,6 +370,40 @@ fn finish(
         "pooled": report.as_ref().map(|r| &r.pooled),
     });
     audit(data_dir, record)?;
+    // Every model of this training gets its card completed: the decision, who approved it,
+    // and its kind's back-test results by group.
+    let actor = crate::audit::actor();
+    for (m, _) in &trained.models {
+        let id = m.id();
+        let approver = if promoted.as_deref() == Some(id.as_str()) {
+            Some(format!("the promotion gate (automatic), run by {actor}"))
+        } else if fallback.as_deref() == Some(id.as_str()) {
+            Some(format!(
+                "made current by the promotion gate as today's practice when no learned model passed, run by {actor}"
+            ))
+        } else {
+            None
+        };
+        let verdict = if approver.is_some() {
+            "Made current."
+        } else if decision.candidate.as_deref() == Some(m.kind().name()) {
+            "Refused: not made current."
+        } else {
+            "Not the gate's candidate: not made current."
+        };
+        let text = format!("{verdict} Gate: {}", decision.summary());
+        let c = artefact::Card {
+            owner: card.owner.clone(),
+            contact: card.contact.clone(),
+            decision: Some(text),
+            approver,
+            fairness: report
+                .as_ref()
+                .and_then(|r| r.fairness.get(m.kind().name()).cloned())
+                .unwrap_or_default(),
+        };
+        artefact::write_card(data_dir, m, &c)?;
+    }
     let fell_back = fallback.is_some();
     let current = promoted.or(fallback).or_else(|| incumbent.map(|m| m.id()));
     Ok(Gated {
@@ -391,6 +433,18 @@ pub fn promote_by_operator(
         "current_before": before,
     });
     audit(data_dir, record)?;
+    // The card says who overrode the gate, and why.
+    let path = artefact::model_dir(data_dir, &model.id()).join("MODEL_CARD.md");
+    let mut text = std::fs::read_to_string(&path).unwrap_or_default();
+    text.push_str(&format!(
+        "\n## Operator override\n\nMade current by {} on {}, overriding the promotion gate. Reason given: {reason}\n",
+        crate::audit::actor(),
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
+    ));
+    crate::lake::write_bytes_atomic(&path, text.as_bytes()).map_err(|e| ModelError::File {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
     Ok(model)
 }
 
@@ -401,42 +455,37 @@ fn distance(r: f64) -> f64 {
 
 fn fairness_check(mine: &[GroupRow], reference: &[GroupRow], reference_name: &str) -> Check {
     let mut failures = Vec::new();
-    let mut measured = 0;
-    let mut skipped = 0;
+    let (mut judged, mut uncertain, mut not_judged) = (0, 0, 0);
     for row in mine {
-        if row.referrals < MIN_GROUP_REFERRALS {
-            skipped += 1;
-            continue;
-        }
         let theirs = reference
             .iter()
             .find(|r| r.attribute == row.attribute && r.group == row.group);
-        for (what, ratio, other) in [
-            (
-                "precision",
-                row.precision_ratio,
-                theirs.map(|r| r.precision_ratio),
-            ),
-            (
-                "false-negative rate",
-                row.false_negative_rate_ratio,
-                theirs.map(|r| r.false_negative_rate_ratio),
-            ),
-        ] {
-            // A ratio over a group with no picks or no crises is not a measurement.
-            if !ratio.is_finite() || ratio <= 0.0 {
+        for (i, (what, rate)) in row.judged().into_iter().enumerate() {
+            match rate.judgement {
+                Judgement::TooSmall | Judgement::Reference => {
+                    not_judged += 1;
+                    continue;
+                }
+                Judgement::Within => {}
+                Judgement::Uncertain => uncertain += 1,
+                Judgement::Breach => {}
+            }
+            judged += 1;
+            if rate.judgement != Judgement::Breach {
                 continue;
             }
-            measured += 1;
-            if (FAIR_LOW..=FAIR_HIGH).contains(&ratio) {
-                continue;
-            }
+            let ratio = rate.ratio.unwrap_or(f64::NAN);
+            let other = theirs.and_then(|t| t.judged()[i].1.ratio);
             let no_worse = other
                 .filter(|o| o.is_finite() && *o > 0.0)
-                .is_some_and(|o| distance(ratio) <= distance(o) + 1e-12);
+                .is_some_and(|o| ratio > 0.0 && distance(ratio) <= distance(o) + 1e-12);
             if !no_worse {
+                let ci = rate
+                    .ratio_interval
+                    .map(|c| format!(" [{:.2}–{:.2}]", c.low, c.high))
+                    .unwrap_or_default();
                 failures.push(format!(
-                    "{} {}: {what} ratio {ratio:.2} ({} {})",
+                    "{} {}: {what} ratio {ratio:.2}{ci} ({} {})",
                     row.attribute,
                     row.group,
                     reference_name,
@@ -450,11 +499,11 @@ fn fairness_check(mine: &[GroupRow], reference: &[GroupRow], reference_name: &st
     }
     let detail = if failures.is_empty() {
         format!(
-            "{measured} ratios within {FAIR_LOW}–{FAIR_HIGH} or no further from 1 than {reference_name}'s; {skipped} groups under {MIN_GROUP_REFERRALS} referrals not gated"
+            "{judged} ratios judged, none a breach further from 1 than {reference_name}'s ({uncertain} outside the band but within their 95% interval of it); {not_judged} reference or too small to judge"
         )
     } else {
         format!(
-            "outside {FAIR_LOW}–{FAIR_HIGH} and further from 1 than {reference_name}'s: {}",
+            "a breach (the 95% interval outside the band) further from 1 than {reference_name}'s: {}",
             failures.join("; ")
         )
     };
@@ -468,6 +517,7 @@ fn fairness_check(mine: &[GroupRow], reference: &[GroupRow], reference_name: &st
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fairness::Rate;
     use std::collections::BTreeMap;
 
     fn metrics(precision: f64, referrals: usize) -> Metrics {
@@ -484,17 +534,25 @@ mod tests {
         }
     }
 
+    /// A group whose ratios are breaches when outside the band (large groups).
     fn group(g: &str, precision_ratio: f64, fnr_ratio: f64) -> GroupRow {
+        let judge = |r: f64| {
+            if (0.8..=1.25).contains(&r) {
+                Judgement::Within
+            } else {
+                Judgement::Breach
+            }
+        };
         GroupRow {
             attribute: "household_type".into(),
             group: g.into(),
-            referrals: 100,
-            selection_rate: 0.5,
-            precision: 0.5,
-            false_negative_rate: 0.3,
-            selection_rate_ratio: 3.0, // reported, never gated
-            precision_ratio,
-            false_negative_rate_ratio: fnr_ratio,
+            households: 1000,
+            // Reported, never gated.
+            selection_rate: Rate::judged(Some(3.0), Judgement::Breach),
+            precision: Rate::judged(Some(precision_ratio), judge(precision_ratio)),
+            false_negative_rate: Rate::judged(Some(fnr_ratio), judge(fnr_ratio)),
+            breach: judge(precision_ratio) == Judgement::Breach
+                || judge(fnr_ratio) == Judgement::Breach,
         }
     }
 
@@ -574,10 +632,14 @@ mod tests {
         let d = decide(&bad, &["trees"]);
         assert!(!d.promote);
         assert!(d.checks[2].detail.contains("family"), "{}", d.summary());
-        // A small group is not gated on.
+        // A group too small to judge is not gated on, nor is a ratio whose interval reaches
+        // into the band.
         let mut small = group("family", 0.9, 3.0);
-        small.referrals = 10;
+        small.false_negative_rate = Rate::judged(None, Judgement::TooSmall);
         assert!(decide(&report(0.4, 0.55, 0.5, vec![small]), &["trees"]).promote);
+        let mut noisy = group("family", 0.9, 3.0);
+        noisy.false_negative_rate = Rate::judged(Some(3.0), Judgement::Uncertain);
+        assert!(decide(&report(0.4, 0.55, 0.5, vec![noisy]), &["trees"]).promote);
     }
 
     /// Against the current model on rows neither has seen: a candidate worse than it is

@@ -49,6 +49,10 @@ pub const KEY_COLUMNS: [&str; 6] = [
     "head_age_band",
 ];
 
+/// Key columns a `features.sql` may leave out (older copies of `pipelines/` do): `disability`
+/// (boolean, from the household reference) feeds the fairness audit, not the models.
+pub const OPTIONAL_KEY_COLUMNS: [&str; 1] = ["disability"];
+
 #[derive(Debug, thiserror::Error)]
 pub enum FeatureError {
     #[error("{path}: {message}")]
@@ -78,6 +82,11 @@ pub struct FeatureDef {
     /// free. Models that can honour it do (the gradient-boosted trees).
     #[serde(default)]
     pub monotone: i8,
+    /// The protected attribute this feature describes (`disability`, `age_band`,
+    /// `household_type`), if any: `[model.protected]` decides whether models may use it and
+    /// whether caseworkers are shown it as a reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protected: Option<String>,
 }
 
 /// The labels of a reason code, for caseworkers (Korean) and researchers (English).
@@ -183,6 +192,15 @@ impl FeatureSpec {
                     f.name, f.reason, f.reason
                 )));
             }
+            if let Some(p) = &f.protected {
+                if !crate::config::PROTECTED_ATTRIBUTES.contains(&p.as_str()) {
+                    return Err(bad(format!(
+                        "feature `{}` has protected = \"{p}\"; use one of {}",
+                        f.name,
+                        crate::config::PROTECTED_ATTRIBUTES.join(", ")
+                    )));
+                }
+            }
             if KEY_COLUMNS.contains(&f.name.as_str()) {
                 return Err(bad(format!("`{}` is a key column, not a feature", f.name)));
             }
@@ -280,6 +298,9 @@ pub struct RowKey {
     pub dong_code: Option<String>,
     pub household_type: Option<String>,
     pub head_age_band: Option<String>,
+    /// From the household reference; `None` when the household is not in it (or the pipelines
+    /// do not give it).
+    pub disability: Option<bool>,
 }
 
 /// Features of many rows: row-major, `width` values per row, imputed (never NaN).
@@ -596,7 +617,9 @@ impl FeatureEngine {
             .iter()
             .copied()
             .filter(|n| {
-                !KEY_COLUMNS.contains(n) && !self.spec.features.iter().any(|f| f.name == *n)
+                !KEY_COLUMNS.contains(n)
+                    && !OPTIONAL_KEY_COLUMNS.contains(n)
+                    && !self.spec.features.iter().any(|f| f.name == *n)
             })
             .collect();
         let absent_keys: Vec<&str> = KEY_COLUMNS
@@ -701,6 +724,16 @@ fn to_features(
     let dongs = string("dong_code")?;
     let types = string("household_type")?;
     let ages = string("head_age_band")?;
+    let disability: Vec<Option<bool>> = match batch.column_by_name("disability") {
+        Some(col) => {
+            let col = cast(col, &DataType::Boolean).map_err(DataFusionError::from)?;
+            let col = col.as_boolean();
+            (0..n)
+                .map(|i| col.is_valid(i).then(|| col.value(i)))
+                .collect()
+        }
+        None => vec![None; n],
+    };
     let as_of = batch.column_by_name("as_of").expect("key columns checked");
     let as_of = cast(as_of, &DataType::Date32).map_err(DataFusionError::from)?;
     let as_of = as_of.as_primitive::<Date32Type>();
@@ -713,6 +746,7 @@ fn to_features(
             dong_code: dongs[i].clone(),
             household_type: types[i].clone(),
             head_age_band: ages[i].clone(),
+            disability: disability[i],
         });
     }
     let mut values = vec![0f32; n * width];

@@ -15,7 +15,7 @@ pub fn models_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("models")
 }
 
-fn model_dir(data_dir: &Path, id: &str) -> PathBuf {
+pub fn model_dir(data_dir: &Path, id: &str) -> PathBuf {
     models_dir(data_dir).join(id)
 }
 
@@ -68,8 +68,8 @@ pub fn save(data_dir: &Path, model: &Model) -> Result<PathBuf, ModelError> {
     let lake = |e: crate::lake::LakeError| file_err(&tmp, e);
     crate::lake::write_bytes_atomic(&tmp.join("model.json"), json.as_bytes()).map_err(lake)?;
     crate::faults::crash_point("train.save.file");
-    crate::lake::write_bytes_atomic(&tmp.join("MODEL_CARD.md"), model_card(model).as_bytes())
-        .map_err(lake)?;
+    let card = model_card(model, &Card::default());
+    crate::lake::write_bytes_atomic(&tmp.join("MODEL_CARD.md"), card.as_bytes()).map_err(lake)?;
     crate::faults::crash_point("train.save.file");
     std::fs::rename(&tmp, &dir).map_err(|e| file_err(&dir, e))?;
     std::fs::File::open(models_dir(data_dir))
@@ -77,6 +77,28 @@ pub fn save(data_dir: &Path, model: &Model) -> Result<PathBuf, ModelError> {
         .map_err(|e| file_err(&dir, e))?;
     crate::faults::crash_point("train.save.done");
     Ok(dir)
+}
+
+/// What a model card says beyond the model itself: who answers for it, how the promotion gate
+/// decided, and its back-test results by group. Empty at save; filled in when the gate (or an
+/// operator) decides, and the card rewritten.
+#[derive(Debug, Clone, Default)]
+pub struct Card {
+    pub owner: String,
+    pub contact: String,
+    /// The decision in words: promoted or refused, by whom, and the gate's checks.
+    pub decision: Option<String>,
+    /// Who approved its use (the gate's run by an actor, or the operator who overrode it).
+    pub approver: Option<String>,
+    /// The back-test's fairness audit of this model's kind.
+    pub fairness: Vec<crate::fairness::GroupRow>,
+}
+
+/// Rewrites a saved model's card (atomically and durably); `model.json` is never touched.
+pub fn write_card(data_dir: &Path, model: &Model, card: &Card) -> Result<(), ModelError> {
+    let path = model_dir(data_dir, &model.id()).join("MODEL_CARD.md");
+    crate::lake::write_bytes_atomic(&path, model_card(model, card).as_bytes())
+        .map_err(|e| file_err(&path, e))
 }
 
 /// Marks a model as the one screening uses by default (atomically and durably).
@@ -138,11 +160,53 @@ fn num(x: f64) -> String {
     }
 }
 
-/// The human-readable model card.
-pub fn model_card(m: &Model) -> String {
+/// The human-readable model card, after Mitchell et al., "Model Cards for Model Reporting"
+/// (2019): details, intended use, factors, metrics, data, results by group, ethical
+/// considerations, caveats, and the promotion decision.
+pub fn model_card(m: &Model, card: &Card) -> String {
     let t = &m.training;
     let mut s = String::new();
     let _ = writeln!(s, "# Model card: `{}`\n", m.id());
+    let or_unset = |v: &str| {
+        if v.is_empty() {
+            "not configured (`[model.card]` in the configuration)".to_string()
+        } else {
+            v.to_string()
+        }
+    };
+    let _ = writeln!(s, "## Model details\n");
+    let _ = writeln!(s, "| | |\n|---|---|");
+    let _ = writeln!(s, "| owner | {} |", or_unset(&card.owner));
+    let _ = writeln!(s, "| contact | {} |", or_unset(&card.contact));
+    let _ = writeln!(s, "| version | `{}`, created {} |", m.id(), m.created_at);
+    let _ = writeln!(
+        s,
+        "| approved for use by | {} |\n",
+        card.approver
+            .as_deref()
+            .unwrap_or("not yet decided (the promotion gate runs after training)")
+    );
+    let _ = writeln!(s, "## Intended use\n");
+    let _ = writeln!(
+        s,
+        "- Ranks households screened each night by the chance that a caseworker's visit confirms \
+         a crisis, so that each district's limited visits go first to those most likely in need.\n\
+         - Users: district (시군구) welfare caseworkers, who decide whom to visit; the central \
+         agency's operators and researchers, who run, audit and retrain it.\n\
+         - Every referral carries its reasons; a caseworker's judgement decides what happens next.\n"
+    );
+    let _ = writeln!(s, "## Out-of-scope uses\n");
+    let _ = writeln!(
+        s,
+        "- Any decision against a household: eligibility, sanctions, benefit cuts, fraud \
+         investigation, policing. A high score means *likely in need*, not *at fault*.\n\
+         - Ranking households that were not screened (no signals), or people rather than \
+         households.\n\
+         - Use outside the population and period it was trained on without a new back-test; use \
+         on another country's data.\n\
+         - Treating a low score as proof that a household is fine: crises with weak signals are \
+         missed (see the caveats).\n"
+    );
     let what = match &m.params {
         Params::Logistic { alpha, .. } => format!(
             "L2-regularised logistic regression (weighted, Newton's method, alpha = {alpha}) on standardized \
@@ -258,10 +322,69 @@ pub fn model_card(m: &Model) -> String {
             pct(b.observed_rate)
         );
     }
-    let _ = writeln!(s, "\n## Limits\n");
+    let _ = writeln!(s, "\n## Factors: protected attributes\n");
+    let names = |idx: &mut dyn Iterator<Item = usize>| -> String {
+        let v: Vec<String> = idx
+            .filter_map(|i| m.features.get(i))
+            .map(|f| format!("`{f}`"))
+            .collect();
+        if v.is_empty() {
+            "none".into()
+        } else {
+            v.join(", ")
+        }
+    };
+    let p = &m.protected;
     let _ = writeln!(
         s,
-        "- Labels exist only for households that were referred and visited. Past referrals were \
+        "Protected attributes named by the configuration: {}.\n\n\
+         - Withheld from the model (held at their imputed value in fitting and scoring, so they \
+         cannot move a score): {}.\n\
+         - Never shown to caseworkers as a reason: {}.\n\
+         - The back-test fits the trees both ways (`trees_with_protected` / \
+         `trees_without_protected`) and reports precision and the fairness audit of each.\n",
+        if p.attributes.is_empty() {
+            "none".to_string()
+        } else {
+            p.attributes.join(", ")
+        },
+        names(&mut p.withheld.iter().map(|(i, _)| *i)),
+        names(&mut p.hidden.iter().copied()),
+    );
+    let _ = writeln!(s, "## Results by group (back-test)\n");
+    if card.fairness.is_empty() {
+        let _ = writeln!(
+            s,
+            "No back-test has been attached to this card yet (`lantern train` attaches the \
+             promotion gate's; `lantern backtest` reports it on its own).\n"
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "This kind of model on the promotion gate's back-test, its top-capacity picks per \
+             district and night: ratios to each attribute's largest group with 95% intervals. \
+             BREACH: the whole interval outside the band. Measured on referred households only \
+             (see the caveats).\n"
+        );
+        let _ = writeln!(s, "| {} |", crate::fairness::TABLE_HEADER.join(" | "));
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+        for row in crate::fairness::table_rows(&card.fairness) {
+            let _ = writeln!(s, "| {} |", row.join(" | "));
+        }
+        let _ = writeln!(s);
+    }
+    let _ = writeln!(s, "## Promotion decision\n");
+    let _ = writeln!(
+        s,
+        "{}\n",
+        card.decision
+            .as_deref()
+            .unwrap_or("Not decided yet: the promotion gate runs after training.")
+    );
+    let _ = writeln!(s, "## Ethical considerations and caveats\n");
+    let _ = writeln!(
+        s,
+        "- **Selective labels.** Labels exist only for households that were referred and visited. Past referrals were \
          chosen by the rule in use then, so the model learned *which referred households were in \
          crisis*, not the risk of every household; households the old rule never picked are \
          under-represented. Back-tests (`lantern backtest`) report metrics on referred households \
@@ -274,8 +397,9 @@ pub fn model_card(m: &Model) -> String {
          - `unreachable` and `moved` outcomes carry no label and are left out, which hides exactly \
          the households hardest to reach; repeated flags without contact are escalated at \
          screening instead.\n\
-         - Check the fairness audit of `lantern backtest` (selection rate, precision and \
-         false-negative rate by household type and age band) before using a new version."
+         - Every night's list carries its own fairness audit (`fairness.json`, the districts \
+         page): selection rate, and precision and missed crises as the calibrated scores expect \
+         them, by household type, age band, disability and region kind, with intervals."
     );
     s
 }

@@ -163,6 +163,86 @@ pub struct Model {
     pub training: TrainingInfo,
     pub metrics: HoldoutMetrics,
     pub created_at: String,
+    /// Which features describe protected attributes, and where they may not go.
+    #[serde(default)]
+    pub protected: Protected,
+}
+
+/// A model's protected features ([`crate::config::ProtectedSettings`]), resolved to indices
+/// when it was fitted, so that scoring and reasons need no catalogue lookup.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Protected {
+    /// The attributes the setting named.
+    pub attributes: Vec<String>,
+    /// Features held at their imputed value when fitting and scoring (out of the model):
+    /// (index, value).
+    pub withheld: Vec<(usize, f32)>,
+    /// Features never shown as a reason.
+    pub hidden: Vec<usize>,
+}
+
+impl Protected {
+    /// The protected features of `spec` under `settings`, for a model of `kind` (the rule reads
+    /// no household attribute, so nothing is withheld from it; its reasons are hidden alike).
+    pub fn resolve(
+        spec: &FeatureSpec,
+        settings: &crate::config::ProtectedSettings,
+        kind: Kind,
+    ) -> Protected {
+        let chosen: Vec<usize> = spec
+            .features
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| {
+                f.protected
+                    .as_ref()
+                    .is_some_and(|a| settings.attributes.iter().any(|s| s == a))
+            })
+            .map(|(i, _)| i)
+            .collect();
+        Protected {
+            attributes: settings.attributes.clone(),
+            withheld: if settings.out_of_model && kind != Kind::Rule {
+                chosen
+                    .iter()
+                    .map(|&i| (i, spec.features[i].impute as f32))
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            hidden: if settings.out_of_reasons || settings.out_of_model {
+                chosen
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// `row` with the withheld features at their imputed value (borrowed when none are).
+    pub fn mask<'a>(&self, row: &'a [f32]) -> std::borrow::Cow<'a, [f32]> {
+        if self.withheld.is_empty() {
+            return std::borrow::Cow::Borrowed(row);
+        }
+        let mut owned = row.to_vec();
+        for &(i, v) in &self.withheld {
+            if let Some(x) = owned.get_mut(i) {
+                *x = v;
+            }
+        }
+        std::borrow::Cow::Owned(owned)
+    }
+
+    /// Every row of a row-major batch of `width`, masked in place.
+    pub fn mask_all(&self, values: &mut [f32], width: usize) {
+        if self.withheld.is_empty() || width == 0 {
+            return;
+        }
+        for row in values.chunks_mut(width) {
+            for &(i, v) in &self.withheld {
+                row[i] = v;
+            }
+        }
+    }
 }
 
 impl Model {
@@ -209,6 +289,10 @@ impl Model {
     /// in the middle of a screening run.
     pub fn check_shape(&self) -> Result<(), String> {
         let p = self.features.len();
+        let protected = self.protected.withheld.iter().map(|(i, _)| i);
+        if protected.chain(&self.protected.hidden).any(|&i| i >= p) {
+            return Err(format!("a protected feature index is beyond the {p} listed"));
+        }
         match &self.params {
             Params::Logistic {
                 mean, scale, coef, ..
@@ -255,7 +339,7 @@ impl Model {
 
     /// The uncalibrated score (log-odds for learned models, scaled points for the rule).
     pub fn raw(&self, row: &[f32]) -> f64 {
-        raw_score(&self.params, row)
+        raw_score(&self.params, &self.protected.mask(row))
     }
 
     /// The calibrated probability that a visit confirms a crisis.
@@ -265,14 +349,19 @@ impl Model {
 
     /// Each feature's contribution to the raw score, in calibrated log-odds.
     pub fn contributions(&self, row: &[f32]) -> Vec<f64> {
-        let c = contributions(&self.params, row);
+        let c = contributions(&self.params, &self.protected.mask(row));
         c.into_iter().map(|v| v * self.calibration.a).collect()
     }
 
     /// Up to three reasons, largest positive contribution first: feature contributions summed
-    /// by their reason code.
+    /// by their reason code, leaving out protected features the model may not show.
     pub fn reasons(&self, row: &[f32], spec: &FeatureSpec) -> Vec<ReasonCode> {
-        let contributions = self.contributions(row);
+        let mut contributions = self.contributions(row);
+        for &i in &self.protected.hidden {
+            if let Some(c) = contributions.get_mut(i) {
+                *c = 0.0;
+            }
+        }
         let mut by_code: Vec<(String, f64)> = Vec::new();
         for (def, c) in spec.features.iter().zip(contributions) {
             match by_code.iter_mut().find(|(code, _)| *code == def.reason) {

@@ -203,6 +203,19 @@ pub fn fit(
     as_of: NaiveDate,
     version: u32,
 ) -> Result<Model, ModelError> {
+    // Protected features out of the model: held at their imputed value in every row it sees,
+    // so no split or coefficient can use them; the model masks scoring rows the same way.
+    let protected = super::Protected::resolve(spec, &settings.protected, kind);
+    let masked;
+    let set = if protected.withheld.is_empty() {
+        set
+    } else {
+        let mut m = set.clone();
+        protected.mask_all(&mut m.features.values, m.features.width);
+        protected.mask_all(&mut m.inferred.features.values, m.inferred.features.width);
+        masked = m;
+        &masked
+    };
     let n = set.labels.len();
     let too_few = |detail: String| ModelError::TooFewLabels { detail };
     let min = settings.min_labels.max(20);
@@ -302,6 +315,7 @@ pub fn fit(
         },
         metrics,
         created_at: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        protected,
     })
 }
 

@@ -121,6 +121,10 @@ pub struct Decision {
     /// The model's calibrated score (also for excluded households).
     pub score: f64,
     pub outcome: DecisionOutcome,
+    /// The household's groups for the night's fairness audit ([`crate::fairness::groups`]);
+    /// not written to the decision log.
+    #[serde(skip)]
+    pub groups: [String; 4],
 }
 
 /// What screening decided for one household.
@@ -159,6 +163,32 @@ pub struct Screening {
     pub below_min_score: BTreeMap<String, (f64, u32)>,
     /// Every screened household's decision, in screening order.
     pub decisions: Vec<Decision>,
+}
+
+/// The night's fairness audit: among the households that could be listed (not excluded, with a
+/// district), who was, and the precision and missed crises the calibrated scores expect.
+pub fn fairness(
+    s: &Screening,
+    settings: &crate::config::FairnessSettings,
+) -> Vec<crate::fairness::GroupRow> {
+    let members: Vec<crate::fairness::Member> = s
+        .decisions
+        .iter()
+        .filter(|d| {
+            matches!(
+                d.outcome,
+                DecisionOutcome::Listed { .. }
+                    | DecisionOutcome::BelowCut
+                    | DecisionOutcome::BelowMinScore
+            )
+        })
+        .map(|d| crate::fairness::Member {
+            groups: d.groups.clone(),
+            selected: matches!(d.outcome, DecisionOutcome::Listed { .. }),
+            crisis: d.score,
+        })
+        .collect();
+    crate::fairness::audit_expected(&members, settings)
 }
 
 /// The history of every household referred before `as_of`, from the referral lists and the
@@ -312,6 +342,13 @@ pub async fn screen(
                 district_code: key.district_code.clone(),
                 score: (score * 1e6).round() / 1e6,
                 outcome,
+                groups: crate::fairness::groups(
+                    key.household_type.as_deref(),
+                    key.head_age_band.as_deref(),
+                    key.disability,
+                    key.district_code.as_deref(),
+                    registry,
+                ),
             };
             let Some(district) = key.district_code.clone() else {
                 counts.without_district += 1;
@@ -629,6 +666,7 @@ mod tests {
                     dong_code: None,
                     household_type: None,
                     head_age_band: None,
+                    disability: None,
                 },
                 score: 1.0 - i as f64 / 100.0,
                 priority: if i < 2 {

@@ -33,6 +33,7 @@ fn render(name: &str, ctx: serde_json::Value) -> Result<String, ScreenError> {
 }
 use crate::lake::reference::{drafts_dir, staging_dir, write_referral_file};
 use crate::registry::Registry;
+use crate::fairness::GroupRow;
 
 /// One signal behind a referral, for the caseworker's page.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -448,8 +449,9 @@ pub fn write(
     s: &Screening,
     registry: &Registry,
     signals: &HashMap<String, Vec<SignalLine>>,
+    fairness: &[GroupRow],
 ) -> Result<Outputs, ScreenError> {
-    let staged = stage(data_dir, s, registry, signals)?;
+    let staged = stage(data_dir, s, registry, signals, fairness)?;
     commit(staged, &drafts_dir(data_dir, s.as_of), &[])
 }
 
@@ -461,12 +463,17 @@ fn flag(p: Option<&Priority>) -> (&'static str, &'static str) {
     }
 }
 
-/// Writes the night's Parquet, CSVs, HTML pages and manifest into a fresh staging folder.
+/// The night's fairness audit, beside its lists ([`crate::screen::fairness`]).
+pub const FAIRNESS: &str = "fairness.json";
+
+/// Writes the night's Parquet, CSVs, HTML pages, fairness audit and manifest into a fresh
+/// staging folder.
 pub fn stage(
     data_dir: &Path,
     s: &Screening,
     registry: &Registry,
     signals: &HashMap<String, Vec<SignalLine>>,
+    fairness: &[GroupRow],
 ) -> Result<Staged, ScreenError> {
     remove_stale_staging(data_dir);
     let dir = staging_dir(data_dir, s.as_of);
@@ -484,6 +491,18 @@ pub fn stage(
         .map_err(|e| ScreenError::Output(e.to_string()))?;
     let bytes = std::fs::read(&decisions).map_err(|e| ScreenError::Output(e.to_string()))?;
     hashes.insert(DECISIONS.to_string(), sha256(&bytes));
+    let audit = serde_json::to_vec_pretty(&serde_json::json!({
+        "as_of": s.as_of.to_string(),
+        "model": s.model,
+        "basis": "households that could be listed tonight (not excluded, with a district); \
+                  precision and false-negative rate are expected from the calibrated scores, \
+                  the selection rate is a count; ratios to each attribute's largest group with \
+                  95% intervals",
+        "groups": fairness,
+    }))
+    .expect("fairness serializes");
+    write_file(&dir.join(FAIRNESS), &audit)?;
+    hashes.insert(FAIRNESS.to_string(), sha256(&audit));
 
     let mut by_district: BTreeMap<&str, Vec<&crate::contract::Referral>> = BTreeMap::new();
     for r in &s.referrals {
@@ -606,6 +625,9 @@ pub fn stage(
             "urgent": s.counts.urgent,
             "escalated": s.counts.escalated,
             "districts": index,
+            "fairness_header": crate::fairness::TABLE_HEADER,
+            "fairness": crate::fairness::table_rows(fairness),
+            "breaches": fairness.iter().filter(|g| g.breach).count(),
         }),
     )?;
     let index_html = html_dir.join("index.html");
