@@ -54,6 +54,8 @@ fn every_subcommand_has_help() {
         ("screen", "--publish"),
         ("backtest", "Usage"),
         ("check", "--ingest-day"),
+        ("retention", "--apply"),
+        ("erase", "--household"),
     ] {
         let o = lantern(&[cmd, "--help"]);
         assert!(o.status.success(), "{cmd} --help failed");
@@ -267,4 +269,76 @@ fn audit_filters_by_action_and_actor_and_records_the_configured_identity() {
     assert!(lines[0].contains("\"export\"") && lines[0].contains("(night-job@ssis)"));
     let o = lantern(&["--data-dir", d, "audit", "--json", "--until", "2000-01-01"]);
     assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 0);
+}
+
+/// Issue 13.1/13.2/13.4 at the command line: `retention` lists without deleting and `--apply`
+/// deletes (a feature export past its period), `erase` removes a household's lines and says
+/// what it cannot erase, and `audit --household ID` finds the erasure by its keyed hash while
+/// the log never holds the id.
+#[test]
+fn retention_erase_and_audit_by_household_at_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let out = dir.path().join("export.parquet");
+    let o = lantern(&[
+        "--data-dir",
+        d,
+        "features",
+        "--as-of",
+        "2026-10-01",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.exists());
+    let o = lantern(&["--data-dir", d, "retention", "--today", "2030-01-01"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && text.contains("feature_exports") && text.contains("--apply"),
+        "{text}"
+    );
+    assert!(out.exists(), "listing deletes nothing");
+    let o = lantern(&[
+        "--data-dir",
+        d,
+        "retention",
+        "--today",
+        "2030-01-01",
+        "--apply",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!out.exists());
+
+    std::fs::create_dir_all(dir.path().join("dead-letter")).unwrap();
+    std::fs::write(
+        dir.path().join("dead-letter/dl.ndjson"),
+        "{\"payload\":{\"household_id\":\"hh_erase_me\"}}\n{\"payload\":{\"household_id\":\"hh_other\"}}\n",
+    )
+    .unwrap();
+    let o = lantern(&["--data-dir", d, "erase", "--household", "hh_erase_me"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && text.contains("Erased 1") && text.contains("Kafka"),
+        "{text}"
+    );
+    let left = std::fs::read_to_string(dir.path().join("dead-letter/dl.ndjson")).unwrap();
+    assert!(!left.contains("hh_erase_me") && left.contains("hh_other"));
+    let o = lantern(&[
+        "--data-dir",
+        d,
+        "audit",
+        "--json",
+        "--household",
+        "hh_erase_me",
+    ]);
+    let lines: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains("\"erase\""));
+    let log = std::fs::read_to_string(dir.path().join("audit/audit.ndjson")).unwrap();
+    assert!(!log.contains("hh_erase_me"));
+    let o = lantern(&["--data-dir", d, "audit", "--json", "--action", "retention"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 1);
 }

@@ -304,6 +304,16 @@ fn settings(data: &Path) -> Settings {
     s
 }
 
+/// A back-test of `folds` nights of 60 days, at the test capacity scale.
+fn backtest_settings(folds: usize) -> lantern::eval::backtest::BacktestSettings {
+    lantern::eval::backtest::BacktestSettings {
+        folds,
+        horizon_days: 60,
+        capacity_scale: 0.1,
+        fairness: Default::default(),
+    }
+}
+
 /// Tonight screened as a draft (nothing published, nothing becomes history).
 async fn draft_night(
     e: &FeatureEngine,
@@ -496,7 +506,8 @@ async fn capacity_exclusions_urgency_and_escalation_shape_the_lists() {
     }
     // An empty district gets an empty list (a header-only CSV), not an error.
     let hashes =
-        lantern::screen::output::write(&w.data, &night, &registry, &Default::default(), &[]).unwrap();
+        lantern::screen::output::write(&w.data, &night, &registry, &Default::default(), &[])
+            .unwrap();
     let empty = night
         .districts
         .iter()
@@ -973,12 +984,7 @@ async fn a_bare_outcome_feed_with_legacy_ids_and_no_lists_trains_and_screens() {
     );
 
     let e = engine(&data).await;
-    let bt = lantern::eval::backtest::BacktestSettings {
-        folds: 3,
-        horizon_days: 60,
-        capacity_scale: 0.1,
-        fairness: Default::default(),
-    };
+    let bt = backtest_settings(3);
     let t = lantern::eval::promotion::train_and_promote(
         &e,
         &TrainSettings::default(),
@@ -1041,9 +1047,15 @@ async fn a_bare_outcome_feed_with_legacy_ids_and_no_lists_trains_and_screens() {
     ] {
         assert!(card.contains(section), "missing {section}: {card}");
     }
-    assert!(card.contains("`hh_disability`"), "protected features named: {card}");
-    assert!(card.contains("region_kind") && card.contains("[") , "{card}");
-    assert!(card.contains("Gate:"), "the decision is on the card: {card}");
+    assert!(
+        card.contains("`hh_disability`"),
+        "protected features named: {card}"
+    );
+    assert!(card.contains("region_kind") && card.contains("["), "{card}");
+    assert!(
+        card.contains("Gate:"),
+        "the decision is on the card: {card}"
+    );
     let s = settings(&data);
     let night = lantern::screen::screen(
         &e,
@@ -1316,12 +1328,7 @@ async fn a_backtest_fold_that_cannot_be_fitted_is_skipped_with_its_reason_and_th
     let e = engine(&w.data).await;
     let mut settings = TrainSettings::default();
     settings.reject_inference.share = 0.0;
-    let bt = lantern::eval::backtest::BacktestSettings {
-        folds: 4,
-        horizon_days: 60,
-        capacity_scale: 0.1,
-        fairness: Default::default(),
-    };
+    let bt = backtest_settings(4);
     let run = |settings: TrainSettings| {
         let e = &e;
         let bt = &bt;
@@ -1518,7 +1525,11 @@ async fn erasing_a_household_leaves_no_trace_of_its_id_in_any_file() {
     )
     .unwrap();
     drop(e);
-    assert!(traces(&w.data, &victim).len() >= 8, "{:?}", traces(&w.data, &victim));
+    assert!(
+        traces(&w.data, &victim).len() >= 8,
+        "{:?}",
+        traces(&w.data, &victim)
+    );
 
     let erased = lantern::privacy::erase(&w.data, &victim).unwrap();
     assert!(erased.removed > 0 && !erased.not_erasable.is_empty());
@@ -1590,22 +1601,40 @@ async fn retention_lists_what_is_past_its_period_and_apply_deletes_it_audited() 
         assert!(i.path.exists(), "listing deletes nothing");
         match i.kind {
             "signals" => assert!(i.dated < cut, "{i:?}"),
-            "decision_logs" => assert!(i.path.starts_with(lantern::lake::reference::referrals_dir(&w.data, tonight()))),
+            "decision_logs" => assert!(i
+                .path
+                .starts_with(lantern::lake::reference::referrals_dir(&w.data, tonight()))),
             _ => {}
         }
     }
-    let months_before = std::fs::read_dir(w.data.join("lake/utility_arrears")).unwrap().count();
-    assert_eq!(lantern::privacy::apply(&w.data, &items).unwrap(), items.len());
+    let months_before = std::fs::read_dir(w.data.join("lake/utility_arrears"))
+        .unwrap()
+        .count();
+    assert_eq!(
+        lantern::privacy::apply(&w.data, &items).unwrap(),
+        items.len()
+    );
     for i in &items {
         assert!(!i.path.exists(), "{} still there", i.path.display());
     }
-    let months_after = std::fs::read_dir(w.data.join("lake/utility_arrears")).unwrap().count();
+    let months_after = std::fs::read_dir(w.data.join("lake/utility_arrears"))
+        .unwrap()
+        .count();
     assert!(months_after < months_before);
     // The kept night is still whole against its manifest, without its decision log.
-    lantern::screen::output::verify_set(&lantern::lake::reference::referrals_dir(&w.data, tonight())).unwrap();
-    assert!(lantern::privacy::expired(&w.data, &retention, today).unwrap().is_empty());
+    lantern::screen::output::verify_set(&lantern::lake::reference::referrals_dir(
+        &w.data,
+        tonight(),
+    ))
+    .unwrap();
+    assert!(lantern::privacy::expired(&w.data, &retention, today)
+        .unwrap()
+        .is_empty());
     let audit = lantern::audit::list(&w.data).unwrap();
-    let r = audit.iter().find(|r| r.action == "retention").expect("audited");
+    let r = audit
+        .iter()
+        .find(|r| r.action == "retention")
+        .expect("audited");
     assert_eq!(r.detail["deleted"], items.len());
     // Features as of a night in a deleted month see nothing of it.
     let e = engine(&w.data).await;
@@ -1628,7 +1657,11 @@ async fn protected_attributes_out_of_the_model_cannot_move_a_score_nor_show_as_a
         .filter(|(_, f)| f.protected.is_some())
         .map(|(i, _)| i)
         .collect();
-    assert_eq!(protected.len(), 10, "disability, 5 household types, 4 age bands");
+    assert_eq!(
+        protected.len(),
+        10,
+        "disability, 5 household types, 4 age bands"
+    );
     let mut out = TrainSettings::default();
     out.protected.out_of_model = true;
     let t = lantern::model::train::train_all(&e, &out, tonight(), &[Kind::Trees, Kind::Logistic])
@@ -1650,19 +1683,28 @@ async fn protected_attributes_out_of_the_model_cannot_move_a_score_nor_show_as_a
             for &j in &protected {
                 row[j] = 1.0 - row[j];
             }
-            assert_eq!(m.score(&row), before, "{}: a protected value moved a score", m.id());
+            assert_eq!(
+                m.score(&row),
+                before,
+                "{}: a protected value moved a score",
+                m.id()
+            );
             let c = m.contributions(&row);
             assert!(protected.iter().all(|&j| c[j] == 0.0));
         }
     }
     // In the model but out of the reasons (the default): the household-profile reason, when
     // shown, counts only the unprotected features under it.
-    let t = lantern::model::train::train_all(&e, &TrainSettings::default(), tonight(), &[Kind::Logistic])
-        .await
-        .unwrap();
+    let t = lantern::model::train::train_all(
+        &e,
+        &TrainSettings::default(),
+        tonight(),
+        &[Kind::Logistic],
+    )
+    .await
+    .unwrap();
     let m = &t.models[0].0;
     assert_eq!(m.protected.hidden, protected);
-    let mut shown = 0;
     for i in 0..batch.len() {
         let row = batch.row(i);
         let c = m.contributions(row);
@@ -1673,19 +1715,19 @@ async fn protected_attributes_out_of_the_model_cannot_move_a_score_nor_show_as_a
             .filter(|(j, f)| f.reason == "household_profile" && !protected.contains(j))
             .map(|(j, _)| c[j])
             .sum();
-        if let Some(r) = m.reasons(row, &spec).iter().find(|r| r.code == "household_profile") {
-            shown += 1;
-            assert!((r.contribution - unprotected).abs() < 1e-3, "{r:?} vs {unprotected}");
+        if let Some(r) = m
+            .reasons(row, &spec)
+            .iter()
+            .find(|r| r.code == "household_profile")
+        {
+            assert!(
+                (r.contribution - unprotected).abs() < 1e-3,
+                "{r:?} vs {unprotected}"
+            );
         }
     }
-    let _ = shown;
     // The back-test shows both ways.
-    let bt = lantern::eval::backtest::BacktestSettings {
-        folds: 2,
-        horizon_days: 60,
-        capacity_scale: 0.1,
-        fairness: Default::default(),
-    };
+    let bt = backtest_settings(2);
     let report = lantern::eval::backtest::backtest(
         &e,
         &TrainSettings::default(),
@@ -1697,7 +1739,10 @@ async fn protected_attributes_out_of_the_model_cannot_move_a_score_nor_show_as_a
     )
     .await
     .unwrap();
-    assert!(report.pooled.contains_key("trees") && report.pooled.contains_key("trees_without_protected"));
+    assert!(
+        report.pooled.contains_key("trees")
+            && report.pooled.contains_key("trees_without_protected")
+    );
     assert!(report.fairness.contains_key("trees_without_protected"));
 }
 
@@ -1712,11 +1757,21 @@ async fn every_night_carries_a_fairness_audit_with_intervals() {
     let s = settings(&w.data);
     let e = engine(&w.data).await;
     let night = draft_night(&e, &model, &s).await;
-    let attrs: std::collections::BTreeSet<&str> =
-        night.fairness.iter().map(|g| g.attribute.as_str()).collect();
+    let attrs: std::collections::BTreeSet<&str> = night
+        .fairness
+        .iter()
+        .map(|g| g.attribute.as_str())
+        .collect();
     assert_eq!(
         attrs,
-        ["disability", "head_age_band", "household_type", "region_kind"].into_iter().collect()
+        [
+            "disability",
+            "head_age_band",
+            "household_type",
+            "region_kind"
+        ]
+        .into_iter()
+        .collect()
     );
     for g in &night.fairness {
         assert!(g.selection_rate.interval.is_some(), "{g:?}");
@@ -1729,17 +1784,25 @@ async fn every_night_carries_a_fairness_audit_with_intervals() {
         .filter(|g| g.attribute == "region_kind")
         .map(|g| g.group.as_str())
         .collect();
-    assert!(kinds.contains(&"autonomous_gu") && kinds.contains(&"county"), "{kinds:?}");
+    assert!(
+        kinds.contains(&"autonomous_gu") && kinds.contains(&"county"),
+        "{kinds:?}"
+    );
     assert!(night
         .fairness
         .iter()
         .any(|g| g.precision.judgement == lantern::fairness::Judgement::Reference));
     assert!(night.outputs.hashes.contains_key("fairness.json"));
-    let json: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(night.outputs.dir.join("fairness.json")).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(json["groups"].as_array().unwrap().len(), night.fairness.len());
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(night.outputs.dir.join("fairness.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        json["groups"].as_array().unwrap().len(),
+        night.fairness.len()
+    );
     let page = std::fs::read_to_string(&night.outputs.index_html).unwrap();
-    assert!(page.contains("공정성 점검") && page.contains("(reference)") && page.contains("×"), "{page}");
+    assert!(
+        page.contains("공정성 점검") && page.contains("(reference)") && page.contains("×"),
+        "{page}"
+    );
 }

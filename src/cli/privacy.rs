@@ -51,14 +51,24 @@ pub struct EraseArgs {
 pub fn erase(settings: &Settings, args: EraseArgs) -> Result<()> {
     let e = lantern::privacy::erase(&settings.data.dir, &args.household)?;
     if e.files.is_empty() {
-        println!("No file under {} names this household (nothing to erase, or erased before).", settings.data.dir.display());
+        println!(
+            "No file under {} names this household (nothing to erase, or erased before).",
+            settings.data.dir.display()
+        );
     } else {
-        println!("Erased {} rows or lines from {} files:", e.removed, e.files.len());
+        println!(
+            "Erased {} rows or lines from {} files:",
+            e.removed,
+            e.files.len()
+        );
         for f in &e.files {
             println!("  {f}");
         }
     }
-    println!("Audited as household {} (`lantern audit --household {}`).", e.household_hash, args.household);
+    println!(
+        "Audited as household {} (`lantern audit --household {}`).",
+        e.household_hash, args.household
+    );
     println!("Not erasable by Lantern:");
     for n in &e.not_erasable {
         println!("  - {n}");

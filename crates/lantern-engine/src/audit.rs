@@ -184,7 +184,10 @@ pub fn household_hash(data_dir: &Path, household_id: &str) -> Result<String, Aud
     };
     let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes any key length");
     mac.update(household_id.as_bytes());
-    Ok(format!("hh_{}", hex::encode(&mac.finalize().into_bytes()[..16])))
+    Ok(format!(
+        "hh_{}",
+        hex::encode(&mac.finalize().into_bytes()[..16])
+    ))
 }
 
 /// A fresh run id: time and process, readable and unique.

@@ -594,7 +594,11 @@ pub struct ProtectedSettings {
 impl Default for ProtectedSettings {
     fn default() -> Self {
         ProtectedSettings {
-            attributes: vec!["disability".into(), "age_band".into(), "household_type".into()],
+            attributes: vec![
+                "disability".into(),
+                "age_band".into(),
+                "household_type".into(),
+            ],
             out_of_model: false,
             out_of_reasons: true,
         }

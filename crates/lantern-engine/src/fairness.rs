@@ -33,7 +33,12 @@ use crate::registry::{DistrictKind, Registry};
 const Z: f64 = 1.959_963_984_540_054;
 
 /// The attributes audited, in report order.
-pub const ATTRIBUTES: [&str; 4] = ["household_type", "head_age_band", "disability", "region_kind"];
+pub const ATTRIBUTES: [&str; 4] = [
+    "household_type",
+    "head_age_band",
+    "disability",
+    "region_kind",
+];
 
 /// A 95% interval.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -228,7 +233,12 @@ fn audit(members: &[Member], settings: &FairnessSettings, kind: Kind) -> Vec<Gro
         let base = rows[reference].clone();
         for (i, row) in rows.iter_mut().enumerate() {
             let is_reference = i == reference;
-            judge(&mut row.selection_rate, &base.selection_rate, is_reference, settings);
+            judge(
+                &mut row.selection_rate,
+                &base.selection_rate,
+                is_reference,
+                settings,
+            );
             judge(&mut row.precision, &base.precision, is_reference, settings);
             judge(
                 &mut row.false_negative_rate,
@@ -343,8 +353,16 @@ pub fn wilson(k: f64, n: f64) -> Interval {
     let half = Z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt() / (1.0 + z2 / n);
     // At 0 or n successes the bound is exactly 0 or 1 (rounding would leave it a hair off).
     Interval {
-        low: if k <= 0.0 { 0.0 } else { (centre - half).max(0.0) },
-        high: if k >= n { 1.0 } else { (centre + half).min(1.0) },
+        low: if k <= 0.0 {
+            0.0
+        } else {
+            (centre - half).max(0.0)
+        },
+        high: if k >= n {
+            1.0
+        } else {
+            (centre + half).min(1.0)
+        },
     }
 }
 
@@ -494,7 +512,10 @@ mod tests {
     #[test]
     fn wilson_matches_the_textbook_and_stays_in_bounds() {
         let i = wilson(8.0, 20.0);
-        assert!((i.low - 0.2188).abs() < 1e-3 && (i.high - 0.6134).abs() < 1e-3, "{i:?}");
+        assert!(
+            (i.low - 0.2188).abs() < 1e-3 && (i.high - 0.6134).abs() < 1e-3,
+            "{i:?}"
+        );
         let zero = wilson(0.0, 10.0);
         assert_eq!(zero.low, 0.0);
         assert!(zero.high > 0.2 && zero.high < 0.35);
@@ -509,7 +530,10 @@ mod tests {
         let mut big = members("family", 4000, 2000, 1000, 500);
         big.extend(members("single", 2000, 1000, 300, 250));
         let rows = audit_observed(&big, &settings());
-        assert_eq!(row(&rows, "family").precision.judgement, Judgement::Reference);
+        assert_eq!(
+            row(&rows, "family").precision.judgement,
+            Judgement::Reference
+        );
         let single = row(&rows, "single");
         assert!((single.precision.ratio.unwrap() - 0.6).abs() < 1e-9);
         assert_eq!(single.precision.judgement, Judgement::Breach);
@@ -570,6 +594,9 @@ mod tests {
         let mut ms = members("unknown", 5000, 100, 50, 10);
         ms.extend(members("family", 100, 50, 20, 10));
         let rows = audit_observed(&ms, &settings());
-        assert_eq!(row(&rows, "family").precision.judgement, Judgement::Reference);
+        assert_eq!(
+            row(&rows, "family").precision.judgement,
+            Judgement::Reference
+        );
     }
 }

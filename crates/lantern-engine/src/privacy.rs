@@ -229,7 +229,10 @@ pub struct Erased {
 /// docs), and audits it under a keyed hash. Idempotent.
 pub fn erase(data_dir: &Path, household_id: &str) -> Result<Erased, PrivacyError> {
     if household_id.trim().is_empty() {
-        return Err(file_err(data_dir, "an empty household id names nothing to erase"));
+        return Err(file_err(
+            data_dir,
+            "an empty household id names nothing to erase",
+        ));
     }
     let mut out = Erased {
         household_hash: crate::audit::household_hash(data_dir, household_id)?,
@@ -348,7 +351,10 @@ fn refresh_manifest(dir: &Path) -> Result<(), PrivacyError> {
     let mut new = BTreeMap::new();
     for name in old.keys() {
         if let Ok(b) = std::fs::read(dir.join(name)) {
-            new.insert(name.clone(), hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&b)));
+            new.insert(
+                name.clone(),
+                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&b)),
+            );
         }
     }
     let json = serde_json::to_vec_pretty(&new).expect("hashes serialize");

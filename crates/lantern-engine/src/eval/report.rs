@@ -76,7 +76,11 @@ pub fn summary(r: &BacktestReport) -> String {
          of a precision or false-negative-rate ratio lies outside the band. Selection rates are \
          reported, not judged.\n"
     );
-    let _ = writeln!(s, "| model | {} |", crate::fairness::TABLE_HEADER.join(" | "));
+    let _ = writeln!(
+        s,
+        "| model | {} |",
+        crate::fairness::TABLE_HEADER.join(" | ")
+    );
     let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
     for row in fairness_rows(r) {
         let _ = writeln!(s, "| {} |", row.join(" | "));
@@ -135,9 +139,9 @@ fn fairness_rows(r: &BacktestReport) -> Vec<Vec<String>> {
     r.fairness
         .iter()
         .flat_map(|(name, rows)| {
-            crate::fairness::table_rows(rows).into_iter().map(move |cells| {
-                std::iter::once(name.clone()).chain(cells).collect()
-            })
+            crate::fairness::table_rows(rows)
+                .into_iter()
+                .map(move |cells| std::iter::once(name.clone()).chain(cells).collect())
         })
         .collect()
 }
@@ -253,7 +257,12 @@ mod tests {
         };
         let members: Vec<crate::fairness::Member> = (0..3)
             .map(|i| crate::fairness::Member {
-                groups: ["single|parent".into(), "40-64".into(), "no".into(), "city".into()],
+                groups: [
+                    "single|parent".into(),
+                    "40-64".into(),
+                    "no".into(),
+                    "city".into(),
+                ],
                 selected: i == 0,
                 crisis: 1.0,
             })

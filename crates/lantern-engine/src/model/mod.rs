@@ -291,7 +291,9 @@ impl Model {
         let p = self.features.len();
         let protected = self.protected.withheld.iter().map(|(i, _)| i);
         if protected.chain(&self.protected.hidden).any(|&i| i >= p) {
-            return Err(format!("a protected feature index is beyond the {p} listed"));
+            return Err(format!(
+                "a protected feature index is beyond the {p} listed"
+            ));
         }
         match &self.params {
             Params::Logistic {

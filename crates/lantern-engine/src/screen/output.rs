@@ -31,9 +31,9 @@ use crate::features::FeatureEngine;
 fn render(name: &str, ctx: serde_json::Value) -> Result<String, ScreenError> {
     crate::templates::render(name, ctx).map_err(|e| ScreenError::Output(e.to_string()))
 }
+use crate::fairness::GroupRow;
 use crate::lake::reference::{drafts_dir, staging_dir, write_referral_file};
 use crate::registry::Registry;
-use crate::fairness::GroupRow;
 
 /// One signal behind a referral, for the caseworker's page.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
