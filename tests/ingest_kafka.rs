@@ -23,6 +23,18 @@ use lantern::lake::{Lake, LakeWriter};
 use lantern::registry::Registry;
 use lantern::sim;
 
+/// The tests that run `lantern ingest --kafka` as separate processes run one at a time: each
+/// process polls on both cores, and with several at once beside the in-process tests the
+/// resumed run of the SIGTERM test was once seen making no progress for three minutes on a
+/// loaded machine (CI of session 4, a fresh-clone run in session 6 while a broker compiled).
+/// That stall is not explained yet (docs: the closing note of session 6); this keeps the
+/// process tests from starving each other, it does not hide a hang, which still fails the test.
+static PROCESS_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_process_test_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    PROCESS_TESTS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn day() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 11, 1).unwrap()
 }
@@ -191,6 +203,7 @@ fn a_record_on_the_wrong_topic_is_a_kind_mismatch() {
 /// every valid event exactly once and the dead-letter topic holds every invalid one.
 #[test]
 fn sigkill_at_random_points_loses_nothing_and_duplicates_nothing() {
+    let _serial = one_process_test_at_a_time();
     let s = setup(2_500, "lantern-test-crash");
     let data = tempfile::tempdir().unwrap();
     let config = data.path().join("crash.toml");
@@ -253,6 +266,7 @@ fn sigkill_at_random_points_loses_nothing_and_duplicates_nothing() {
 /// exits 0; a later run of the same group picks up exactly where it stopped.
 #[test]
 fn sigterm_stops_gracefully_and_a_restart_resumes() {
+    let _serial = one_process_test_at_a_time();
     let s = setup(1_500, "lantern-test-sigterm");
     let data = tempfile::tempdir().unwrap();
     let config = data.path().join("short-sessions.toml");
@@ -693,6 +707,7 @@ fn until_idle_with_a_deadline_says_what_it_waited_for() {
 /// KIP-345), documented in docs/OPERATIONS.md, not something this test proves.
 #[test]
 fn a_static_member_killed_and_restarted_at_once_waits_for_its_partitions_and_ends_exact() {
+    let _serial = one_process_test_at_a_time();
     let s = setup(2_000, "lantern-test-static");
     let data = tempfile::tempdir().unwrap();
     let config = data.path().join("static.toml");
