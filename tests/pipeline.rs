@@ -333,6 +333,15 @@ async fn draft_night(
     .unwrap()
 }
 
+/// A trained model, the test settings and an engine on `w`: what a night needs.
+async fn trained(w: &World) -> (lantern::model::Model, Settings, FeatureEngine) {
+    (
+        current_model(w).await,
+        settings(&w.data),
+        engine(&w.data).await,
+    )
+}
+
 async fn current_model(w: &World) -> lantern::model::Model {
     let e = engine(&w.data).await;
     let t =
@@ -1167,9 +1176,7 @@ async fn a_minimum_score_leaves_seats_empty_and_the_page_says_so() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_screened_household_has_a_decision_and_explain_answers_for_listed_and_unlisted() {
     let w = world();
-    let model = current_model(&w).await;
-    let s = settings(&w.data);
-    let e = engine(&w.data).await;
+    let (model, s, e) = trained(&w).await;
     let night = draft_night(&e, &model, &s).await;
     let d = &night.screening.decisions;
     assert_eq!(
@@ -1497,9 +1504,7 @@ fn traces(dir: &Path, needle: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn erasing_a_household_leaves_no_trace_of_its_id_in_any_file() {
     let w = world();
-    let model = current_model(&w).await;
-    let s = settings(&w.data);
-    let e = engine(&w.data).await;
+    let (model, s, e) = trained(&w).await;
     let night = draft_night(&e, &model, &s).await;
     let victim = night.screening.referrals[0].household_id.clone();
     // The night issued (history), and a later draft of it too.
@@ -1572,9 +1577,7 @@ async fn erasing_a_household_leaves_no_trace_of_its_id_in_any_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_lists_what_is_past_its_period_and_apply_deletes_it_audited() {
     let w = world();
-    let model = current_model(&w).await;
-    let s = settings(&w.data);
-    let e = engine(&w.data).await;
+    let (model, s, e) = trained(&w).await;
     let _ = draft_night(&e, &model, &s).await;
     lantern::night::issue(&w.data, tonight(), false).unwrap();
     let _ = draft_night(&e, &model, &s).await;
@@ -1753,9 +1756,7 @@ async fn protected_attributes_out_of_the_model_cannot_move_a_score_nor_show_as_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_night_carries_a_fairness_audit_with_intervals() {
     let w = world();
-    let model = current_model(&w).await;
-    let s = settings(&w.data);
-    let e = engine(&w.data).await;
+    let (model, s, e) = trained(&w).await;
     let night = draft_night(&e, &model, &s).await;
     let attrs: std::collections::BTreeSet<&str> = night
         .fairness

@@ -125,12 +125,7 @@ pub fn print_night(night: &lantern::night::Night) {
             s.as_of
         );
     }
-    let breaches: Vec<String> = night
-        .fairness
-        .iter()
-        .filter(|g| g.breach)
-        .map(|g| format!("{} {}", g.attribute, g.group))
-        .collect();
+    let breaches = lantern::fairness::breaches(&night.fairness);
     if breaches.is_empty() {
         println!("Fairness audit: no group's expected precision or missed-crisis ratio is outside the band beyond its 95% interval (fairness.json, html/index.html)");
     } else {

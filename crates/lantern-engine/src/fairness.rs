@@ -410,6 +410,15 @@ fn judge(rate: &mut Rate, base: &Rate, is_reference: bool, s: &FairnessSettings)
     };
 }
 
+/// The groups with a breach, as `attribute group` (e.g. `household_type single`): what the
+/// night's log, summary and audit record name.
+pub fn breaches(rows: &[GroupRow]) -> Vec<String> {
+    rows.iter()
+        .filter(|g| g.breach)
+        .map(|g| format!("{} {}", g.attribute, g.group))
+        .collect()
+}
+
 /// A rate for a table cell: `31.2% [28.0–34.5%] ×0.92 [0.81–1.05]`, the ratio left out where
 /// it is not judged, `n/a` where there is nothing to rate.
 pub fn cell(rate: &Rate) -> String {

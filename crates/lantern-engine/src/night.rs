@@ -116,11 +116,7 @@ pub async fn run(
     )
     .await?;
     let fairness = crate::screen::fairness(&screening, &settings.fairness);
-    let breaches: Vec<String> = fairness
-        .iter()
-        .filter(|g| g.breach)
-        .map(|g| format!("{} {}", g.attribute, g.group))
-        .collect();
+    let breaches = crate::fairness::breaches(&fairness);
     if !breaches.is_empty() {
         tracing::warn!(%as_of, groups = %breaches.join(", "), "fairness audit: expected precision or missed-crisis ratios outside the band (see fairness.json and html/index.html)");
     }

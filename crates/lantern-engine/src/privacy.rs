@@ -38,7 +38,10 @@ use crate::config::RetentionSettings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PrivacyError {
-    #[error("{path}: {message}")]
+    #[error(
+        "{path}: {message}; check that the data directory is on a writable disk with space left, \
+         then run the command again (it picks up where it stopped: erasure and retention are idempotent)"
+    )]
     File { path: String, message: String },
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),

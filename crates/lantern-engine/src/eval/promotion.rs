@@ -466,13 +466,16 @@ fn fairness_check(mine: &[GroupRow], reference: &[GroupRow], reference_name: &st
                     not_judged += 1;
                     continue;
                 }
-                Judgement::Within => {}
-                Judgement::Uncertain => uncertain += 1,
-                Judgement::Breach => {}
-            }
-            judged += 1;
-            if rate.judgement != Judgement::Breach {
-                continue;
+                Judgement::Within => {
+                    judged += 1;
+                    continue;
+                }
+                Judgement::Uncertain => {
+                    judged += 1;
+                    uncertain += 1;
+                    continue;
+                }
+                Judgement::Breach => judged += 1,
             }
             let ratio = rate.ratio.unwrap_or(f64::NAN);
             let other = theirs.and_then(|t| t.judged()[i].1.ratio);
