@@ -448,9 +448,15 @@ pub fn promote_by_operator(
     Ok(model)
 }
 
-/// Distance of a ratio from parity, the same for 0.8 and 1.25.
+/// Distance of a ratio from parity, the same for 0.8 and 1.25; a ratio of 0 (a group where
+/// nothing was missed, say, because every one of its referrals fitted in capacity) is
+/// infinitely far, and exactly as far as the reference's 0.
 fn distance(r: f64) -> f64 {
-    r.ln().abs()
+    if r > 0.0 {
+        r.ln().abs()
+    } else {
+        f64::INFINITY
+    }
 }
 
 fn fairness_check(mine: &[GroupRow], reference: &[GroupRow], reference_name: &str) -> Check {
@@ -480,8 +486,8 @@ fn fairness_check(mine: &[GroupRow], reference: &[GroupRow], reference_name: &st
             let ratio = rate.ratio.unwrap_or(f64::NAN);
             let other = theirs.and_then(|t| t.judged()[i].1.ratio);
             let no_worse = other
-                .filter(|o| o.is_finite() && *o > 0.0)
-                .is_some_and(|o| ratio > 0.0 && distance(ratio) <= distance(o) + 1e-12);
+                .filter(|o| o.is_finite() && *o >= 0.0)
+                .is_some_and(|o| ratio >= 0.0 && distance(ratio) <= distance(o) + 1e-12);
             if !no_worse {
                 let ci = rate
                     .ratio_interval
@@ -643,6 +649,25 @@ mod tests {
         let mut noisy = group("family", 0.9, 3.0);
         noisy.false_negative_rate = Rate::judged(Some(3.0), Judgement::Uncertain);
         assert!(decide(&report(0.4, 0.55, 0.5, vec![noisy]), &["trees"]).promote);
+    }
+
+    /// A zero ratio the reference shares is no worse: in the yardstick run every county
+    /// referral fitted in capacity, so no county crisis was missed by the rule or the trees
+    /// (false-negative ratio 0 for both), which refused the trees. A zero the reference does not
+    /// share still blocks.
+    #[test]
+    fn a_zero_ratio_shared_with_the_reference_is_no_worse() {
+        let mut r = report(0.4, 0.55, 0.5, vec![group("county", 1.0, 0.0)]);
+        r.fairness
+            .insert("rule".to_string(), vec![group("county", 1.0, 0.0)]);
+        assert!(
+            decide(&r, &["trees"]).promote,
+            "{}",
+            decide(&r, &["trees"]).summary()
+        );
+        r.fairness
+            .insert("rule".to_string(), vec![group("county", 1.0, 0.9)]);
+        assert!(!decide(&r, &["trees"]).promote);
     }
 
     /// Against the current model on rows neither has seen: a candidate worse than it is
