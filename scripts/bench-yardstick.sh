@@ -44,7 +44,7 @@ for seed in $SEEDS; do
     "$L" --data-dir "$D" ingest --file "$S"/sim/signals/*.ndjson "$S/sim/outcomes/case-outcomes.ndjson" --ingest-day 2026-11-01 >/dev/null
     if [ $mode = lists ]; then
       "$L" --data-dir "$D" import --households "$S/sim/households.csv" --referrals "$S/sim/history/referrals.ndjson" >/dev/null
-      extra=(--lists)
+      extra=(--lists --exclusions)
     else
       "$L" --data-dir "$D" import --households "$S/sim/households.csv" >/dev/null
       extra=()

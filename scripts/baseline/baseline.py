@@ -193,6 +193,30 @@ def fit(x, y, order):
     return lgb.train(params, lgb.Dataset(x, y), num_boost_round=rounds), rounds
 
 
+def excluded(con, a, night):
+    """Households a screening with the legacy lists leaves out on `night`: a referral in the
+    last `cooldown_days` with no outcome decided yet, or a visit that ended `supported` in the
+    last `supported_days`; an urgency-3 council report in the last `urgent_days` overrides both.
+    The same rules as Lantern's screening (config [screen]), so both pipelines compete for the
+    same households."""
+    refs = os.path.join(a.sim, "history", "referrals.ndjson")
+    rows = con.execute(f"""
+        WITH refs AS (SELECT referral_id, household_id, TRY_CAST(as_of AS DATE) AS as_of
+                      FROM read_json_auto('{refs}', format='newline_delimited', ignore_errors=true)),
+             decided AS (SELECT * FROM outcomes WHERE decided_on < DATE '{night}'),
+             open AS (SELECT r.household_id FROM refs r
+                      WHERE r.as_of < DATE '{night}' AND r.as_of >= DATE '{night}' - {a.cooldown_days}
+                        AND NOT EXISTS (SELECT 1 FROM decided d WHERE d.referral_id = r.referral_id)),
+             supported AS (SELECT household_id FROM decided WHERE outcome = 'supported'
+                           AND decided_on >= DATE '{night}' - {a.supported_days}),
+             urgent AS (SELECT household_id FROM cr WHERE urgency = 3
+                        AND observed_on <= DATE '{night}' AND known_on <= DATE '{night}'
+                        AND observed_on > DATE '{night}' - {a.urgent_days})
+        SELECT household_id FROM open UNION SELECT household_id FROM supported
+        EXCEPT SELECT household_id FROM urgent""").fetchall()
+    return {h for (h,) in rows}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sim", required=True)
@@ -201,6 +225,12 @@ def main():
     ap.add_argument("--nights", nargs="+", required=True)
     ap.add_argument("--lists", action="store_true", help="use history/referrals.ndjson for referral dates")
     ap.add_argument("--ceiling", action="store_true", help="train on the ground truth instead of outcomes")
+    ap.add_argument("--exclusions", action="store_true",
+                    help="with --lists: leave out households with an open referral (cool-down) or recently supported, "
+                         "unless an urgent council report names them, as any deployment with the lists would")
+    ap.add_argument("--cooldown-days", type=int, default=60)
+    ap.add_argument("--supported-days", type=int, default=180)
+    ap.add_argument("--urgent-days", type=int, default=7)
     ap.add_argument("--capacity-scale", type=float, required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--lag-days", type=int, default=30)
@@ -258,6 +288,9 @@ def main():
         caps[code] = max(1, int(math.floor(base.get(kind, 8) * a.capacity_scale + 0.5)))
     for night in a.nights:
         hs = cohort_of(con, night)
+        if a.exclusions and a.lists:
+            out = excluded(con, a, night)
+            hs = [h for h in hs if h[0] not in out]
         con.execute("CREATE OR REPLACE TABLE night_cohort AS SELECT * FROM (VALUES (NULL::VARCHAR, NULL::DATE)) t(household_id, as_of) WHERE false")
         con.executemany("INSERT INTO night_cohort VALUES (?, ?)", [(h, night) for (h,) in hs])
         ndf, nx = matrix(con, "night_cohort")
