@@ -55,6 +55,13 @@ for seed in $SEEDS; do
       cp "$D/drafts/as_of=$night/referrals.parquet" "$S/lantern-$mode-$night.parquet"
       lists+=("lantern-$mode@$night=$S/lantern-$mode-$night.parquet")
     done
+    # The trees as an operator's override would screen them (`lantern promote trees@1`),
+    # whatever the gate decided: what the gate's decision costs or saves.
+    for night in "${NIGHTS[@]}"; do
+      "$L" --data-dir "$D" screen --as-of "$night" --model trees >/dev/null
+      cp "$D/drafts/as_of=$night/referrals.parquet" "$S/trees-$mode-$night.parquet"
+      lists+=("trees-if-promoted-$mode@$night=$S/trees-$mode-$night.parquet")
+    done
     "$PY" "$ROOT/scripts/baseline/baseline.py" --sim "$S/sim" --registry "$REGISTRY" \
       --train-as-of "${NIGHTS[0]}" --nights "${NIGHTS[@]}" --capacity-scale "$SCALE" --ingest-day 2026-11-01 \
       --out "$S/baseline-$mode" "${extra[@]}" 2> "$S/baseline-$mode.log"
