@@ -7,7 +7,12 @@
 -- Tables (registered by Lantern before this runs):
 --   cohort(household_id, as_of)     the pairs to compute: one as_of date for screening, every
 --                                   past referral date for training; one plan for all of them
---   utility_arrears, council_report, service_gap, outcomes   the lake (docs/LAKE.md)
+--   utility_arrears_events, council_report_events, service_gap_events
+--                                   the signals, each event once (the first copy ingested):
+--                                   the lake's columns, `month`, no free text. Lantern reads
+--                                   them from the signal state (features/state.rs), or, with
+--                                   features.source = "lake", deduplicates the raw lake itself
+--   outcomes                        the lake (docs/LAKE.md)
 --   referrals(referral_id, household_id, as_of, ...)          past referral lists (SPEC §4)
 --   households(household_id, members, head_age_band, household_type, disability)   SPEC §2
 --
@@ -19,47 +24,32 @@
 --
 -- Point in time: an event counts for (h, D) only if observed_on <= D AND reported_on <= D
 -- (SPEC §1), and outcomes only if decided before D. Nothing known after D can leak in.
--- Re-sent events are counted once: each signal table is deduplicated on event_id first, the
--- first copy ingested winning. The deduplication reads only the cohort's households (an event
--- belongs to one household), so a slice of the cohort sorts only its own events
--- (ingest deduplicates within a month folder; a re-send whose observed_on moved month is caught
--- here).
+-- Re-sent events are counted once: the *_events tables hold one copy of each event_id (the
+-- first ingested), whichever month folder the copies landed in.
 --
 -- Every output column may be NULL; features.toml says how each one is imputed.
 
 WITH
 arrears AS (
-    SELECT * FROM (
-        SELECT event_id, source, household_id, district_code, dong_code, observed_on,
-               reported_on, utility, months_overdue, amount_krw, service_cut,
-               row_number() OVER (PARTITION BY event_id ORDER BY ingested_at) AS copy
-        FROM utility_arrears
-        WHERE month >= '{month_start}' AND month <= '{month_end}'
-          AND observed_on > {window_start} AND observed_on <= {window_end}
-          AND household_id IN (SELECT household_id FROM cohort)
-    ) WHERE copy = 1
+    SELECT event_id, source, household_id, district_code, dong_code, observed_on,
+           reported_on, utility, months_overdue, amount_krw, service_cut
+    FROM utility_arrears_events
+    WHERE observed_on > {window_start} AND observed_on <= {window_end}
+      AND household_id IN (SELECT household_id FROM cohort)
 ),
 reports AS (
-    SELECT * FROM (
-        SELECT event_id, source, household_id, district_code, dong_code, observed_on,
-               reported_on, concerns, urgency,
-               row_number() OVER (PARTITION BY event_id ORDER BY ingested_at) AS copy
-        FROM council_report
-        WHERE month >= '{month_start}' AND month <= '{month_end}'
-          AND observed_on > {window_start} AND observed_on <= {window_end}
-          AND household_id IN (SELECT household_id FROM cohort)
-    ) WHERE copy = 1
+    SELECT event_id, source, household_id, district_code, dong_code, observed_on,
+           reported_on, concerns, urgency
+    FROM council_report_events
+    WHERE observed_on > {window_start} AND observed_on <= {window_end}
+      AND household_id IN (SELECT household_id FROM cohort)
 ),
 gaps AS (
-    SELECT * FROM (
-        SELECT event_id, source, household_id, district_code, dong_code, observed_on,
-               reported_on, program, gap,
-               row_number() OVER (PARTITION BY event_id ORDER BY ingested_at) AS copy
-        FROM service_gap
-        WHERE month >= '{month_start}' AND month <= '{month_end}'
-          AND observed_on > {window_start} AND observed_on <= {window_end}
-          AND household_id IN (SELECT household_id FROM cohort)
-    ) WHERE copy = 1
+    SELECT event_id, source, household_id, district_code, dong_code, observed_on,
+           reported_on, program, gap
+    FROM service_gap_events
+    WHERE observed_on > {window_start} AND observed_on <= {window_end}
+      AND household_id IN (SELECT household_id FROM cohort)
 ),
 -- Every signal, for what spans kinds: sources, districts, where to visit.
 known AS (

@@ -158,7 +158,7 @@ pub fn run(base: &Settings, args: DemoArgs) -> Result<()> {
         "training on the outcomes of past referrals (point-in-time features)",
     );
     let (current, report, night, rule_night, read_back) = rt.block_on(async {
-        let engine = FeatureEngine::open_with_limit(&settings.data.dir, spec, settings.features.memory_limit_mb).await?;
+        let engine = FeatureEngine::open_configured(&settings.data.dir, spec, &settings.features).await?;
         let bt = lantern::eval::backtest::BacktestSettings { folds: 3, horizon_days: 60, capacity_scale: settings.screen.capacity_scale, fairness: settings.fairness.clone() };
         let bar = lantern::progress::bar(0, "back-test fits");
         let gated = lantern::eval::promotion::train_and_promote(&engine, &settings.model, &registry, &settings.capacity, &bt, tonight, &Kind::ALL, &bar).await?;

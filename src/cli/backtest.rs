@@ -36,11 +36,7 @@ pub fn run(settings: &Settings, args: BacktestArgs) -> Result<()> {
     };
     let bar = lantern::progress::bar(0, "fits");
     let report = runtime()?.block_on(async {
-        let engine = FeatureEngine::open_with_limit(
-            &settings.data.dir,
-            spec,
-            settings.features.memory_limit_mb,
-        )
+        let engine = FeatureEngine::open_configured(&settings.data.dir, spec, &settings.features)
         .await?;
         lantern::eval::backtest::backtest(
             &engine,

@@ -27,11 +27,7 @@ pub fn run(settings: &Settings, args: FeaturesArgs) -> Result<()> {
     let spec = FeatureSpec::load(&settings.features.dir)?;
     let started = std::time::Instant::now();
     let rows = runtime()?.block_on(async {
-        let engine = FeatureEngine::open_with_limit(
-            &settings.data.dir,
-            spec,
-            settings.features.memory_limit_mb,
-        )
+        let engine = FeatureEngine::open_configured(&settings.data.dir, spec, &settings.features)
         .await?;
         // Each date's cohort: the households screened that night.
         let mut cohort = Vec::new();

@@ -40,11 +40,7 @@ pub fn run(settings: &Settings, args: ScreenArgs) -> Result<()> {
     };
     let bar = lantern::progress::bar(0, "households");
     let night = runtime()?.block_on(async {
-        let engine = FeatureEngine::open_with_limit(
-            &settings.data.dir,
-            spec,
-            settings.features.memory_limit_mb,
-        )
+        let engine = FeatureEngine::open_configured(&settings.data.dir, spec, &settings.features)
         .await?;
         let delivery = match &producer {
             Some(p) => lantern::night::Delivery::Publish {

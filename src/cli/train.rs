@@ -69,11 +69,7 @@ pub fn run(settings: &Settings, args: TrainArgs) -> Result<()> {
     let rt = runtime()?;
     let bar = lantern::progress::bar(0, "back-test fits");
     let gated = rt.block_on(async {
-        let engine = FeatureEngine::open_with_limit(
-            &settings.data.dir,
-            spec,
-            settings.features.memory_limit_mb,
-        )
+        let engine = FeatureEngine::open_configured(&settings.data.dir, spec, &settings.features)
         .await?;
         lantern::eval::promotion::train_and_promote(
             &engine,

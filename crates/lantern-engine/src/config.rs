@@ -139,6 +139,14 @@ pub struct FeatureSettings {
     pub dir: String,
     /// Cap on the query engine's memory, in MiB (0: none).
     pub memory_limit_mb: usize,
+    /// Where features read the signals: `state` (the incremental signal state, kept up from
+    /// the lake) or `lake` (deduplicate the raw lake at every query: the full recomputation).
+    #[serde(default)]
+    pub source: crate::features::SignalSource,
+    /// Household buckets of the signal state when it is first built (0: one per 500,000
+    /// signals in the lake, a power of two). An existing state keeps its own.
+    #[serde(default)]
+    pub state_buckets: u32,
 }
 
 /// Screening rules (config section `[screen]`).

@@ -14,8 +14,10 @@
 //! | feature exports | files named by `export` audit records | the record's day |
 //! | reports | `reports/backtest-*/` | the folder's last write |
 //!
-//! Features are computed from the lake at every run (there is no feature cache or incremental
-//! state to keep in step), so what the lake forgets, features forget.
+//! Features read the signal state (`features::state`), a deduplicated copy of the lake's
+//! signals: applying retention to the lake also rebuilds the state's dropped months and deletes
+//! the state files that held them at once, so what the lake forgets, features forget. There is
+//! no other feature cache.
 //!
 //! **Erasure** (`lantern erase --household ID`) rewrites every file under the data directory
 //! that names the household: Parquet files lose its rows (on their `household_id` column),
@@ -206,10 +208,25 @@ pub fn apply(data_dir: &Path, items: &[Expired]) -> Result<usize, PrivacyError> 
         crate::lake::reference::touch_referrals_root(data_dir)
             .map_err(|e| file_err(data_dir, e))?;
     }
+    // The signal state holds copies of lake rows: it forgets the dropped months now (their
+    // rebuild), and the parts that held them are deleted at once, not after the usual grace.
+    let mut state_forgot = serde_json::Value::Null;
+    let state = crate::features::state::SignalState::root_in(data_dir);
+    if state.join("manifest.json").exists() && items.iter().any(|i| i.kind == "signals") {
+        let (_, report) = crate::features::state::SignalState::update(data_dir, 0)
+            .map_err(|e| file_err(&state, e))?;
+        let purged = crate::features::state::SignalState::purge_retired(data_dir)
+            .map_err(|e| file_err(&state, e))?;
+        state_forgot = serde_json::json!({
+            "months_rebuilt": report.months_rebuilt,
+            "parts_deleted": purged,
+        });
+    }
     let mut record = crate::audit::AuditRecord::new("retention");
     record.detail = serde_json::json!({
         "deleted": items.len(),
         "by_kind": by_kind,
+        "signal_state": state_forgot,
     });
     crate::audit::append(data_dir, record)?;
     Ok(items.len())

@@ -16,6 +16,8 @@
 //! **No leakage.** The SQL admits an event for `(h, D)` only when `observed_on <= D` and
 //! `reported_on <= D`, and outcomes only when decided before `D`.
 
+pub mod state;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,6 +26,10 @@ use chrono::{Days, NaiveDate};
 use datafusion::arrow::array::{Array, AsArray, Date32Builder, RecordBatch, StringBuilder};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Float64Type, Schema};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
@@ -32,7 +38,8 @@ use futures::StreamExt;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::lake::{date_from_days, days_since_epoch};
+use crate::lake::{date_from_days, days_since_epoch, Table};
+use state::{SignalState, StateError, SIGNAL_TABLES};
 
 const EMBEDDED_SQL: &str = include_str!("../../../../pipelines/features.sql");
 const EMBEDDED_COHORT: &str = include_str!("../../../../pipelines/cohort.sql");
@@ -67,6 +74,35 @@ pub enum FeatureError {
          the SQL there is the first suspect"
     )]
     Query(#[from] DataFusionError),
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// Where the feature query reads the signals from (config `features.source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignalSource {
+    /// The signal state ([`state`]), brought up to date with the lake before each query:
+    /// deduplicated once, bucketed by household, so a slice reads only its bucket.
+    #[default]
+    State,
+    /// The raw lake, deduplicated by every query (the full recomputation: the reference the
+    /// state is tested and benchmarked against).
+    Lake,
+}
+
+/// The SQL name of a signal table's deduplicated events.
+pub fn events_table(table: Table) -> String {
+    format!("{}_events", table.name())
+}
+
+/// Which events a query sees.
+#[derive(Debug, Clone, Copy)]
+enum Scope {
+    /// Every household's.
+    All,
+    /// The `cohort` table's households (and, reading the state, only one bucket's files).
+    Cohort(Option<u32>),
 }
 
 /// One model input column.
@@ -337,6 +373,9 @@ pub struct FeatureEngine {
     spec: FeatureSpec,
     data_dir: PathBuf,
     slice_pairs: usize,
+    source: SignalSource,
+    /// Bucket count for a first build of the state (0: from the lake's size).
+    state_buckets: u32,
 }
 
 /// (household, date) pairs per query slice by default; see [`FeatureEngine::with_slice_pairs`].
@@ -371,7 +410,90 @@ impl FeatureEngine {
             spec,
             data_dir: data_dir.to_path_buf(),
             slice_pairs: DEFAULT_SLICE_PAIRS,
+            source: SignalSource::State,
+            state_buckets: 0,
         })
+    }
+
+    /// As [`FeatureEngine::open_with_limit`], with every `[features]` setting applied.
+    pub async fn open_configured(
+        data_dir: &Path,
+        spec: FeatureSpec,
+        settings: &crate::config::FeatureSettings,
+    ) -> Result<FeatureEngine, FeatureError> {
+        Ok(
+            FeatureEngine::open_with_limit(data_dir, spec, settings.memory_limit_mb)
+                .await?
+                .with_source(settings.source)
+                .with_state_buckets(settings.state_buckets),
+        )
+    }
+
+    /// Reads the signals from `source` (the default is the signal state).
+    pub fn with_source(mut self, source: SignalSource) -> FeatureEngine {
+        self.source = source;
+        self
+    }
+
+    /// The bucket count a first build of the signal state uses (0: from the lake's size).
+    pub fn with_state_buckets(mut self, buckets: u32) -> FeatureEngine {
+        self.state_buckets = buckets;
+        self
+    }
+
+    pub fn source(&self) -> SignalSource {
+        self.source
+    }
+
+    /// Brings the signal state up to date with the lake (reading the state), and returns it.
+    pub fn refresh(&self) -> Result<Option<SignalState>, FeatureError> {
+        if self.source == SignalSource::Lake {
+            return Ok(None);
+        }
+        let started = std::time::Instant::now();
+        let (state, report) = SignalState::update(&self.data_dir, self.state_buckets)?;
+        if report.lake_files_read > 0 || !report.months_rebuilt.is_empty() {
+            tracing::info!(
+                lake_files = report.lake_files_read,
+                added = report.events_added,
+                duplicates = report.duplicates,
+                replaced = report.replaced,
+                months_rebuilt = report.months_rebuilt.len(),
+                buckets = report.buckets,
+                merged = report.buckets_merged,
+                seconds = started.elapsed().as_secs_f64(),
+                "signal state brought up to date"
+            );
+        }
+        Ok(Some(state))
+    }
+
+    /// Registers the `*_events` tables for a query over `scope`.
+    async fn register_events(
+        &self,
+        state: Option<&SignalState>,
+        scope: Scope,
+    ) -> Result<(), FeatureError> {
+        for table in SIGNAL_TABLES {
+            let name = events_table(table);
+            self.ctx.deregister_table(name.as_str())?;
+            let provider: Arc<dyn datafusion::catalog::TableProvider> = match state {
+                None => {
+                    let cohort_only = matches!(scope, Scope::Cohort(_));
+                    let sql = state::dedup_view_sql(table, cohort_only);
+                    self.ctx.sql(&sql).await?.into_view()
+                }
+                Some(state) => {
+                    let parts = match scope {
+                        Scope::All | Scope::Cohort(None) => state.all_parts(table),
+                        Scope::Cohort(Some(b)) => state.parts(table, b),
+                    };
+                    files_table(&parts, state::state_schema(table))?
+                }
+            };
+            self.ctx.register_table(name.as_str(), provider)?;
+        }
+        Ok(())
     }
 
     pub fn spec(&self) -> &FeatureSpec {
@@ -398,6 +520,8 @@ impl FeatureEngine {
 
     /// The households screened on `as_of`: any signal known by then in the look-back window.
     pub async fn scoring_cohort(&self, as_of: NaiveDate) -> Result<Vec<String>, FeatureError> {
+        let state = self.refresh()?;
+        self.register_events(state.as_ref(), Scope::All).await?;
         let sql = self.spec.render(&self.spec.cohort_sql, as_of, as_of);
         let batches = self.ctx.sql(&sql).await?.collect().await?;
         let mut out = Vec::new();
@@ -493,19 +617,29 @@ impl FeatureEngine {
         &self,
         cohort: &[(String, NaiveDate)],
     ) -> Result<FeatureStream<'_>, FeatureError> {
-        let mut sorted: Vec<(String, NaiveDate)> = cohort.to_vec();
+        let state = self.refresh()?;
+        // Reading the state, a slice holds one bucket's households (or part of them), so it
+        // reads only that bucket's files.
+        let buckets = state.as_ref().map(|s| s.buckets());
+        let mut sorted: Vec<(Option<u32>, String, NaiveDate)> = cohort
+            .iter()
+            .map(|(h, d)| (buckets.map(|n| state::bucket_of(h, n)), h.clone(), *d))
+            .collect();
         sorted.sort();
         let mut slices = std::collections::VecDeque::new();
         let mut current: Vec<(String, NaiveDate)> = Vec::new();
-        for pair in sorted {
-            let new_household = current.last().is_none_or(|p| p.0 != pair.0);
-            if new_household && current.len() >= self.slice_pairs {
-                slices.push_back(std::mem::take(&mut current));
+        let mut current_bucket = None;
+        for (bucket, h, d) in sorted {
+            let new_household = current.last().is_none_or(|p| p.0 != h);
+            let new_bucket = bucket != current_bucket;
+            if !current.is_empty() && (new_bucket || (new_household && current.len() >= self.slice_pairs)) {
+                slices.push_back((current_bucket, std::mem::take(&mut current)));
             }
-            current.push(pair);
+            current_bucket = bucket;
+            current.push((h, d));
         }
         if !current.is_empty() {
-            slices.push_back(current);
+            slices.push_back((current_bucket, current));
         }
         let dates = (
             cohort.iter().map(|c| c.1).min(),
@@ -513,6 +647,7 @@ impl FeatureEngine {
         );
         Ok(FeatureStream {
             engine: self,
+            state,
             slices,
             dates,
             inner: None,
@@ -523,11 +658,14 @@ impl FeatureEngine {
     /// Starts the query for one slice.
     async fn start(
         &self,
+        state: Option<&SignalState>,
+        bucket: Option<u32>,
         slice: &[(String, NaiveDate)],
         first: NaiveDate,
         last: NaiveDate,
     ) -> Result<(SendableRecordBatchStream, Vec<usize>), FeatureError> {
         self.register_cohort(slice)?;
+        self.register_events(state, Scope::Cohort(bucket)).await?;
         let sql = self.spec.render(&self.spec.sql, first, last);
         let df = self.ctx.sql(&sql).await?;
         let columns = self.check_columns(df.schema().as_arrow())?;
@@ -668,7 +806,9 @@ impl FeatureEngine {
 /// Feature batches as the query yields them, slice by slice.
 pub struct FeatureStream<'e> {
     engine: &'e FeatureEngine,
-    slices: std::collections::VecDeque<Vec<(String, NaiveDate)>>,
+    /// The signal state as of the stream's start (`None`: reading the raw lake).
+    state: Option<SignalState>,
+    slices: std::collections::VecDeque<(Option<u32>, Vec<(String, NaiveDate)>)>,
     dates: (Option<NaiveDate>, Option<NaiveDate>),
     inner: Option<SendableRecordBatchStream>,
     columns: Vec<usize>,
@@ -682,10 +822,13 @@ impl FeatureStream<'_> {
         };
         loop {
             if self.inner.is_none() {
-                let Some(slice) = self.slices.pop_front() else {
+                let Some((bucket, slice)) = self.slices.pop_front() else {
                     return Ok(None);
                 };
-                let (inner, columns) = self.engine.start(&slice, first, last).await?;
+                let (inner, columns) = self
+                    .engine
+                    .start(self.state.as_ref(), bucket, &slice, first, last)
+                    .await?;
                 self.inner = Some(inner);
                 self.columns = columns;
             }
@@ -702,6 +845,26 @@ impl FeatureStream<'_> {
             }
         }
     }
+}
+
+/// A table over exactly these Parquet files (none: an empty table of `schema`).
+fn files_table(
+    files: &[PathBuf],
+    schema: datafusion::arrow::datatypes::SchemaRef,
+) -> Result<Arc<dyn datafusion::catalog::TableProvider>, DataFusionError> {
+    if files.is_empty() {
+        return Ok(Arc::new(MemTable::try_new(schema, vec![vec![]])?));
+    }
+    let urls = files
+        .iter()
+        .map(|p| ListingTableUrl::parse(p.to_string_lossy()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .with_schema(schema);
+    Ok(Arc::new(ListingTable::try_new(config)?))
 }
 
 fn to_features(
