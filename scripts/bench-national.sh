@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# A night at scale, incremental signal state against the full recomputation, in one run
+# (figures in docs/BENCHMARKS.md, "National scale").
+#
+#   bash scripts/bench-national.sh [HOUSEHOLDS] [MONTHS] [WORKDIR]
+#
+# 1. simulates a population; the last two days' signals are held back as "tonight's delivery";
+# 2. ingests the history, imports the reference, builds the signal state (first build);
+# 3. ingests tonight's delivery and brings the state up to date (the incremental step);
+# 4. trains and screens with the state, then with LANTERN__FEATURES__SOURCE=lake (the full
+#    recomputation from the raw lake: the baseline), each under /usr/bin/time -v.
+# Prints one line per step: wall seconds and peak RSS. Results are in $W/results.tsv.
+set -euo pipefail
+N=${1:-1000000}
+M=${2:-24}
+W=${3:-/tmp/lantern-bench-national}
+cargo build --release --locked
+L=$PWD/target/release/lantern
+rm -rf "$W" && mkdir -p "$W" && cd "$W"
+export LANTERN_NO_PROGRESS=1 RUST_LOG=${RUST_LOG:-warn}
+NIGHT=2026-10-31
+: > results.tsv
+t() {
+  local name=$1; shift
+  /usr/bin/time -f "%e %M" -o time.out "$@" > "$name.out" 2> "$name.err" || { cat "$name.err" >&2; exit 1; }
+  read -r secs kb < time.out
+  printf "%s\t%s\t%s\n" "$name" "$secs" "$kb" | tee -a results.tsv
+}
+t simulate "$L" simulate --households "$N" --months "$M" --out sim
+mkdir -p history tonight
+for f in sim/signals/*.ndjson; do
+  b=$(basename "$f")
+  grep -v -e '"observed_on":"2026-10-30"' -e '"observed_on":"2026-10-31"' "$f" > "history/$b" || true
+  grep -e '"observed_on":"2026-10-30"' -e '"observed_on":"2026-10-31"' "$f" > "tonight/$b" || true
+done
+wc -l history/*.ndjson tonight/*.ndjson | tail -n +1 | sed 's/^/# /'
+t ingest-history "$L" --data-dir d ingest --file history/*.ndjson sim/outcomes/case-outcomes.ndjson --ingest-day 2026-11-01
+t import "$L" --data-dir d import --households sim/households.csv --referrals sim/history/referrals.ndjson
+t state-first-build "$L" --data-dir d lake state
+t ingest-tonight "$L" --data-dir d ingest --file tonight/*.ndjson --ingest-day 2026-11-01
+t state-update-tonight "$L" --data-dir d lake state
+t train-state "$L" --data-dir d train --as-of "$NIGHT"
+t screen-state "$L" --data-dir d screen --as-of "$NIGHT"
+t screen-state-again "$L" --data-dir d screen --as-of "$NIGHT"
+LANTERN__FEATURES__SOURCE=lake t screen-lake "$L" --data-dir d screen --as-of "$NIGHT"
+LANTERN__FEATURES__SOURCE=lake t train-lake "$L" --data-dir d train --as-of "$NIGHT"
+du -sh d/lake d/state | sed 's/^/# /'
