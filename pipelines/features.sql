@@ -79,20 +79,37 @@ known_by AS (
     FROM known
     GROUP BY household_id, as_of, source, district_code
 ),
-spread AS (
+-- Distinct counts as two grouped levels (count of groups), not count(DISTINCT): DataFusion
+-- runs count(DISTINCT) with a hash set per group, which was the feature step's largest cost.
+spread_base AS (
     SELECT household_id, as_of,
         -- Where to visit: the district and dong of the most recent signal (latest observed_on,
         -- then reported_on, then the larger code).
         split_part(max(latest), '|', 3) AS district_code,
         nullif(split_part(max(latest), '|', 4), '') AS dong_code,
         sum(n) AS signals_n,
-        count(DISTINCT source) AS sources_distinct,
-        -- Signals filed under more than one district: a move that was never registered.
-        count(DISTINCT district_code) AS districts_distinct,
-        count(DISTINCT CASE WHEN in_90d = 1 THEN district_code END) AS districts_distinct_90d,
         arrow_cast(as_of, 'Int32') - arrow_cast(max(last_observed), 'Int32') AS days_since_signal
     FROM known_by
     GROUP BY household_id, as_of
+),
+by_source AS (
+    SELECT household_id, as_of, count(*) AS sources_distinct
+    FROM (SELECT household_id, as_of, source FROM known_by GROUP BY household_id, as_of, source)
+    GROUP BY household_id, as_of
+),
+-- Signals filed under more than one district: a move that was never registered.
+by_district AS (
+    SELECT household_id, as_of, count(*) AS districts_distinct,
+        sum(in_90d) AS districts_distinct_90d
+    FROM (SELECT household_id, as_of, district_code, max(in_90d) AS in_90d
+          FROM known_by GROUP BY household_id, as_of, district_code)
+    GROUP BY household_id, as_of
+),
+spread AS (
+    SELECT s.*, bs.sources_distinct, bd.districts_distinct, bd.districts_distinct_90d
+    FROM spread_base s
+    JOIN by_source bs ON bs.household_id = s.household_id AND bs.as_of = s.as_of
+    JOIN by_district bd ON bd.household_id = s.household_id AND bd.as_of = s.as_of
 ),
 arrears_f AS (
     SELECT c.household_id, c.as_of,
@@ -205,11 +222,31 @@ arrears_f AS (
         ln(1 + sum(CASE WHEN e.utility = 'credit' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN e.amount_krw END)) AS ua_credit_krw_365d,
         max(CASE WHEN e.utility = 'credit' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN e.months_overdue END) AS ua_credit_overdue_max_365d,
         count(CASE WHEN e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) AS ua_n_365d,
-        count(DISTINCT CASE WHEN e.observed_on > c.as_of - INTERVAL '90 days' THEN e.utility END) AS ua_utilities_90d,
-        count(DISTINCT CASE WHEN e.observed_on > c.as_of - INTERVAL '365 days' THEN e.utility END) AS ua_utilities_365d,
+        -- How many of the utilities (the contract's nine) are in arrears: a sum of indicators,
+        -- not count(DISTINCT) (see spread).
+        (CASE WHEN count(CASE WHEN e.utility = 'electricity' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) > 0 THEN 1 ELSE 0 END
+          + CASE WHEN count(CASE WHEN e.utility = 'water' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) > 0 THEN 1 ELSE 0 END
+          + CASE WHEN count(CASE WHEN e.utility = 'gas' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) > 0 THEN 1 ELSE 0 END
+          + CASE WHEN count(CASE WHEN e.utility = 'telecom' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) > 0 THEN 1 ELSE 0 END
+          + CASE WHEN count(CASE WHEN e.utility = 'health_insurance' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) > 0 THEN 1 ELSE 0 END
+          + CASE WHEN count(CASE WHEN e.utility = 'housing_fee' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) > 0 THEN 1 ELSE 0 END
+          + CASE WHEN count(CASE WHEN e.utility = 'rent' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) > 0 THEN 1 ELSE 0 END
+          + CASE WHEN count(CASE WHEN e.utility = 'pension_loan' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) > 0 THEN 1 ELSE 0 END
+          + CASE WHEN count(CASE WHEN e.utility = 'credit' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) > 0 THEN 1 ELSE 0 END) AS ua_utilities_90d,
+        (CASE WHEN count(CASE WHEN e.utility = 'electricity' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) > 0 THEN 1 ELSE 0 END
+          + CASE WHEN count(CASE WHEN e.utility = 'water' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) > 0 THEN 1 ELSE 0 END
+          + CASE WHEN count(CASE WHEN e.utility = 'gas' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) > 0 THEN 1 ELSE 0 END
+          + CASE WHEN count(CASE WHEN e.utility = 'telecom' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) > 0 THEN 1 ELSE 0 END
+          + CASE WHEN count(CASE WHEN e.utility = 'health_insurance' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) > 0 THEN 1 ELSE 0 END
+          + CASE WHEN count(CASE WHEN e.utility = 'housing_fee' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) > 0 THEN 1 ELSE 0 END
+          + CASE WHEN count(CASE WHEN e.utility = 'rent' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) > 0 THEN 1 ELSE 0 END
+          + CASE WHEN count(CASE WHEN e.utility = 'pension_loan' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) > 0 THEN 1 ELSE 0 END
+          + CASE WHEN count(CASE WHEN e.utility = 'credit' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) > 0 THEN 1 ELSE 0 END) AS ua_utilities_365d,
         -- The most recent months_overdue, and whether it is rising: the worst of the last
         -- 90 days against the worst of the 90 days before.
-        first_value(e.months_overdue ORDER BY e.observed_on DESC, e.months_overdue DESC) AS ua_overdue_latest,
+        -- (the latest observed_on, then the larger months_overdue: one max over a packed key,
+        -- months_overdue being at most 240 by contract, instead of an ordered first_value).
+        (max((arrow_cast(e.observed_on, 'Int32') + 100000) * 1000 + e.months_overdue) % 1000) AS ua_overdue_latest,
         coalesce(max(CASE WHEN e.observed_on > c.as_of - INTERVAL '90 days' THEN e.months_overdue END), 0)
           - coalesce(max(CASE WHEN e.observed_on <= c.as_of - INTERVAL '90 days'
                                AND e.observed_on > c.as_of - INTERVAL '180 days' THEN e.months_overdue END), 0)
@@ -269,19 +306,31 @@ gaps_f AS (
 ),
 -- Earlier referrals and what their visits found, as known on the day (outcomes decided before
 -- as_of; the referral being labelled is never its own feature).
-history_f AS (
-    SELECT c.household_id, c.as_of,
-        count(DISTINCT r.referral_id) AS ref_n_prior,
-        count(DISTINCT CASE WHEN o.outcome IN ('supported', 'declined_support') THEN r.referral_id END) AS ref_crisis_prior,
-        count(DISTINCT CASE WHEN o.outcome = 'no_crisis' THEN r.referral_id END) AS ref_no_crisis_prior,
-        count(DISTINCT CASE WHEN o.outcome = 'unreachable' THEN r.referral_id END) AS ref_unreachable_prior,
-        count(DISTINCT CASE WHEN o.outcome = 'moved' THEN r.referral_id END) AS ref_moved_prior,
-        count(DISTINCT CASE WHEN o.referral_id IS NULL THEN r.referral_id END) AS ref_open_prior,
-        arrow_cast(c.as_of, 'Int32') - arrow_cast(max(r.as_of), 'Int32') AS ref_days_since
+-- One row per earlier referral first (its outcome classes as flags), then counts: the same
+-- numbers as count(DISTINCT referral_id) per class, on grouped accumulators.
+history_rows AS (
+    SELECT c.household_id, c.as_of, r.referral_id, max(r.as_of) AS referred_on,
+        max(CASE WHEN o.outcome IN ('supported', 'declined_support') THEN 1 ELSE 0 END) AS crisis,
+        max(CASE WHEN o.outcome = 'no_crisis' THEN 1 ELSE 0 END) AS no_crisis,
+        max(CASE WHEN o.outcome = 'unreachable' THEN 1 ELSE 0 END) AS unreachable,
+        max(CASE WHEN o.outcome = 'moved' THEN 1 ELSE 0 END) AS moved,
+        max(CASE WHEN o.referral_id IS NULL THEN 1 ELSE 0 END) AS no_outcome
     FROM cohort c
     JOIN referrals r ON r.household_id = c.household_id AND r.as_of < c.as_of
     LEFT JOIN outcomes o ON o.referral_id = r.referral_id AND o.decided_on < c.as_of
-    GROUP BY c.household_id, c.as_of
+    GROUP BY c.household_id, c.as_of, r.referral_id
+),
+history_f AS (
+    SELECT household_id, as_of,
+        count(*) AS ref_n_prior,
+        sum(crisis) AS ref_crisis_prior,
+        sum(no_crisis) AS ref_no_crisis_prior,
+        sum(unreachable) AS ref_unreachable_prior,
+        sum(moved) AS ref_moved_prior,
+        sum(no_outcome) AS ref_open_prior,
+        arrow_cast(as_of, 'Int32') - arrow_cast(max(referred_on), 'Int32') AS ref_days_since
+    FROM history_rows
+    GROUP BY household_id, as_of
 ),
 -- The household reference (SPEC §2); hh_known is 0 (imputed) when the household is not in it.
 hh_f AS (

@@ -15,7 +15,8 @@ N=${1:-1000000}
 M=${2:-24}
 W=${3:-/tmp/lantern-bench-national}
 cargo build --release --locked
-L=$PWD/target/release/lantern
+ROOT=$PWD
+L=$ROOT/target/release/lantern
 rm -rf "$W" && mkdir -p "$W" && cd "$W"
 export LANTERN_NO_PROGRESS=1 RUST_LOG=${RUST_LOG:-warn}
 NIGHT=2026-10-31
@@ -45,3 +46,24 @@ t screen-state-again "$L" --data-dir d screen --as-of "$NIGHT"
 LANTERN__FEATURES__SOURCE=lake t screen-lake "$L" --data-dir d screen --as-of "$NIGHT"
 LANTERN__FEATURES__SOURCE=lake t train-lake "$L" --data-dir d train --as-of "$NIGHT"
 du -sh d/lake d/state | sed 's/^/# /'
+# End to end, raw NDJSON to issued lists in a fresh data directory (ingest, import, train,
+# screen, issue), against the conventional pipeline (DuckDB + LightGBM, scripts/baseline) on
+# the same files in the same run.
+e2e() {
+  "$L" --data-dir e ingest --file sim/signals/*.ndjson sim/outcomes/case-outcomes.ndjson --ingest-day 2026-11-01
+  "$L" --data-dir e import --households sim/households.csv --referrals sim/history/referrals.ndjson
+  "$L" --data-dir e train --as-of "$NIGHT"
+  "$L" --data-dir e screen --as-of "$NIGHT"
+  "$L" --data-dir e issue --as-of "$NIGHT"
+}
+export -f e2e; export L NIGHT
+t end-to-end-lantern bash -c e2e
+TOOLS="${LANTERN_TOOLS:-$HOME/.cache/lantern-tools}"
+VENV="$TOOLS/baseline-venv"
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q "duckdb==1.4.*" "lightgbm==4.*" "numpy<3" "pandas<3"
+fi
+REGISTRY=$ROOT/../shared/data/districts.csv
+t end-to-end-baseline "$VENV/bin/python" "$ROOT/scripts/baseline/baseline.py" --sim sim --registry "$REGISTRY" \
+  --train-as-of "$NIGHT" --nights "$NIGHT" --lists --capacity-scale 1 --ingest-day 2026-11-01 --out baseline

@@ -50,6 +50,7 @@ fn every_subcommand_has_help() {
         ("simulate", "--seed"),
         ("ingest", "--kafka"),
         ("lake", "compact"),
+        ("lake", "state"),
         ("train", "--as-of"),
         ("screen", "--publish"),
         ("backtest", "Usage"),
@@ -341,4 +342,28 @@ fn retention_erase_and_audit_by_household_at_the_command_line() {
     assert!(!log.contains("hh_erase_me"));
     let o = lantern(&["--data-dir", d, "audit", "--json", "--action", "retention"]);
     assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 1);
+}
+
+/// `lantern lake state` builds the signal state once and then reads only what is new: a second
+/// run with nothing ingested in between reads no lake file.
+#[test]
+fn lake_state_builds_once_then_reads_only_new_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = dir.path().join("sim");
+    let data = dir.path().join("data");
+    let (s, d) = (sim.to_str().unwrap(), data.to_str().unwrap());
+    let o = lantern(&["simulate", "--households", "500", "--months", "3", "--out", s]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let file = sim.join("signals/utility-arrears.ndjson");
+    let o = lantern(&["--data-dir", d, "ingest", "--file", file.to_str().unwrap(), "--ingest-day", "2026-11-01"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = lantern(&["--data-dir", d, "lake", "state"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let first = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(first.contains("Signal state up to date"), "{first}");
+    assert!(!first.contains(" 0 new lake files read"), "{first}");
+    assert!(data.join("state/manifest.json").exists());
+    let o = lantern(&["--data-dir", d, "lake", "state"]);
+    let again = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(again.contains(" 0 new lake files read, 0 events added"), "{again}");
 }

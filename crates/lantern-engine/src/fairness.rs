@@ -139,35 +139,46 @@ impl GroupRow {
 #[derive(Debug, Clone)]
 pub struct Member {
     /// The group of each of [`ATTRIBUTES`], in order.
-    pub groups: [String; 4],
+    pub groups: Groups,
     pub selected: bool,
     /// The outcome (0 or 1) in the back-test; the calibrated probability on a night.
     pub crisis: f64,
 }
 
+/// A household's group for each of [`ATTRIBUTES`]: contract spellings, so `'static` (a
+/// screened household costs no allocation for its groups, which matters at 23 million).
+pub type Groups = [&'static str; 4];
+
 /// The four groups of a household: household type, age band, disability (`yes`, `no`,
 /// `unknown`) and the kind of its district (`autonomous_gu`, `city`, `county`, `unknown`).
+/// A spelling outside the contract's vocabulary (an edited features.sql) counts as `unknown`.
 pub fn groups(
     household_type: Option<&str>,
     head_age_band: Option<&str>,
     disability: Option<bool>,
     district: Option<&str>,
     registry: &Registry,
-) -> [String; 4] {
+) -> Groups {
+    use lantern_contract::contract::{AgeBand, HouseholdType, Vocab};
     let kind = district
         .and_then(|d| registry.get(d))
         .map(|d| d.kind.as_str())
         .unwrap_or("unknown");
     [
-        household_type.unwrap_or("unknown").to_string(),
-        head_age_band.unwrap_or("unknown").to_string(),
+        household_type
+            .and_then(HouseholdType::parse)
+            .map(HouseholdType::as_str)
+            .unwrap_or("unknown"),
+        head_age_band
+            .and_then(AgeBand::parse)
+            .map(AgeBand::as_str)
+            .unwrap_or("unknown"),
         match disability {
             Some(true) => "yes",
             Some(false) => "no",
             None => "unknown",
-        }
-        .to_string(),
-        kind.to_string(),
+        },
+        kind,
     ]
 }
 
@@ -202,7 +213,7 @@ fn audit(members: &[Member], settings: &FairnessSettings, kind: Kind) -> Vec<Gro
     for (a, attribute) in ATTRIBUTES.iter().enumerate() {
         let mut by_group: BTreeMap<&str, Vec<&Member>> = BTreeMap::new();
         for m in members {
-            by_group.entry(m.groups[a].as_str()).or_default().push(m);
+            by_group.entry(m.groups[a]).or_default().push(m);
         }
         let mut rows: Vec<GroupRow> = by_group
             .into_iter()
@@ -496,13 +507,13 @@ mod tests {
 
     /// `n` members of `group` (household type), `selected` of them selected, `hits` of those in
     /// crisis, `missed` crises among the rest.
-    fn members(group: &str, n: usize, selected: usize, hits: usize, missed: usize) -> Vec<Member> {
+    fn members(group: &'static str, n: usize, selected: usize, hits: usize, missed: usize) -> Vec<Member> {
         (0..n)
             .map(|i| {
                 let sel = i < selected;
                 let crisis = if sel { i < hits } else { i < selected + missed };
                 Member {
-                    groups: [group.into(), "40-64".into(), "no".into(), "city".into()],
+                    groups: [group, "40-64", "no", "city"],
                     selected: sel,
                     crisis: if crisis { 1.0 } else { 0.0 },
                 }
@@ -574,7 +585,7 @@ mod tests {
     fn expected_rates_on_a_night_come_from_the_probabilities() {
         let ms: Vec<Member> = (0..200)
             .map(|i| Member {
-                groups: ["family".into(), "40-64".into(), "no".into(), "city".into()],
+                groups: ["family", "40-64", "no", "city"],
                 selected: i < 50,
                 crisis: if i < 50 { 0.6 } else { 0.1 },
             })

@@ -113,7 +113,7 @@ struct Scored {
     night: NaiveDate,
     label: u8,
     /// The fairness audit's groups ([`crate::fairness::ATTRIBUTES`]).
-    groups: [String; 4],
+    groups: crate::fairness::Groups,
     /// Each model's calibrated probability, by model name (`trees`, `logistic`, `rule`, and
     /// `current` for the current model where it is compared).
     scores: BTreeMap<String, f64>,
@@ -444,7 +444,7 @@ fn fairness_by_model(
             .iter()
             .zip(&selected)
             .map(|(r, &selected)| crate::fairness::Member {
-                groups: r.groups.clone(),
+                groups: r.groups,
                 selected,
                 crisis: r.label as f64,
             })

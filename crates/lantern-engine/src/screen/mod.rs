@@ -124,7 +124,7 @@ pub struct Decision {
     /// The household's groups for the night's fairness audit ([`crate::fairness::groups`]);
     /// not written to the decision log.
     #[serde(skip)]
-    pub groups: [String; 4],
+    pub groups: crate::fairness::Groups,
 }
 
 /// What screening decided for one household.
@@ -183,7 +183,7 @@ pub fn fairness(
             )
         })
         .map(|d| crate::fairness::Member {
-            groups: d.groups.clone(),
+            groups: d.groups,
             selected: matches!(d.outcome, DecisionOutcome::Listed { .. }),
             crisis: d.score,
         })
