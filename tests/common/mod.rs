@@ -230,6 +230,19 @@ impl Watched {
         assert!(ok, "{}: could not send SIG{signal}", self.what);
     }
 
+    /// As [`Watched::wait`], but `None` (not a panic) when the watchdog had to kill the child.
+    pub fn wait_unless_hung(&mut self) -> Option<std::process::ExitStatus> {
+        let status = self.child.wait().unwrap();
+        self.disarm.take();
+        let (lock, changed) = &*self.log;
+        let mut log = lock.lock().unwrap();
+        while !log.closed {
+            log = changed.wait(log).unwrap();
+        }
+        drop(log);
+        (!self.fired.load(std::sync::atomic::Ordering::SeqCst)).then_some(status)
+    }
+
     /// Waits for the child to exit and for its stderr to close; panics with the log's tail if
     /// the watchdog had to kill it.
     pub fn wait(&mut self) -> std::process::ExitStatus {
