@@ -732,7 +732,7 @@ fn a_static_member_killed_and_restarted_at_once_waits_for_its_partitions_and_end
         "[kafka]\ngroup_instance_id = \"ingest-1\"\n[kafka.properties]\n\"group.protocol\" = \"consumer\"\n",
     )
     .unwrap();
-    let spawn = |what: &str, until_idle: bool, deadline: u64| {
+    let spawn = |what: &str, until_idle: bool| {
         let mut cmd = common::ingest_command(
             data.path(),
             &config,
