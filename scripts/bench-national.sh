@@ -10,6 +10,8 @@
 # 4. trains and screens with the state, then with LANTERN__FEATURES__SOURCE=lake (the full
 #    recomputation from the raw lake: the baseline), each under /usr/bin/time -v.
 # Prints one line per step: wall seconds and peak RSS. Results are in $W/results.tsv.
+# LANTERN_BENCH_NIGHT_ONLY=1 stops after the state's screening (no training, no full
+# recomputation, no end to end): for the largest populations.
 set -euo pipefail
 N=${1:-1000000}
 M=${2:-24}
@@ -40,6 +42,11 @@ t import "$L" --data-dir d import --households sim/households.csv --referrals si
 t state-first-build "$L" --data-dir d lake state
 t ingest-tonight "$L" --data-dir d ingest --file tonight/*.ndjson --ingest-day 2026-11-01
 t state-update-tonight "$L" --data-dir d lake state
+if [ -n "${LANTERN_BENCH_NIGHT_ONLY:-}" ]; then
+  t screen-state "$L" --data-dir d screen --as-of "$NIGHT"
+  du -sh d/lake d/state | sed 's/^/# /'
+  exit 0
+fi
 t train-state "$L" --data-dir d train --as-of "$NIGHT"
 t screen-state "$L" --data-dir d screen --as-of "$NIGHT"
 t screen-state-again "$L" --data-dir d screen --as-of "$NIGHT"

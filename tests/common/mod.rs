@@ -246,24 +246,16 @@ impl Watched {
     /// Waits for the child to exit and for its stderr to close; panics with the log's tail if
     /// the watchdog had to kill it.
     pub fn wait(&mut self) -> std::process::ExitStatus {
-        let status = self.child.wait().unwrap();
-        self.disarm.take();
-        let (lock, changed) = &*self.log;
-        let mut log = lock.lock().unwrap();
-        while !log.closed {
-            log = changed.wait(log).unwrap();
+        match self.wait_unless_hung() {
+            Some(status) => status,
+            None => panic!(
+                "{} hung and was killed at its deadline; its last log lines:\n{}",
+                self.what,
+                self.tail(30)
+            ),
         }
-        drop(log);
-        assert!(
-            !self.fired.load(std::sync::atomic::Ordering::SeqCst),
-            "{} hung and was killed at its deadline; its last log lines:\n{}",
-            self.what,
-            self.tail(30)
-        );
-        status
     }
 
-    /// Every line logged so far.
     pub fn lines(&self) -> Vec<String> {
         self.log.0.lock().unwrap().lines.clone()
     }

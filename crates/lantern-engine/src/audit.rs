@@ -268,22 +268,9 @@ struct AppendLock(#[allow(dead_code)] std::fs::File);
 
 fn lock(data_dir: &Path) -> Result<AppendLock, AuditError> {
     let p = data_dir.join("audit").join("audit.lock");
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&p)
-        .map_err(io(&p))?;
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        // SAFETY: `f` is an open descriptor for the whole call; flock only takes a lock on it,
-        // released when the file is closed (when the guard drops).
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(io(&p)(std::io::Error::last_os_error()));
-        }
-    }
-    Ok(AppendLock(f))
+    crate::lake::exclusive_lock(&p)
+        .map(AppendLock)
+        .map_err(io(&p))
 }
 
 fn line_hash(line: &str) -> String {

@@ -912,22 +912,9 @@ struct StateLock(#[allow(dead_code)] File);
 
 fn lock(root: &Path) -> Result<StateLock, StateError> {
     let p = root.join("state.lock");
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&p)
-        .map_err(io_err(&p))?;
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        // SAFETY: `f` is an open descriptor for the whole call; flock only takes a lock on it,
-        // released when the file is closed (when the guard drops).
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(io_err(&p)(std::io::Error::last_os_error()));
-        }
-    }
-    Ok(StateLock(f))
+    crate::lake::exclusive_lock(&p)
+        .map(StateLock)
+        .map_err(io_err(&p))
 }
 
 #[cfg(test)]

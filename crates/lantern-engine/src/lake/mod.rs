@@ -454,6 +454,27 @@ fn sync_dir(dir: &Path) -> Result<(), LakeError> {
         .map_err(io_err(dir))
 }
 
+/// Opens (creating it if needed) `path` and takes an exclusive `flock` on it, released when the
+/// returned file is dropped: how the audit log and the signal state serialize their writers
+/// across processes. Elsewhere than Linux the file is opened without a lock.
+pub fn exclusive_lock(path: &Path) -> std::io::Result<File> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: `f` is an open descriptor for the whole call; flock only takes a lock on it,
+        // released when the file is closed.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(f)
+}
+
 /// Rows per row group in lake files.
 const LAKE_ROW_GROUP_ROWS: usize = 256 * 1024;
 
