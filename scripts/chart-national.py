@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Draws docs/national-scale.svg from bench-national.sh results: wall time and peak memory of a
-night's screening (signal state and full recomputation) against households.
+night's screening, the state's first build and its nightly update, against households.
 
     python3 scripts/chart-national.py OUT.svg HOUSEHOLDS=RESULTS.tsv [HOUSEHOLDS=RESULTS.tsv ...]
 
@@ -9,9 +9,9 @@ Standard library only (the figure is a plain SVG, readable in any browser and on
 import sys
 
 SERIES = [
-    ("screen-state", "screen, signal state", "#1f77b4"),
-    ("screen-lake", "screen, full recomputation", "#d62728"),
-    ("state-update-tonight", "state update (tonight's delivery)", "#2ca02c"),
+    ("features", "features of one night (signal state)", "#1f77b4"),
+    ("state-first-build", "state: first build", "#ff7f0e"),
+    ("state-update-tonight", "state: tonight's update", "#2ca02c"),
 ]
 
 
@@ -63,12 +63,12 @@ def main():
     body = panel(0, "Wall time of one night", "seconds", points, 0)
     body += panel(440, "Peak memory (RSS)", "GiB", points, 1)
     for i, (_, label, colour) in enumerate(SERIES):
-        y = 280 + i * 0
+        y = 305
         x = 60 + i * 270
         body.append(f'<rect x="{x}" y="{y}" width="12" height="12" fill="{colour}"/>')
         body.append(f'<text x="{x + 16}" y="{y + 10}" font-size="11">{label}</text>')
     svg = (
-        '<svg xmlns="http://www.w3.org/2000/svg" width="880" height="300" '
+        '<svg xmlns="http://www.w3.org/2000/svg" width="880" height="330" '
         'font-family="sans-serif" style="background:#fff">'
         + "".join(body)
         + "</svg>\n"
