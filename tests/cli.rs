@@ -352,10 +352,26 @@ fn lake_state_builds_once_then_reads_only_new_files() {
     let sim = dir.path().join("sim");
     let data = dir.path().join("data");
     let (s, d) = (sim.to_str().unwrap(), data.to_str().unwrap());
-    let o = lantern(&["simulate", "--households", "500", "--months", "3", "--out", s]);
+    let o = lantern(&[
+        "simulate",
+        "--households",
+        "500",
+        "--months",
+        "3",
+        "--out",
+        s,
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let file = sim.join("signals/utility-arrears.ndjson");
-    let o = lantern(&["--data-dir", d, "ingest", "--file", file.to_str().unwrap(), "--ingest-day", "2026-11-01"]);
+    let o = lantern(&[
+        "--data-dir",
+        d,
+        "ingest",
+        "--file",
+        file.to_str().unwrap(),
+        "--ingest-day",
+        "2026-11-01",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let o = lantern(&["--data-dir", d, "lake", "state"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -365,5 +381,8 @@ fn lake_state_builds_once_then_reads_only_new_files() {
     assert!(data.join("state/manifest.json").exists());
     let o = lantern(&["--data-dir", d, "lake", "state"]);
     let again = String::from_utf8_lossy(&o.stdout).to_string();
-    assert!(again.contains(" 0 new lake files read, 0 events added"), "{again}");
+    assert!(
+        again.contains(" 0 new lake files read, 0 events added"),
+        "{again}"
+    );
 }

@@ -55,21 +55,26 @@ fn event() -> impl Strategy<Value = Event> {
         prop_oneof![3 => 0u64..20, 1 => 100u64..400],
         0u32..1000,
         0usize..3,
-        proptest::option::weighted(0.25, (0usize..3, prop_oneof![0u64..1, 20u64..60], any::<bool>())),
+        proptest::option::weighted(
+            0.25,
+            (0usize..3, prop_oneof![0u64..1, 20u64..60], any::<bool>()),
+        ),
     )
-        .prop_map(|(household, kind, observed, lag, value, delivery, resend)| Event {
-            household,
-            kind,
-            observed,
-            lag,
-            value,
-            delivery,
-            resend: resend.map(|(d, shift, earlier)| Resend {
-                delivery: d.max(delivery),
-                shift,
-                earlier,
-            }),
-        })
+        .prop_map(
+            |(household, kind, observed, lag, value, delivery, resend)| Event {
+                household,
+                kind,
+                observed,
+                lag,
+                value,
+                delivery,
+                resend: resend.map(|(d, shift, earlier)| Resend {
+                    delivery: d.max(delivery),
+                    shift,
+                    earlier,
+                }),
+            },
+        )
 }
 
 fn signal(e: &Event, id: usize, observed: NaiveDate) -> Signal {
@@ -82,7 +87,9 @@ fn signal(e: &Event, id: usize, observed: NaiveDate) -> Signal {
         }),
         1 => SignalBody::CouncilReport(CouncilReport {
             reporter_role: ReporterRole::Neighbor,
-            concerns: vec![[Concern::Isolation, Concern::Food, Concern::Debt][e.value as usize % 3]],
+            concerns: vec![
+                [Concern::Isolation, Concern::Food, Concern::Debt][e.value as usize % 3],
+            ],
             urgency: (e.value % 3 + 1) as u8,
             note: Some("free text the state must not copy".into()),
         }),
@@ -152,7 +159,10 @@ fn pairs(dates: &[NaiveDate]) -> Vec<(String, NaiveDate)> {
     out
 }
 
-async fn both(data: &Path, dates: &[NaiveDate]) -> (FeatureBatch, FeatureBatch, Vec<String>, Vec<String>) {
+async fn both(
+    data: &Path,
+    dates: &[NaiveDate],
+) -> (FeatureBatch, FeatureBatch, Vec<String>, Vec<String>) {
     let state = FeatureEngine::open(data, FeatureSpec::embedded())
         .await
         .unwrap()
@@ -241,7 +251,10 @@ fn the_state_keeps_no_free_text_and_an_idle_update_writes_nothing() {
     let before = std::fs::metadata(&manifest).unwrap().modified().unwrap();
     let (_, idle) = SignalState::update(data, 2).unwrap();
     assert_eq!(idle.lake_files_read, 0);
-    assert_eq!(std::fs::metadata(&manifest).unwrap().modified().unwrap(), before);
+    assert_eq!(
+        std::fs::metadata(&manifest).unwrap().modified().unwrap(),
+        before
+    );
     for part in state.all_parts(lantern::lake::Table::CouncilReport) {
         let bytes = std::fs::read(&part).unwrap();
         assert!(

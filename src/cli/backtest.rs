@@ -36,8 +36,8 @@ pub fn run(settings: &Settings, args: BacktestArgs) -> Result<()> {
     };
     let bar = lantern::progress::bar(0, "fits");
     let report = runtime()?.block_on(async {
-        let engine = FeatureEngine::open_configured(&settings.data.dir, spec, &settings.features)
-        .await?;
+        let engine =
+            FeatureEngine::open_configured(&settings.data.dir, spec, &settings.features).await?;
         lantern::eval::backtest::backtest(
             &engine,
             &settings.model,

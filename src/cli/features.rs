@@ -27,8 +27,8 @@ pub fn run(settings: &Settings, args: FeaturesArgs) -> Result<()> {
     let spec = FeatureSpec::load(&settings.features.dir)?;
     let started = std::time::Instant::now();
     let rows = runtime()?.block_on(async {
-        let engine = FeatureEngine::open_configured(&settings.data.dir, spec, &settings.features)
-        .await?;
+        let engine =
+            FeatureEngine::open_configured(&settings.data.dir, spec, &settings.features).await?;
         // Each date's cohort: the households screened that night.
         let mut cohort = Vec::new();
         for &d in &args.dates {

@@ -40,8 +40,8 @@ pub fn run(settings: &Settings, args: ScreenArgs) -> Result<()> {
     };
     let bar = lantern::progress::bar(0, "households");
     let night = runtime()?.block_on(async {
-        let engine = FeatureEngine::open_configured(&settings.data.dir, spec, &settings.features)
-        .await?;
+        let engine =
+            FeatureEngine::open_configured(&settings.data.dir, spec, &settings.features).await?;
         let delivery = match &producer {
             Some(p) => lantern::night::Delivery::Publish {
                 producer: p,

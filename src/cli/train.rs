@@ -69,8 +69,8 @@ pub fn run(settings: &Settings, args: TrainArgs) -> Result<()> {
     let rt = runtime()?;
     let bar = lantern::progress::bar(0, "back-test fits");
     let gated = rt.block_on(async {
-        let engine = FeatureEngine::open_configured(&settings.data.dir, spec, &settings.features)
-        .await?;
+        let engine =
+            FeatureEngine::open_configured(&settings.data.dir, spec, &settings.features).await?;
         lantern::eval::promotion::train_and_promote(
             &engine,
             &settings.model,

@@ -507,7 +507,13 @@ mod tests {
 
     /// `n` members of `group` (household type), `selected` of them selected, `hits` of those in
     /// crisis, `missed` crises among the rest.
-    fn members(group: &'static str, n: usize, selected: usize, hits: usize, missed: usize) -> Vec<Member> {
+    fn members(
+        group: &'static str,
+        n: usize,
+        selected: usize,
+        hits: usize,
+        missed: usize,
+    ) -> Vec<Member> {
         (0..n)
             .map(|i| {
                 let sel = i < selected;

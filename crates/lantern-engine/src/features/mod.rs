@@ -632,7 +632,9 @@ impl FeatureEngine {
         for (bucket, h, d) in sorted {
             let new_household = current.last().is_none_or(|p| p.0 != h);
             let new_bucket = bucket != current_bucket;
-            if !current.is_empty() && (new_bucket || (new_household && current.len() >= self.slice_pairs)) {
+            if !current.is_empty()
+                && (new_bucket || (new_household && current.len() >= self.slice_pairs))
+            {
                 slices.push_back((current_bucket, std::mem::take(&mut current)));
             }
             current_bucket = bucket;

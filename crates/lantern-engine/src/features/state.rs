@@ -50,9 +50,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    ArrayRef, AsArray, RecordBatch, StringArray, UInt32Array,
-};
+use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray, UInt32Array};
 use datafusion::arrow::compute::{concat_batches, lexsort_to_indices, take, SortColumn};
 use datafusion::arrow::datatypes::{
     DataType, Date32Type, Field, Schema, SchemaRef, TimestampMillisecondType,
@@ -328,7 +326,12 @@ impl SignalState {
             .filter_map(|p| p.strip_prefix(&table_dir).ok())
             .map(|p| p.to_string_lossy().into_owned())
             .collect();
-        let known = self.manifest.sources.entry(name.clone()).or_default().clone();
+        let known = self
+            .manifest
+            .sources
+            .entry(name.clone())
+            .or_default()
+            .clone();
         // A month with a vanished file is rebuilt from what the lake now holds, and the months
         // holding losing copies are read again (a copy there may now be the first).
         let rebuild: BTreeSet<String> = known
@@ -343,7 +346,9 @@ impl SignalState {
         }
         let mut fresh: Vec<String> = in_lake
             .iter()
-            .filter(|f| !known.contains(*f) || month_of_file(f).is_some_and(|m| reread.contains(&m)))
+            .filter(|f| {
+                !known.contains(*f) || month_of_file(f).is_some_and(|m| reread.contains(&m))
+            })
             .cloned()
             .collect();
         fresh.sort();
@@ -412,7 +417,13 @@ impl SignalState {
         for part in &stored_parts {
             for b in read_columns(
                 part,
-                &["event_id", "ingested_at", "observed_on", "reported_on", "month"],
+                &[
+                    "event_id",
+                    "ingested_at",
+                    "observed_on",
+                    "reported_on",
+                    "month",
+                ],
             )? {
                 let ids = b.column(0).as_string::<i32>();
                 let ing = b.column(1).as_primitive::<TimestampMillisecondType>();
@@ -426,7 +437,10 @@ impl SignalState {
                     }
                     stored.insert(
                         ids.value(i).to_string(),
-                        ((ing.value(i), obs.value(i), rep.value(i)), month.value(i).to_string()),
+                        (
+                            (ing.value(i), obs.value(i), rep.value(i)),
+                            month.value(i).to_string(),
+                        ),
                     );
                 }
             }
@@ -437,8 +451,14 @@ impl SignalState {
         let mut replaces_stored = false;
         let mut losers: BTreeSet<String> = BTreeSet::new();
         if let Some(b) = &new_rows {
-            let ids = b.column_by_name("event_id").expect("state schema").as_string::<i32>();
-            let months = b.column_by_name("month").expect("state schema").as_string::<i32>();
+            let ids = b
+                .column_by_name("event_id")
+                .expect("state schema")
+                .as_string::<i32>();
+            let months = b
+                .column_by_name("month")
+                .expect("state schema")
+                .as_string::<i32>();
             let order = order_keys(b);
             for (i, key) in order.into_iter().enumerate() {
                 let id = ids.value(i);
@@ -500,7 +520,10 @@ impl SignalState {
         // replaces, plus the added rows, as one part.
         let replaced: BTreeSet<&str> = match &new_rows {
             Some(b) => {
-                let ids = b.column_by_name("event_id").expect("state schema").as_string::<i32>();
+                let ids = b
+                    .column_by_name("event_id")
+                    .expect("state schema")
+                    .as_string::<i32>();
                 keep.iter()
                     .map(|&i| ids.value(i as usize))
                     .filter(|id| stored.contains_key(*id))
@@ -512,8 +535,14 @@ impl SignalState {
         let mut all = Vec::new();
         for part in &stored_parts {
             for b in read_all(std::slice::from_ref(part), &schema)? {
-                let ids = b.column_by_name("event_id").expect("state schema").as_string::<i32>();
-                let month = b.column_by_name("month").expect("state schema").as_string::<i32>();
+                let ids = b
+                    .column_by_name("event_id")
+                    .expect("state schema")
+                    .as_string::<i32>();
+                let month = b
+                    .column_by_name("month")
+                    .expect("state schema")
+                    .as_string::<i32>();
                 let rows: Vec<u32> = (0..b.num_rows())
                     .filter(|&i| {
                         !drop_months.contains(month.value(i)) && !replaced.contains(ids.value(i))
@@ -543,8 +572,14 @@ impl SignalState {
         if let Some(merged) = merged.filter(|b| b.num_rows() > 0) {
             names.push(self.write_part(table, bucket, &merged)?);
         }
-        self.manifest.retired.extend(old.into_iter().map(|p| (p, now)));
-        let parts = self.manifest.parts.entry(table.name().to_string()).or_default();
+        self.manifest
+            .retired
+            .extend(old.into_iter().map(|p| (p, now)));
+        let parts = self
+            .manifest
+            .parts
+            .entry(table.name().to_string())
+            .or_default();
         if names.is_empty() {
             parts.remove(&bucket);
         } else {
@@ -595,7 +630,8 @@ impl SignalState {
                 for file in list(&bucket_dir)? {
                     let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
                     let leftover = name.as_deref().is_some_and(|n| {
-                        n.ends_with(".partial") || (n.ends_with(".parquet") && !named.contains(&file))
+                        n.ends_with(".partial")
+                            || (n.ends_with(".parquet") && !named.contains(&file))
                     });
                     if leftover {
                         std::fs::remove_file(&file).map_err(io_err(&file))?;
@@ -662,7 +698,10 @@ impl Router {
         }
         for (bucket, idx) in rows {
             self.held_rows += idx.len();
-            self.held.entry(bucket).or_default().push(take_rows(batch, &idx)?);
+            self.held
+                .entry(bucket)
+                .or_default()
+                .push(take_rows(batch, &idx)?);
         }
         if self.held_rows > ROUTE_BUFFER_ROWS {
             self.spill()?;
@@ -672,7 +711,9 @@ impl Router {
 
     fn spill(&mut self) -> Result<(), StateError> {
         for (bucket, batches) in std::mem::take(&mut self.held) {
-            let path = self.dir.join(format!("{bucket:04}-{:06}.parquet", self.seq));
+            let path = self
+                .dir
+                .join(format!("{bucket:04}-{:06}.parquet", self.seq));
             self.seq += 1;
             crate::lake::write_parquet_atomic_rows(&path, &batches, ROW_GROUP_ROWS)?;
             self.spilled.entry(bucket).or_default().push(path);
@@ -802,10 +843,12 @@ fn to_state_batch(
         if f.name() == "month" {
             columns.push(Arc::new(StringArray::from(vec![month; batch.num_rows()])));
         } else {
-            let col = batch.column_by_name(f.name()).ok_or_else(|| StateError::Corrupt {
-                path: path.to_path_buf(),
-                message: format!("lake file has no `{}` column", f.name()),
-            })?;
+            let col = batch
+                .column_by_name(f.name())
+                .ok_or_else(|| StateError::Corrupt {
+                    path: path.to_path_buf(),
+                    message: format!("lake file has no `{}` column", f.name()),
+                })?;
             columns.push(col.clone());
         }
     }
@@ -833,8 +876,11 @@ fn order_keys(b: &RecordBatch) -> Vec<(i64, i32, i32)> {
 
 fn take_rows(b: &RecordBatch, rows: &[u32]) -> Result<RecordBatch, StateError> {
     let idx = UInt32Array::from(rows.to_vec());
-    let columns: Result<Vec<ArrayRef>, _> =
-        b.columns().iter().map(|c| take(c.as_ref(), &idx, None)).collect();
+    let columns: Result<Vec<ArrayRef>, _> = b
+        .columns()
+        .iter()
+        .map(|c| take(c.as_ref(), &idx, None))
+        .collect();
     RecordBatch::try_new(b.schema(), columns.map_err(arrow_err(Path::new("state")))?)
         .map_err(arrow_err(Path::new("state")))
 }
