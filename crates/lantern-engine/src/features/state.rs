@@ -97,7 +97,10 @@ pub enum StateError {
          folder and run again to rebuild it"
     )]
     Corrupt { path: PathBuf, message: String },
-    #[error("signal state {path}: {message}")]
+    #[error(
+        "signal state {path}: {message}; if the lake file is damaged, move it aside and run \
+         `lantern lake compact`; the state itself can always be deleted and rebuilt from the lake"
+    )]
     Arrow { path: PathBuf, message: String },
 }
 
