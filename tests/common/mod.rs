@@ -127,7 +127,12 @@ pub fn ingest_command(
         .env("LANTERN__KAFKA__BROKERS", brokers)
         .env("LANTERN__KAFKA__GROUP_ID", group)
         .env("LANTERN__INGEST__BATCH_RECORDS", batch.to_string())
-        .env("RUST_LOG", "lantern=debug")
+        // librdkafka's own warnings too: a broker or group error explains a stalled run.
+        .env(
+            "RUST_LOG",
+            std::env::var("LANTERN_TEST_CHILD_LOG")
+                .unwrap_or("lantern=debug,librdkafka=info".into()),
+        )
         .env("LANTERN_NO_PROGRESS", "1")
         .stdout(std::process::Stdio::null());
     cmd
@@ -191,6 +196,7 @@ impl Watched {
                     limit.as_secs()
                 );
                 f.store(true, std::sync::atomic::Ordering::SeqCst);
+                eprintln!("{name}: its threads before the kill:\n{}", thread_dump(pid));
                 let _ = std::process::Command::new("kill")
                     .args(["-KILL", &pid.to_string()])
                     .status();
@@ -264,6 +270,30 @@ impl Watched {
     pub fn tail(&self, n: usize) -> String {
         let lines = self.lines();
         lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+}
+
+/// Every thread's stack of a running process, by gdb, so a hang's cause is in the test output;
+/// a note instead when gdb is not installed or cannot attach.
+fn thread_dump(pid: u32) -> String {
+    match std::process::Command::new("gdb")
+        .args([
+            "-p",
+            &pid.to_string(),
+            "-batch",
+            "-nx",
+            "-ex",
+            "thread apply all bt",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+    {
+        Ok(out) => String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("Thread ") || l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Err(e) => format!("(no thread dump: gdb could not run: {e})"),
     }
 }
 
