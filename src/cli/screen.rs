@@ -77,6 +77,7 @@ pub fn print_night(night: &lantern::night::Night) {
         c.excluded_open_referral,
         c.excluded_recently_supported
     );
+    println!("Time by phase: {}", s.phases.summary());
     if !c.over_capacity_districts.is_empty() {
         println!(
             "Urgent reports exceeded capacity in: {}",

@@ -39,6 +39,7 @@
 //! - [`clock`]: the ingest day, in the agencies' time zone.
 //! - [`faults`]: named crash points for the crash tests.
 //! - [`logging`]: `tracing` setup, plain or JSON.
+//! - [`phases`]: wall time by phase of a night, for the log and the benchmarks.
 
 /// The interface contract and the district registry, from the `lantern-contract` crate: every
 /// stage speaks these types (`crate::contract::…`, `crate::registry::…`).
@@ -59,6 +60,7 @@ pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod night;
+pub mod phases;
 pub mod privacy;
 pub mod progress;
 pub mod pseudonym;

@@ -115,6 +115,8 @@ pub async fn run(
         progress,
     )
     .await?;
+    let mut screening = screening;
+    let t = std::time::Instant::now();
     let fairness = crate::screen::fairness(&screening, &settings.fairness);
     let breaches = crate::fairness::breaches(&fairness);
     if !breaches.is_empty() {
@@ -125,6 +127,7 @@ pub async fn run(
         .iter()
         .map(|r| r.household_id.clone())
         .collect();
+    let t = screening.phases.since("fairness", t);
     let signals = output::signals_behind(engine, as_of, &households).await?;
     let data_dir = engine.data_dir();
     let watermark = input_watermark(engine).await?;
@@ -154,6 +157,8 @@ pub async fn run(
             let (rec, anchor) =
                 crate::audit::append_anchored(data_dir, record("draft", &outputs.hashes, counts))?;
             crate::audit::write_anchor(&outputs.dir.join("audit-anchor.json"), &anchor)?;
+            screening.phases.since("outputs", t);
+            tracing::info!(%as_of, phases = %screening.phases.summary(), "night's time by phase");
             return finish(
                 data_dir,
                 Night {
@@ -271,6 +276,8 @@ pub async fn run(
     p.detail = serde_json::json!({ "topic": topic, "sent": report.sent, "skipped_already_published": report.skipped, "screen_run": screen_run });
     let (_, anchor) = crate::audit::append_anchored(data_dir, p)?;
     crate::audit::write_anchor(&outputs.dir.join("audit-anchor.json"), &anchor)?;
+    screening.phases.since("outputs", t);
+    tracing::info!(%as_of, phases = %screening.phases.summary(), "night's time by phase");
     finish(
         data_dir,
         Night {

@@ -163,6 +163,9 @@ pub struct Screening {
     pub below_min_score: BTreeMap<String, (f64, u32)>,
     /// Every screened household's decision, in screening order.
     pub decisions: Vec<Decision>,
+    /// Wall time by phase: state, history, cohort, features, scoring, ranking (the night adds
+    /// its own: fairness, outputs).
+    pub phases: crate::phases::Phases,
 }
 
 /// The night's fairness audit: among the households that could be listed (not excluded, with a
@@ -314,14 +317,22 @@ pub async fn screen(
 ) -> Result<Screening, ScreenError> {
     model.check_features(engine.spec())?;
     let spec = engine.spec();
+    let mut phases = crate::phases::Phases::default();
+    let started = std::time::Instant::now();
+    // The signal state first, so its update is timed on its own (the steps below find it
+    // current).
+    engine.refresh()?;
+    let t = phases.since("state", started);
     let history = history(engine, as_of, settings.escalation_window_days).await?;
     let urgent_set = urgent_households(engine, as_of, settings.urgent_days).await?;
+    let t = phases.since("history", t);
     let cohort: Vec<(String, NaiveDate)> = engine
         .scoring_cohort(as_of)
         .await?
         .into_iter()
         .map(|h| (h, as_of))
         .collect();
+    let mut t = phases.since("cohort", t);
     progress.set_length(cohort.len() as u64);
     let capacity = |code: &str| capacities.scaled(registry, code, settings.capacity_scale);
     let mut counts = ScreenCounts::default();
@@ -330,7 +341,9 @@ pub async fn screen(
     let mut decisions: Vec<Decision> = Vec::new();
     let mut pools: BTreeMap<String, (Vec<Candidate>, Option<f64>)> = BTreeMap::new();
     let mut stream = engine.stream(&cohort).await?;
+    // Time waiting for the next batch is the feature query's; the loop's own is scoring.
     while let Some(batch) = stream.next().await? {
+        t = phases.since("features", t);
         for i in 0..batch.len() {
             progress.inc(1);
             counts.scored += 1;
@@ -415,7 +428,10 @@ pub async fn screen(
                     .map(|c| c.score);
             }
         }
+        t = phases.since("scoring", t);
     }
+    // The last wait, for the stream's end, was the query's too.
+    let t = phases.since("features", t);
     let mut referrals = Vec::new();
     let mut priority = HashMap::new();
     let mut districts = BTreeMap::new();
@@ -533,6 +549,10 @@ pub async fn screen(
         districts,
         below_min_score,
         decisions,
+        phases: {
+            phases.since("ranking", t);
+            phases
+        },
     })
 }
 
