@@ -35,44 +35,57 @@ arrears AS (
            reported_on, utility, months_overdue, amount_krw, service_cut
     FROM utility_arrears_events
     WHERE observed_on > {window_start} AND observed_on <= {window_end}
-      AND household_id IN (SELECT household_id FROM cohort)
 ),
 reports AS (
     SELECT event_id, source, household_id, district_code, dong_code, observed_on,
            reported_on, concerns, urgency
     FROM council_report_events
     WHERE observed_on > {window_start} AND observed_on <= {window_end}
-      AND household_id IN (SELECT household_id FROM cohort)
 ),
 gaps AS (
     SELECT event_id, source, household_id, district_code, dong_code, observed_on,
            reported_on, program, gap
     FROM service_gap_events
     WHERE observed_on > {window_start} AND observed_on <= {window_end}
-      AND household_id IN (SELECT household_id FROM cohort)
+),
+-- Each kind's events joined once with the pairs they count for: known by as_of (observed and
+-- reported on or before it) and inside the look-back, with the event's `age` in days on as_of.
+-- Windows then compare integers (`age < 90` is `observed_on > as_of - 90 days`), which is far
+-- cheaper than subtracting an interval from a date for every event and window.
+arrears_in AS (
+    SELECT c.as_of, arrow_cast(c.as_of, 'Int32') - arrow_cast(e.observed_on, 'Int32') AS age, e.*
+    FROM cohort c
+    JOIN arrears e ON e.household_id = c.household_id
+    WHERE e.observed_on <= c.as_of AND e.reported_on <= c.as_of
+      AND arrow_cast(c.as_of, 'Int32') - arrow_cast(e.observed_on, 'Int32') < {lookback_days}
+),
+reports_in AS (
+    SELECT c.as_of, arrow_cast(c.as_of, 'Int32') - arrow_cast(e.observed_on, 'Int32') AS age, e.*
+    FROM cohort c
+    JOIN reports e ON e.household_id = c.household_id
+    WHERE e.observed_on <= c.as_of AND e.reported_on <= c.as_of
+      AND arrow_cast(c.as_of, 'Int32') - arrow_cast(e.observed_on, 'Int32') < {lookback_days}
+),
+gaps_in AS (
+    SELECT c.as_of, arrow_cast(c.as_of, 'Int32') - arrow_cast(e.observed_on, 'Int32') AS age, e.*
+    FROM cohort c
+    JOIN gaps e ON e.household_id = c.household_id
+    WHERE e.observed_on <= c.as_of AND e.reported_on <= c.as_of
+      AND arrow_cast(c.as_of, 'Int32') - arrow_cast(e.observed_on, 'Int32') < {lookback_days}
 ),
 -- Every signal, for what spans kinds: sources, districts, where to visit.
 known AS (
-    SELECT c.household_id, c.as_of, e.source, e.district_code, e.dong_code, e.observed_on,
-           e.reported_on
-    FROM cohort c
-    JOIN (
-        SELECT household_id, source, district_code, dong_code, observed_on, reported_on FROM arrears
-        UNION ALL
-        SELECT household_id, source, district_code, dong_code, observed_on, reported_on FROM reports
-        UNION ALL
-        SELECT household_id, source, district_code, dong_code, observed_on, reported_on FROM gaps
-    ) e ON e.household_id = c.household_id
-    WHERE e.observed_on <= c.as_of AND e.reported_on <= c.as_of
-      AND e.observed_on > c.as_of - INTERVAL '{lookback_days} days'
+    SELECT household_id, as_of, age, source, district_code, dong_code, observed_on, reported_on FROM arrears_in
+    UNION ALL
+    SELECT household_id, as_of, age, source, district_code, dong_code, observed_on, reported_on FROM reports_in
+    UNION ALL
+    SELECT household_id, as_of, age, source, district_code, dong_code, observed_on, reported_on FROM gaps_in
 ),
--- One row per (household, date, source, district): two-level aggregation keeps the distinct
--- counts below on fast grouped accumulators instead of per-household hash sets.
 known_by AS (
     SELECT household_id, as_of, source, district_code,
         count(*) AS n,
         max(observed_on) AS last_observed,
-        max(CASE WHEN observed_on > as_of - INTERVAL '90 days' THEN 1 ELSE 0 END) AS in_90d,
+        max(CASE WHEN age < 90 THEN 1 ELSE 0 END) AS in_90d,
         -- The most recent signal's place, as one sortable string: observed, reported, codes.
         max(concat(CAST(observed_on AS VARCHAR), '|', CAST(reported_on AS VARCHAR), '|',
                    district_code, '|', coalesce(dong_code, ''))) AS latest
@@ -112,163 +125,160 @@ spread AS (
     JOIN by_district bd ON bd.household_id = s.household_id AND bd.as_of = s.as_of
 ),
 arrears_f AS (
-    SELECT c.household_id, c.as_of,
-        count(CASE WHEN e.utility = 'electricity' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN 1 END) AS ua_elec_n_30d,
-        ln(1 + sum(CASE WHEN e.utility = 'electricity' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN e.amount_krw END)) AS ua_elec_krw_30d,
-        max(CASE WHEN e.utility = 'electricity' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN e.months_overdue END) AS ua_elec_overdue_max_30d,
-        count(CASE WHEN e.utility = 'electricity' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) AS ua_elec_n_90d,
-        ln(1 + sum(CASE WHEN e.utility = 'electricity' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN e.amount_krw END)) AS ua_elec_krw_90d,
-        max(CASE WHEN e.utility = 'electricity' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN e.months_overdue END) AS ua_elec_overdue_max_90d,
-        count(CASE WHEN e.utility = 'electricity' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN 1 END) AS ua_elec_n_180d,
-        ln(1 + sum(CASE WHEN e.utility = 'electricity' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN e.amount_krw END)) AS ua_elec_krw_180d,
-        max(CASE WHEN e.utility = 'electricity' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN e.months_overdue END) AS ua_elec_overdue_max_180d,
-        count(CASE WHEN e.utility = 'electricity' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) AS ua_elec_n_365d,
-        ln(1 + sum(CASE WHEN e.utility = 'electricity' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN e.amount_krw END)) AS ua_elec_krw_365d,
-        max(CASE WHEN e.utility = 'electricity' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN e.months_overdue END) AS ua_elec_overdue_max_365d,
-        count(CASE WHEN e.utility = 'water' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN 1 END) AS ua_water_n_30d,
-        ln(1 + sum(CASE WHEN e.utility = 'water' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN e.amount_krw END)) AS ua_water_krw_30d,
-        max(CASE WHEN e.utility = 'water' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN e.months_overdue END) AS ua_water_overdue_max_30d,
-        count(CASE WHEN e.utility = 'water' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) AS ua_water_n_90d,
-        ln(1 + sum(CASE WHEN e.utility = 'water' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN e.amount_krw END)) AS ua_water_krw_90d,
-        max(CASE WHEN e.utility = 'water' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN e.months_overdue END) AS ua_water_overdue_max_90d,
-        count(CASE WHEN e.utility = 'water' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN 1 END) AS ua_water_n_180d,
-        ln(1 + sum(CASE WHEN e.utility = 'water' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN e.amount_krw END)) AS ua_water_krw_180d,
-        max(CASE WHEN e.utility = 'water' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN e.months_overdue END) AS ua_water_overdue_max_180d,
-        count(CASE WHEN e.utility = 'water' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) AS ua_water_n_365d,
-        ln(1 + sum(CASE WHEN e.utility = 'water' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN e.amount_krw END)) AS ua_water_krw_365d,
-        max(CASE WHEN e.utility = 'water' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN e.months_overdue END) AS ua_water_overdue_max_365d,
-        count(CASE WHEN e.utility = 'gas' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN 1 END) AS ua_gas_n_30d,
-        ln(1 + sum(CASE WHEN e.utility = 'gas' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN e.amount_krw END)) AS ua_gas_krw_30d,
-        max(CASE WHEN e.utility = 'gas' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN e.months_overdue END) AS ua_gas_overdue_max_30d,
-        count(CASE WHEN e.utility = 'gas' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) AS ua_gas_n_90d,
-        ln(1 + sum(CASE WHEN e.utility = 'gas' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN e.amount_krw END)) AS ua_gas_krw_90d,
-        max(CASE WHEN e.utility = 'gas' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN e.months_overdue END) AS ua_gas_overdue_max_90d,
-        count(CASE WHEN e.utility = 'gas' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN 1 END) AS ua_gas_n_180d,
-        ln(1 + sum(CASE WHEN e.utility = 'gas' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN e.amount_krw END)) AS ua_gas_krw_180d,
-        max(CASE WHEN e.utility = 'gas' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN e.months_overdue END) AS ua_gas_overdue_max_180d,
-        count(CASE WHEN e.utility = 'gas' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) AS ua_gas_n_365d,
-        ln(1 + sum(CASE WHEN e.utility = 'gas' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN e.amount_krw END)) AS ua_gas_krw_365d,
-        max(CASE WHEN e.utility = 'gas' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN e.months_overdue END) AS ua_gas_overdue_max_365d,
-        count(CASE WHEN e.utility = 'telecom' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN 1 END) AS ua_telecom_n_30d,
-        ln(1 + sum(CASE WHEN e.utility = 'telecom' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN e.amount_krw END)) AS ua_telecom_krw_30d,
-        max(CASE WHEN e.utility = 'telecom' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN e.months_overdue END) AS ua_telecom_overdue_max_30d,
-        count(CASE WHEN e.utility = 'telecom' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) AS ua_telecom_n_90d,
-        ln(1 + sum(CASE WHEN e.utility = 'telecom' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN e.amount_krw END)) AS ua_telecom_krw_90d,
-        max(CASE WHEN e.utility = 'telecom' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN e.months_overdue END) AS ua_telecom_overdue_max_90d,
-        count(CASE WHEN e.utility = 'telecom' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN 1 END) AS ua_telecom_n_180d,
-        ln(1 + sum(CASE WHEN e.utility = 'telecom' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN e.amount_krw END)) AS ua_telecom_krw_180d,
-        max(CASE WHEN e.utility = 'telecom' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN e.months_overdue END) AS ua_telecom_overdue_max_180d,
-        count(CASE WHEN e.utility = 'telecom' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) AS ua_telecom_n_365d,
-        ln(1 + sum(CASE WHEN e.utility = 'telecom' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN e.amount_krw END)) AS ua_telecom_krw_365d,
-        max(CASE WHEN e.utility = 'telecom' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN e.months_overdue END) AS ua_telecom_overdue_max_365d,
-        count(CASE WHEN e.utility = 'health_insurance' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN 1 END) AS ua_nhi_n_30d,
-        ln(1 + sum(CASE WHEN e.utility = 'health_insurance' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN e.amount_krw END)) AS ua_nhi_krw_30d,
-        max(CASE WHEN e.utility = 'health_insurance' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN e.months_overdue END) AS ua_nhi_overdue_max_30d,
-        count(CASE WHEN e.utility = 'health_insurance' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) AS ua_nhi_n_90d,
-        ln(1 + sum(CASE WHEN e.utility = 'health_insurance' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN e.amount_krw END)) AS ua_nhi_krw_90d,
-        max(CASE WHEN e.utility = 'health_insurance' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN e.months_overdue END) AS ua_nhi_overdue_max_90d,
-        count(CASE WHEN e.utility = 'health_insurance' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN 1 END) AS ua_nhi_n_180d,
-        ln(1 + sum(CASE WHEN e.utility = 'health_insurance' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN e.amount_krw END)) AS ua_nhi_krw_180d,
-        max(CASE WHEN e.utility = 'health_insurance' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN e.months_overdue END) AS ua_nhi_overdue_max_180d,
-        count(CASE WHEN e.utility = 'health_insurance' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) AS ua_nhi_n_365d,
-        ln(1 + sum(CASE WHEN e.utility = 'health_insurance' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN e.amount_krw END)) AS ua_nhi_krw_365d,
-        max(CASE WHEN e.utility = 'health_insurance' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN e.months_overdue END) AS ua_nhi_overdue_max_365d,
-        count(CASE WHEN e.utility = 'housing_fee' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN 1 END) AS ua_housing_fee_n_30d,
-        ln(1 + sum(CASE WHEN e.utility = 'housing_fee' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN e.amount_krw END)) AS ua_housing_fee_krw_30d,
-        max(CASE WHEN e.utility = 'housing_fee' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN e.months_overdue END) AS ua_housing_fee_overdue_max_30d,
-        count(CASE WHEN e.utility = 'housing_fee' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) AS ua_housing_fee_n_90d,
-        ln(1 + sum(CASE WHEN e.utility = 'housing_fee' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN e.amount_krw END)) AS ua_housing_fee_krw_90d,
-        max(CASE WHEN e.utility = 'housing_fee' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN e.months_overdue END) AS ua_housing_fee_overdue_max_90d,
-        count(CASE WHEN e.utility = 'housing_fee' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN 1 END) AS ua_housing_fee_n_180d,
-        ln(1 + sum(CASE WHEN e.utility = 'housing_fee' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN e.amount_krw END)) AS ua_housing_fee_krw_180d,
-        max(CASE WHEN e.utility = 'housing_fee' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN e.months_overdue END) AS ua_housing_fee_overdue_max_180d,
-        count(CASE WHEN e.utility = 'housing_fee' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) AS ua_housing_fee_n_365d,
-        ln(1 + sum(CASE WHEN e.utility = 'housing_fee' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN e.amount_krw END)) AS ua_housing_fee_krw_365d,
-        max(CASE WHEN e.utility = 'housing_fee' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN e.months_overdue END) AS ua_housing_fee_overdue_max_365d,
-        count(CASE WHEN e.utility = 'rent' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN 1 END) AS ua_rent_n_30d,
-        ln(1 + sum(CASE WHEN e.utility = 'rent' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN e.amount_krw END)) AS ua_rent_krw_30d,
-        max(CASE WHEN e.utility = 'rent' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN e.months_overdue END) AS ua_rent_overdue_max_30d,
-        count(CASE WHEN e.utility = 'rent' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) AS ua_rent_n_90d,
-        ln(1 + sum(CASE WHEN e.utility = 'rent' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN e.amount_krw END)) AS ua_rent_krw_90d,
-        max(CASE WHEN e.utility = 'rent' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN e.months_overdue END) AS ua_rent_overdue_max_90d,
-        count(CASE WHEN e.utility = 'rent' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN 1 END) AS ua_rent_n_180d,
-        ln(1 + sum(CASE WHEN e.utility = 'rent' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN e.amount_krw END)) AS ua_rent_krw_180d,
-        max(CASE WHEN e.utility = 'rent' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN e.months_overdue END) AS ua_rent_overdue_max_180d,
-        count(CASE WHEN e.utility = 'rent' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) AS ua_rent_n_365d,
-        ln(1 + sum(CASE WHEN e.utility = 'rent' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN e.amount_krw END)) AS ua_rent_krw_365d,
-        max(CASE WHEN e.utility = 'rent' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN e.months_overdue END) AS ua_rent_overdue_max_365d,
-        count(CASE WHEN e.utility = 'pension_loan' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN 1 END) AS ua_pension_loan_n_30d,
-        ln(1 + sum(CASE WHEN e.utility = 'pension_loan' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN e.amount_krw END)) AS ua_pension_loan_krw_30d,
-        max(CASE WHEN e.utility = 'pension_loan' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN e.months_overdue END) AS ua_pension_loan_overdue_max_30d,
-        count(CASE WHEN e.utility = 'pension_loan' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) AS ua_pension_loan_n_90d,
-        ln(1 + sum(CASE WHEN e.utility = 'pension_loan' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN e.amount_krw END)) AS ua_pension_loan_krw_90d,
-        max(CASE WHEN e.utility = 'pension_loan' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN e.months_overdue END) AS ua_pension_loan_overdue_max_90d,
-        count(CASE WHEN e.utility = 'pension_loan' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN 1 END) AS ua_pension_loan_n_180d,
-        ln(1 + sum(CASE WHEN e.utility = 'pension_loan' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN e.amount_krw END)) AS ua_pension_loan_krw_180d,
-        max(CASE WHEN e.utility = 'pension_loan' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN e.months_overdue END) AS ua_pension_loan_overdue_max_180d,
-        count(CASE WHEN e.utility = 'pension_loan' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) AS ua_pension_loan_n_365d,
-        ln(1 + sum(CASE WHEN e.utility = 'pension_loan' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN e.amount_krw END)) AS ua_pension_loan_krw_365d,
-        max(CASE WHEN e.utility = 'pension_loan' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN e.months_overdue END) AS ua_pension_loan_overdue_max_365d,
-        count(CASE WHEN e.utility = 'credit' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN 1 END) AS ua_credit_n_30d,
-        ln(1 + sum(CASE WHEN e.utility = 'credit' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN e.amount_krw END)) AS ua_credit_krw_30d,
-        max(CASE WHEN e.utility = 'credit' AND e.observed_on > c.as_of - INTERVAL '30 days' THEN e.months_overdue END) AS ua_credit_overdue_max_30d,
-        count(CASE WHEN e.utility = 'credit' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) AS ua_credit_n_90d,
-        ln(1 + sum(CASE WHEN e.utility = 'credit' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN e.amount_krw END)) AS ua_credit_krw_90d,
-        max(CASE WHEN e.utility = 'credit' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN e.months_overdue END) AS ua_credit_overdue_max_90d,
-        count(CASE WHEN e.utility = 'credit' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN 1 END) AS ua_credit_n_180d,
-        ln(1 + sum(CASE WHEN e.utility = 'credit' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN e.amount_krw END)) AS ua_credit_krw_180d,
-        max(CASE WHEN e.utility = 'credit' AND e.observed_on > c.as_of - INTERVAL '180 days' THEN e.months_overdue END) AS ua_credit_overdue_max_180d,
-        count(CASE WHEN e.utility = 'credit' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) AS ua_credit_n_365d,
-        ln(1 + sum(CASE WHEN e.utility = 'credit' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN e.amount_krw END)) AS ua_credit_krw_365d,
-        max(CASE WHEN e.utility = 'credit' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN e.months_overdue END) AS ua_credit_overdue_max_365d,
-        count(CASE WHEN e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) AS ua_n_365d,
+    SELECT e.household_id, e.as_of,
+        count(CASE WHEN e.utility = 'electricity' AND e.age < 30 THEN 1 END) AS ua_elec_n_30d,
+        ln(1 + sum(CASE WHEN e.utility = 'electricity' AND e.age < 30 THEN e.amount_krw END)) AS ua_elec_krw_30d,
+        max(CASE WHEN e.utility = 'electricity' AND e.age < 30 THEN e.months_overdue END) AS ua_elec_overdue_max_30d,
+        count(CASE WHEN e.utility = 'electricity' AND e.age < 90 THEN 1 END) AS ua_elec_n_90d,
+        ln(1 + sum(CASE WHEN e.utility = 'electricity' AND e.age < 90 THEN e.amount_krw END)) AS ua_elec_krw_90d,
+        max(CASE WHEN e.utility = 'electricity' AND e.age < 90 THEN e.months_overdue END) AS ua_elec_overdue_max_90d,
+        count(CASE WHEN e.utility = 'electricity' AND e.age < 180 THEN 1 END) AS ua_elec_n_180d,
+        ln(1 + sum(CASE WHEN e.utility = 'electricity' AND e.age < 180 THEN e.amount_krw END)) AS ua_elec_krw_180d,
+        max(CASE WHEN e.utility = 'electricity' AND e.age < 180 THEN e.months_overdue END) AS ua_elec_overdue_max_180d,
+        count(CASE WHEN e.utility = 'electricity' AND e.age < 365 THEN 1 END) AS ua_elec_n_365d,
+        ln(1 + sum(CASE WHEN e.utility = 'electricity' AND e.age < 365 THEN e.amount_krw END)) AS ua_elec_krw_365d,
+        max(CASE WHEN e.utility = 'electricity' AND e.age < 365 THEN e.months_overdue END) AS ua_elec_overdue_max_365d,
+        count(CASE WHEN e.utility = 'water' AND e.age < 30 THEN 1 END) AS ua_water_n_30d,
+        ln(1 + sum(CASE WHEN e.utility = 'water' AND e.age < 30 THEN e.amount_krw END)) AS ua_water_krw_30d,
+        max(CASE WHEN e.utility = 'water' AND e.age < 30 THEN e.months_overdue END) AS ua_water_overdue_max_30d,
+        count(CASE WHEN e.utility = 'water' AND e.age < 90 THEN 1 END) AS ua_water_n_90d,
+        ln(1 + sum(CASE WHEN e.utility = 'water' AND e.age < 90 THEN e.amount_krw END)) AS ua_water_krw_90d,
+        max(CASE WHEN e.utility = 'water' AND e.age < 90 THEN e.months_overdue END) AS ua_water_overdue_max_90d,
+        count(CASE WHEN e.utility = 'water' AND e.age < 180 THEN 1 END) AS ua_water_n_180d,
+        ln(1 + sum(CASE WHEN e.utility = 'water' AND e.age < 180 THEN e.amount_krw END)) AS ua_water_krw_180d,
+        max(CASE WHEN e.utility = 'water' AND e.age < 180 THEN e.months_overdue END) AS ua_water_overdue_max_180d,
+        count(CASE WHEN e.utility = 'water' AND e.age < 365 THEN 1 END) AS ua_water_n_365d,
+        ln(1 + sum(CASE WHEN e.utility = 'water' AND e.age < 365 THEN e.amount_krw END)) AS ua_water_krw_365d,
+        max(CASE WHEN e.utility = 'water' AND e.age < 365 THEN e.months_overdue END) AS ua_water_overdue_max_365d,
+        count(CASE WHEN e.utility = 'gas' AND e.age < 30 THEN 1 END) AS ua_gas_n_30d,
+        ln(1 + sum(CASE WHEN e.utility = 'gas' AND e.age < 30 THEN e.amount_krw END)) AS ua_gas_krw_30d,
+        max(CASE WHEN e.utility = 'gas' AND e.age < 30 THEN e.months_overdue END) AS ua_gas_overdue_max_30d,
+        count(CASE WHEN e.utility = 'gas' AND e.age < 90 THEN 1 END) AS ua_gas_n_90d,
+        ln(1 + sum(CASE WHEN e.utility = 'gas' AND e.age < 90 THEN e.amount_krw END)) AS ua_gas_krw_90d,
+        max(CASE WHEN e.utility = 'gas' AND e.age < 90 THEN e.months_overdue END) AS ua_gas_overdue_max_90d,
+        count(CASE WHEN e.utility = 'gas' AND e.age < 180 THEN 1 END) AS ua_gas_n_180d,
+        ln(1 + sum(CASE WHEN e.utility = 'gas' AND e.age < 180 THEN e.amount_krw END)) AS ua_gas_krw_180d,
+        max(CASE WHEN e.utility = 'gas' AND e.age < 180 THEN e.months_overdue END) AS ua_gas_overdue_max_180d,
+        count(CASE WHEN e.utility = 'gas' AND e.age < 365 THEN 1 END) AS ua_gas_n_365d,
+        ln(1 + sum(CASE WHEN e.utility = 'gas' AND e.age < 365 THEN e.amount_krw END)) AS ua_gas_krw_365d,
+        max(CASE WHEN e.utility = 'gas' AND e.age < 365 THEN e.months_overdue END) AS ua_gas_overdue_max_365d,
+        count(CASE WHEN e.utility = 'telecom' AND e.age < 30 THEN 1 END) AS ua_telecom_n_30d,
+        ln(1 + sum(CASE WHEN e.utility = 'telecom' AND e.age < 30 THEN e.amount_krw END)) AS ua_telecom_krw_30d,
+        max(CASE WHEN e.utility = 'telecom' AND e.age < 30 THEN e.months_overdue END) AS ua_telecom_overdue_max_30d,
+        count(CASE WHEN e.utility = 'telecom' AND e.age < 90 THEN 1 END) AS ua_telecom_n_90d,
+        ln(1 + sum(CASE WHEN e.utility = 'telecom' AND e.age < 90 THEN e.amount_krw END)) AS ua_telecom_krw_90d,
+        max(CASE WHEN e.utility = 'telecom' AND e.age < 90 THEN e.months_overdue END) AS ua_telecom_overdue_max_90d,
+        count(CASE WHEN e.utility = 'telecom' AND e.age < 180 THEN 1 END) AS ua_telecom_n_180d,
+        ln(1 + sum(CASE WHEN e.utility = 'telecom' AND e.age < 180 THEN e.amount_krw END)) AS ua_telecom_krw_180d,
+        max(CASE WHEN e.utility = 'telecom' AND e.age < 180 THEN e.months_overdue END) AS ua_telecom_overdue_max_180d,
+        count(CASE WHEN e.utility = 'telecom' AND e.age < 365 THEN 1 END) AS ua_telecom_n_365d,
+        ln(1 + sum(CASE WHEN e.utility = 'telecom' AND e.age < 365 THEN e.amount_krw END)) AS ua_telecom_krw_365d,
+        max(CASE WHEN e.utility = 'telecom' AND e.age < 365 THEN e.months_overdue END) AS ua_telecom_overdue_max_365d,
+        count(CASE WHEN e.utility = 'health_insurance' AND e.age < 30 THEN 1 END) AS ua_nhi_n_30d,
+        ln(1 + sum(CASE WHEN e.utility = 'health_insurance' AND e.age < 30 THEN e.amount_krw END)) AS ua_nhi_krw_30d,
+        max(CASE WHEN e.utility = 'health_insurance' AND e.age < 30 THEN e.months_overdue END) AS ua_nhi_overdue_max_30d,
+        count(CASE WHEN e.utility = 'health_insurance' AND e.age < 90 THEN 1 END) AS ua_nhi_n_90d,
+        ln(1 + sum(CASE WHEN e.utility = 'health_insurance' AND e.age < 90 THEN e.amount_krw END)) AS ua_nhi_krw_90d,
+        max(CASE WHEN e.utility = 'health_insurance' AND e.age < 90 THEN e.months_overdue END) AS ua_nhi_overdue_max_90d,
+        count(CASE WHEN e.utility = 'health_insurance' AND e.age < 180 THEN 1 END) AS ua_nhi_n_180d,
+        ln(1 + sum(CASE WHEN e.utility = 'health_insurance' AND e.age < 180 THEN e.amount_krw END)) AS ua_nhi_krw_180d,
+        max(CASE WHEN e.utility = 'health_insurance' AND e.age < 180 THEN e.months_overdue END) AS ua_nhi_overdue_max_180d,
+        count(CASE WHEN e.utility = 'health_insurance' AND e.age < 365 THEN 1 END) AS ua_nhi_n_365d,
+        ln(1 + sum(CASE WHEN e.utility = 'health_insurance' AND e.age < 365 THEN e.amount_krw END)) AS ua_nhi_krw_365d,
+        max(CASE WHEN e.utility = 'health_insurance' AND e.age < 365 THEN e.months_overdue END) AS ua_nhi_overdue_max_365d,
+        count(CASE WHEN e.utility = 'housing_fee' AND e.age < 30 THEN 1 END) AS ua_housing_fee_n_30d,
+        ln(1 + sum(CASE WHEN e.utility = 'housing_fee' AND e.age < 30 THEN e.amount_krw END)) AS ua_housing_fee_krw_30d,
+        max(CASE WHEN e.utility = 'housing_fee' AND e.age < 30 THEN e.months_overdue END) AS ua_housing_fee_overdue_max_30d,
+        count(CASE WHEN e.utility = 'housing_fee' AND e.age < 90 THEN 1 END) AS ua_housing_fee_n_90d,
+        ln(1 + sum(CASE WHEN e.utility = 'housing_fee' AND e.age < 90 THEN e.amount_krw END)) AS ua_housing_fee_krw_90d,
+        max(CASE WHEN e.utility = 'housing_fee' AND e.age < 90 THEN e.months_overdue END) AS ua_housing_fee_overdue_max_90d,
+        count(CASE WHEN e.utility = 'housing_fee' AND e.age < 180 THEN 1 END) AS ua_housing_fee_n_180d,
+        ln(1 + sum(CASE WHEN e.utility = 'housing_fee' AND e.age < 180 THEN e.amount_krw END)) AS ua_housing_fee_krw_180d,
+        max(CASE WHEN e.utility = 'housing_fee' AND e.age < 180 THEN e.months_overdue END) AS ua_housing_fee_overdue_max_180d,
+        count(CASE WHEN e.utility = 'housing_fee' AND e.age < 365 THEN 1 END) AS ua_housing_fee_n_365d,
+        ln(1 + sum(CASE WHEN e.utility = 'housing_fee' AND e.age < 365 THEN e.amount_krw END)) AS ua_housing_fee_krw_365d,
+        max(CASE WHEN e.utility = 'housing_fee' AND e.age < 365 THEN e.months_overdue END) AS ua_housing_fee_overdue_max_365d,
+        count(CASE WHEN e.utility = 'rent' AND e.age < 30 THEN 1 END) AS ua_rent_n_30d,
+        ln(1 + sum(CASE WHEN e.utility = 'rent' AND e.age < 30 THEN e.amount_krw END)) AS ua_rent_krw_30d,
+        max(CASE WHEN e.utility = 'rent' AND e.age < 30 THEN e.months_overdue END) AS ua_rent_overdue_max_30d,
+        count(CASE WHEN e.utility = 'rent' AND e.age < 90 THEN 1 END) AS ua_rent_n_90d,
+        ln(1 + sum(CASE WHEN e.utility = 'rent' AND e.age < 90 THEN e.amount_krw END)) AS ua_rent_krw_90d,
+        max(CASE WHEN e.utility = 'rent' AND e.age < 90 THEN e.months_overdue END) AS ua_rent_overdue_max_90d,
+        count(CASE WHEN e.utility = 'rent' AND e.age < 180 THEN 1 END) AS ua_rent_n_180d,
+        ln(1 + sum(CASE WHEN e.utility = 'rent' AND e.age < 180 THEN e.amount_krw END)) AS ua_rent_krw_180d,
+        max(CASE WHEN e.utility = 'rent' AND e.age < 180 THEN e.months_overdue END) AS ua_rent_overdue_max_180d,
+        count(CASE WHEN e.utility = 'rent' AND e.age < 365 THEN 1 END) AS ua_rent_n_365d,
+        ln(1 + sum(CASE WHEN e.utility = 'rent' AND e.age < 365 THEN e.amount_krw END)) AS ua_rent_krw_365d,
+        max(CASE WHEN e.utility = 'rent' AND e.age < 365 THEN e.months_overdue END) AS ua_rent_overdue_max_365d,
+        count(CASE WHEN e.utility = 'pension_loan' AND e.age < 30 THEN 1 END) AS ua_pension_loan_n_30d,
+        ln(1 + sum(CASE WHEN e.utility = 'pension_loan' AND e.age < 30 THEN e.amount_krw END)) AS ua_pension_loan_krw_30d,
+        max(CASE WHEN e.utility = 'pension_loan' AND e.age < 30 THEN e.months_overdue END) AS ua_pension_loan_overdue_max_30d,
+        count(CASE WHEN e.utility = 'pension_loan' AND e.age < 90 THEN 1 END) AS ua_pension_loan_n_90d,
+        ln(1 + sum(CASE WHEN e.utility = 'pension_loan' AND e.age < 90 THEN e.amount_krw END)) AS ua_pension_loan_krw_90d,
+        max(CASE WHEN e.utility = 'pension_loan' AND e.age < 90 THEN e.months_overdue END) AS ua_pension_loan_overdue_max_90d,
+        count(CASE WHEN e.utility = 'pension_loan' AND e.age < 180 THEN 1 END) AS ua_pension_loan_n_180d,
+        ln(1 + sum(CASE WHEN e.utility = 'pension_loan' AND e.age < 180 THEN e.amount_krw END)) AS ua_pension_loan_krw_180d,
+        max(CASE WHEN e.utility = 'pension_loan' AND e.age < 180 THEN e.months_overdue END) AS ua_pension_loan_overdue_max_180d,
+        count(CASE WHEN e.utility = 'pension_loan' AND e.age < 365 THEN 1 END) AS ua_pension_loan_n_365d,
+        ln(1 + sum(CASE WHEN e.utility = 'pension_loan' AND e.age < 365 THEN e.amount_krw END)) AS ua_pension_loan_krw_365d,
+        max(CASE WHEN e.utility = 'pension_loan' AND e.age < 365 THEN e.months_overdue END) AS ua_pension_loan_overdue_max_365d,
+        count(CASE WHEN e.utility = 'credit' AND e.age < 30 THEN 1 END) AS ua_credit_n_30d,
+        ln(1 + sum(CASE WHEN e.utility = 'credit' AND e.age < 30 THEN e.amount_krw END)) AS ua_credit_krw_30d,
+        max(CASE WHEN e.utility = 'credit' AND e.age < 30 THEN e.months_overdue END) AS ua_credit_overdue_max_30d,
+        count(CASE WHEN e.utility = 'credit' AND e.age < 90 THEN 1 END) AS ua_credit_n_90d,
+        ln(1 + sum(CASE WHEN e.utility = 'credit' AND e.age < 90 THEN e.amount_krw END)) AS ua_credit_krw_90d,
+        max(CASE WHEN e.utility = 'credit' AND e.age < 90 THEN e.months_overdue END) AS ua_credit_overdue_max_90d,
+        count(CASE WHEN e.utility = 'credit' AND e.age < 180 THEN 1 END) AS ua_credit_n_180d,
+        ln(1 + sum(CASE WHEN e.utility = 'credit' AND e.age < 180 THEN e.amount_krw END)) AS ua_credit_krw_180d,
+        max(CASE WHEN e.utility = 'credit' AND e.age < 180 THEN e.months_overdue END) AS ua_credit_overdue_max_180d,
+        count(CASE WHEN e.utility = 'credit' AND e.age < 365 THEN 1 END) AS ua_credit_n_365d,
+        ln(1 + sum(CASE WHEN e.utility = 'credit' AND e.age < 365 THEN e.amount_krw END)) AS ua_credit_krw_365d,
+        max(CASE WHEN e.utility = 'credit' AND e.age < 365 THEN e.months_overdue END) AS ua_credit_overdue_max_365d,
+        count(CASE WHEN e.age < 365 THEN 1 END) AS ua_n_365d,
         -- How many of the utilities (the contract's nine) are in arrears: a sum of indicators,
         -- not count(DISTINCT) (see spread).
-        (CASE WHEN count(CASE WHEN e.utility = 'electricity' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) > 0 THEN 1 ELSE 0 END
-          + CASE WHEN count(CASE WHEN e.utility = 'water' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) > 0 THEN 1 ELSE 0 END
-          + CASE WHEN count(CASE WHEN e.utility = 'gas' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) > 0 THEN 1 ELSE 0 END
-          + CASE WHEN count(CASE WHEN e.utility = 'telecom' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) > 0 THEN 1 ELSE 0 END
-          + CASE WHEN count(CASE WHEN e.utility = 'health_insurance' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) > 0 THEN 1 ELSE 0 END
-          + CASE WHEN count(CASE WHEN e.utility = 'housing_fee' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) > 0 THEN 1 ELSE 0 END
-          + CASE WHEN count(CASE WHEN e.utility = 'rent' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) > 0 THEN 1 ELSE 0 END
-          + CASE WHEN count(CASE WHEN e.utility = 'pension_loan' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) > 0 THEN 1 ELSE 0 END
-          + CASE WHEN count(CASE WHEN e.utility = 'credit' AND e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) > 0 THEN 1 ELSE 0 END) AS ua_utilities_90d,
-        (CASE WHEN count(CASE WHEN e.utility = 'electricity' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) > 0 THEN 1 ELSE 0 END
-          + CASE WHEN count(CASE WHEN e.utility = 'water' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) > 0 THEN 1 ELSE 0 END
-          + CASE WHEN count(CASE WHEN e.utility = 'gas' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) > 0 THEN 1 ELSE 0 END
-          + CASE WHEN count(CASE WHEN e.utility = 'telecom' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) > 0 THEN 1 ELSE 0 END
-          + CASE WHEN count(CASE WHEN e.utility = 'health_insurance' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) > 0 THEN 1 ELSE 0 END
-          + CASE WHEN count(CASE WHEN e.utility = 'housing_fee' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) > 0 THEN 1 ELSE 0 END
-          + CASE WHEN count(CASE WHEN e.utility = 'rent' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) > 0 THEN 1 ELSE 0 END
-          + CASE WHEN count(CASE WHEN e.utility = 'pension_loan' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) > 0 THEN 1 ELSE 0 END
-          + CASE WHEN count(CASE WHEN e.utility = 'credit' AND e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) > 0 THEN 1 ELSE 0 END) AS ua_utilities_365d,
+        (CASE WHEN count(CASE WHEN e.utility = 'electricity' AND e.age < 90 THEN 1 END) > 0 THEN 1 ELSE 0 END
+          + CASE WHEN count(CASE WHEN e.utility = 'water' AND e.age < 90 THEN 1 END) > 0 THEN 1 ELSE 0 END
+          + CASE WHEN count(CASE WHEN e.utility = 'gas' AND e.age < 90 THEN 1 END) > 0 THEN 1 ELSE 0 END
+          + CASE WHEN count(CASE WHEN e.utility = 'telecom' AND e.age < 90 THEN 1 END) > 0 THEN 1 ELSE 0 END
+          + CASE WHEN count(CASE WHEN e.utility = 'health_insurance' AND e.age < 90 THEN 1 END) > 0 THEN 1 ELSE 0 END
+          + CASE WHEN count(CASE WHEN e.utility = 'housing_fee' AND e.age < 90 THEN 1 END) > 0 THEN 1 ELSE 0 END
+          + CASE WHEN count(CASE WHEN e.utility = 'rent' AND e.age < 90 THEN 1 END) > 0 THEN 1 ELSE 0 END
+          + CASE WHEN count(CASE WHEN e.utility = 'pension_loan' AND e.age < 90 THEN 1 END) > 0 THEN 1 ELSE 0 END
+          + CASE WHEN count(CASE WHEN e.utility = 'credit' AND e.age < 90 THEN 1 END) > 0 THEN 1 ELSE 0 END) AS ua_utilities_90d,
+        (CASE WHEN count(CASE WHEN e.utility = 'electricity' AND e.age < 365 THEN 1 END) > 0 THEN 1 ELSE 0 END
+          + CASE WHEN count(CASE WHEN e.utility = 'water' AND e.age < 365 THEN 1 END) > 0 THEN 1 ELSE 0 END
+          + CASE WHEN count(CASE WHEN e.utility = 'gas' AND e.age < 365 THEN 1 END) > 0 THEN 1 ELSE 0 END
+          + CASE WHEN count(CASE WHEN e.utility = 'telecom' AND e.age < 365 THEN 1 END) > 0 THEN 1 ELSE 0 END
+          + CASE WHEN count(CASE WHEN e.utility = 'health_insurance' AND e.age < 365 THEN 1 END) > 0 THEN 1 ELSE 0 END
+          + CASE WHEN count(CASE WHEN e.utility = 'housing_fee' AND e.age < 365 THEN 1 END) > 0 THEN 1 ELSE 0 END
+          + CASE WHEN count(CASE WHEN e.utility = 'rent' AND e.age < 365 THEN 1 END) > 0 THEN 1 ELSE 0 END
+          + CASE WHEN count(CASE WHEN e.utility = 'pension_loan' AND e.age < 365 THEN 1 END) > 0 THEN 1 ELSE 0 END
+          + CASE WHEN count(CASE WHEN e.utility = 'credit' AND e.age < 365 THEN 1 END) > 0 THEN 1 ELSE 0 END) AS ua_utilities_365d,
         -- The most recent months_overdue, and whether it is rising: the worst of the last
         -- 90 days against the worst of the 90 days before.
         -- (the latest observed_on, then the larger months_overdue: one max over a packed key,
         -- months_overdue being at most 240 by contract, instead of an ordered first_value).
         (max((arrow_cast(e.observed_on, 'Int32') + 100000) * 1000 + e.months_overdue) % 1000) AS ua_overdue_latest,
-        coalesce(max(CASE WHEN e.observed_on > c.as_of - INTERVAL '90 days' THEN e.months_overdue END), 0)
-          - coalesce(max(CASE WHEN e.observed_on <= c.as_of - INTERVAL '90 days'
-                               AND e.observed_on > c.as_of - INTERVAL '180 days' THEN e.months_overdue END), 0)
+        coalesce(max(CASE WHEN e.age < 90 THEN e.months_overdue END), 0)
+          - coalesce(max(CASE WHEN e.age >= 90
+                               AND e.age < 180 THEN e.months_overdue END), 0)
           AS ua_overdue_trend,
-        count(CASE WHEN e.service_cut AND e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) AS ua_cut_n_90d,
-        count(CASE WHEN e.service_cut AND e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) AS ua_cut_n_365d,
-        arrow_cast(c.as_of, 'Int32') - arrow_cast(max(CASE WHEN e.service_cut THEN e.observed_on END), 'Int32') AS ua_days_since_cut
-    FROM cohort c
-    JOIN arrears e ON e.household_id = c.household_id
-    WHERE e.observed_on <= c.as_of AND e.reported_on <= c.as_of
-      AND e.observed_on > c.as_of - INTERVAL '{lookback_days} days'
-    GROUP BY c.household_id, c.as_of
+        count(CASE WHEN e.service_cut AND e.age < 90 THEN 1 END) AS ua_cut_n_90d,
+        count(CASE WHEN e.service_cut AND e.age < 365 THEN 1 END) AS ua_cut_n_365d,
+        arrow_cast(e.as_of, 'Int32') - arrow_cast(max(CASE WHEN e.service_cut THEN e.observed_on END), 'Int32') AS ua_days_since_cut
+    FROM arrears_in e
+    GROUP BY e.household_id, e.as_of
 ),
 reports_f AS (
-    SELECT c.household_id, c.as_of,
-        count(CASE WHEN e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) AS cr_n_90d,
-        count(CASE WHEN e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) AS cr_n_365d,
-        max(CASE WHEN e.observed_on > c.as_of - INTERVAL '90 days' THEN e.urgency END) AS cr_urgency_max_90d,
-        max(CASE WHEN e.observed_on > c.as_of - INTERVAL '365 days' THEN e.urgency END) AS cr_urgency_max_365d,
+    SELECT e.household_id, e.as_of,
+        count(CASE WHEN e.age < 90 THEN 1 END) AS cr_n_90d,
+        count(CASE WHEN e.age < 365 THEN 1 END) AS cr_n_365d,
+        max(CASE WHEN e.age < 90 THEN e.urgency END) AS cr_urgency_max_90d,
+        max(CASE WHEN e.age < 365 THEN e.urgency END) AS cr_urgency_max_365d,
         -- An urgency-3 report in the last 7 days puts a household on the list whatever its score.
-        count(CASE WHEN e.urgency = 3 AND e.observed_on > c.as_of - INTERVAL '7 days' THEN 1 END) AS cr_urgent_7d,
-        arrow_cast(c.as_of, 'Int32') - arrow_cast(max(e.observed_on), 'Int32') AS cr_days_since,
+        count(CASE WHEN e.urgency = 3 AND e.age < 7 THEN 1 END) AS cr_urgent_7d,
+        arrow_cast(e.as_of, 'Int32') - arrow_cast(max(e.observed_on), 'Int32') AS cr_days_since,
         max(CASE WHEN concat(',', e.concerns, ',') LIKE '%,isolation,%' THEN 1 ELSE 0 END) AS cr_concern_isolation,
         max(CASE WHEN concat(',', e.concerns, ',') LIKE '%,food,%' THEN 1 ELSE 0 END) AS cr_concern_food,
         max(CASE WHEN concat(',', e.concerns, ',') LIKE '%,housing,%' THEN 1 ELSE 0 END) AS cr_concern_housing,
@@ -281,28 +291,22 @@ reports_f AS (
         max(CASE WHEN concat(',', e.concerns, ',') LIKE '%,disability_care,%' THEN 1 ELSE 0 END) AS cr_concern_disability_care,
         max(CASE WHEN concat(',', e.concerns, ',') LIKE '%,suicide_risk,%' THEN 1 ELSE 0 END) AS cr_concern_suicide_risk,
         max(CASE WHEN concat(',', e.concerns, ',') LIKE '%,unemployment,%' THEN 1 ELSE 0 END) AS cr_concern_unemployment
-    FROM cohort c
-    JOIN reports e ON e.household_id = c.household_id
-    WHERE e.observed_on <= c.as_of AND e.reported_on <= c.as_of
-      AND e.observed_on > c.as_of - INTERVAL '{lookback_days} days'
-    GROUP BY c.household_id, c.as_of
+    FROM reports_in e
+    GROUP BY e.household_id, e.as_of
 ),
 gaps_f AS (
-    SELECT c.household_id, c.as_of,
-        count(CASE WHEN e.observed_on > c.as_of - INTERVAL '90 days' THEN 1 END) AS sg_n_90d,
-        count(CASE WHEN e.observed_on > c.as_of - INTERVAL '365 days' THEN 1 END) AS sg_n_365d,
+    SELECT e.household_id, e.as_of,
+        count(CASE WHEN e.age < 90 THEN 1 END) AS sg_n_90d,
+        count(CASE WHEN e.age < 365 THEN 1 END) AS sg_n_365d,
         count(CASE WHEN e.gap = 'benefit_terminated' THEN 1 END) AS sg_benefit_terminated,
         count(CASE WHEN e.gap = 'application_rejected' THEN 1 END) AS sg_application_rejected,
         count(CASE WHEN e.gap = 'eligible_not_enrolled' THEN 1 END) AS sg_eligible_not_enrolled,
         count(CASE WHEN e.gap = 'service_ended' THEN 1 END) AS sg_service_ended,
         count(CASE WHEN e.gap = 'contact_failed' THEN 1 END) AS sg_contact_failed,
         count(CASE WHEN e.program IN ('basic_livelihood', 'emergency_welfare', 'medical_aid') THEN 1 END) AS sg_core_programs,
-        arrow_cast(c.as_of, 'Int32') - arrow_cast(max(e.observed_on), 'Int32') AS sg_days_since
-    FROM cohort c
-    JOIN gaps e ON e.household_id = c.household_id
-    WHERE e.observed_on <= c.as_of AND e.reported_on <= c.as_of
-      AND e.observed_on > c.as_of - INTERVAL '{lookback_days} days'
-    GROUP BY c.household_id, c.as_of
+        arrow_cast(e.as_of, 'Int32') - arrow_cast(max(e.observed_on), 'Int32') AS sg_days_since
+    FROM gaps_in e
+    GROUP BY e.household_id, e.as_of
 ),
 -- Earlier referrals and what their visits found, as known on the day (outcomes decided before
 -- as_of; the referral being labelled is never its own feature).
@@ -348,6 +352,8 @@ hh_f AS (
         CASE WHEN head_age_band = '40-64' THEN 1 ELSE 0 END AS hh_age_40_64,
         CASE WHEN head_age_band = '65+' THEN 1 ELSE 0 END AS hh_age_65_plus
     FROM households
+    -- Only the slice's households: the reference holds every household of the country.
+    WHERE household_id IN (SELECT household_id FROM cohort)
 )
 SELECT
     c.household_id,
