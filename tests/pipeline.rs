@@ -233,6 +233,23 @@ async fn training_and_scoring_compute_identical_features_and_many_dates_equal_on
         .await
         .unwrap();
     assert_eq!(sliced, together);
+    // Nor does running several slices' queries at once, each in its own session (the order
+    // of the slices' batches is kept).
+    let at_once = engine(&w.data)
+        .await
+        .with_slice_pairs(7)
+        .with_slices_in_flight(3);
+    assert_eq!(at_once.compute(&pairs).await.unwrap(), together);
+    // Streamed, every pair arrives exactly once.
+    let mut stream = at_once.stream(&pairs).await.unwrap();
+    let mut streamed = Vec::new();
+    while let Some(b) = stream.next().await.unwrap() {
+        streamed.extend(b.keys.into_iter().map(|k| (k.household_id, k.as_of)));
+    }
+    streamed.sort();
+    let mut expected = pairs.clone();
+    expected.sort();
+    assert_eq!(streamed, expected);
     for &d in &dates {
         let one: Vec<(String, NaiveDate)> = pairs.iter().filter(|p| p.1 == d).cloned().collect();
         let separate = e.compute(&one).await.unwrap();
@@ -1518,6 +1535,7 @@ async fn erasing_a_household_leaves_no_trace_of_its_id_in_any_file() {
     while let Some(b) = stream.next().await.unwrap() {
         sink.write(&b).unwrap();
     }
+    drop(stream);
     sink.finish().unwrap();
     let mut rec = lantern::audit::AuditRecord::new("export");
     rec.detail = serde_json::json!({ "file": export.display().to_string() });

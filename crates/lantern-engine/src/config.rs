@@ -147,6 +147,14 @@ pub struct FeatureSettings {
     /// signals in the lake, a power of two). An existing state keeps its own.
     #[serde(default)]
     pub state_buckets: u32,
+    /// Feature slices whose queries run at once (at least 1): the next slice's query runs
+    /// while the caller scores the last one.
+    #[serde(default = "default_slices_in_flight")]
+    pub slices_in_flight: usize,
+}
+
+fn default_slices_in_flight() -> usize {
+    crate::features::DEFAULT_SLICES_IN_FLIGHT
 }
 
 /// Screening rules (config section `[screen]`).

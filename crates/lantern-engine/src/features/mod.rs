@@ -32,7 +32,6 @@ use datafusion::datasource::listing::{
 };
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
-use datafusion::execution::SendableRecordBatchStream;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
 use serde::Deserialize;
@@ -370,16 +369,22 @@ impl FeatureBatch {
 /// Runs the feature pipeline over a data directory.
 pub struct FeatureEngine {
     ctx: SessionContext,
-    spec: FeatureSpec,
+    spec: Arc<FeatureSpec>,
     data_dir: PathBuf,
     slice_pairs: usize,
     source: SignalSource,
     /// Bucket count for a first build of the state (0: from the lake's size).
     state_buckets: u32,
+    /// Slices whose queries run at once; see [`FeatureEngine::with_slices_in_flight`].
+    in_flight: usize,
 }
 
 /// (household, date) pairs per query slice by default; see [`FeatureEngine::with_slice_pairs`].
 pub const DEFAULT_SLICE_PAIRS: usize = 50_000;
+
+/// Slices whose queries run at once by default: two, so that one slice is planned (a single
+/// thread) and converted while another executes, and both cores stay busy.
+pub const DEFAULT_SLICES_IN_FLIGHT: usize = 1;
 
 impl FeatureEngine {
     /// Registers the lake, the households reference and the referral lists of `data_dir`, with
@@ -396,7 +401,7 @@ impl FeatureEngine {
         spec: FeatureSpec,
         memory_limit_mb: usize,
     ) -> Result<FeatureEngine, FeatureError> {
-        let config = SessionConfig::new().with_batch_size(8192);
+        let config = SessionConfig::from_env()?.with_batch_size(8192);
         let mut runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new();
         if memory_limit_mb > 0 {
             runtime = runtime.with_memory_pool(Arc::new(
@@ -407,11 +412,12 @@ impl FeatureEngine {
         crate::lake::sql::register_all(&ctx, data_dir).await?;
         Ok(FeatureEngine {
             ctx,
-            spec,
+            spec: Arc::new(spec),
             data_dir: data_dir.to_path_buf(),
             slice_pairs: DEFAULT_SLICE_PAIRS,
             source: SignalSource::State,
             state_buckets: 0,
+            in_flight: DEFAULT_SLICES_IN_FLIGHT,
         })
     }
 
@@ -425,7 +431,8 @@ impl FeatureEngine {
             FeatureEngine::open_with_limit(data_dir, spec, settings.memory_limit_mb)
                 .await?
                 .with_source(settings.source)
-                .with_state_buckets(settings.state_buckets),
+                .with_state_buckets(settings.state_buckets)
+                .with_slices_in_flight(settings.slices_in_flight),
         )
     }
 
@@ -468,32 +475,34 @@ impl FeatureEngine {
         Ok(Some(state))
     }
 
-    /// Registers the `*_events` tables for a query over `scope`.
+    /// Registers the `*_events` tables for a query over `scope` in the engine's own session.
     async fn register_events(
         &self,
         state: Option<&SignalState>,
         scope: Scope,
     ) -> Result<(), FeatureError> {
-        for table in SIGNAL_TABLES {
-            let name = events_table(table);
-            self.ctx.deregister_table(name.as_str())?;
-            let provider: Arc<dyn datafusion::catalog::TableProvider> = match state {
-                None => {
-                    let cohort_only = matches!(scope, Scope::Cohort(_));
-                    let sql = state::dedup_view_sql(table, cohort_only);
-                    self.ctx.sql(&sql).await?.into_view()
-                }
-                Some(state) => {
-                    let parts = match scope {
-                        Scope::All | Scope::Cohort(None) => state.all_parts(table),
-                        Scope::Cohort(Some(b)) => state.parts(table, b),
-                    };
-                    files_table(&parts, state::state_schema(table))?
-                }
-            };
-            self.ctx.register_table(name.as_str(), provider)?;
+        register_events(&self.ctx, &events_source(state, scope), scope).await
+    }
+
+    /// A session of its own for one slice: the engine's settings, memory pool and tables (the
+    /// same providers, shared), so slices running at once each register their own `cohort`
+    /// and `*_events`.
+    async fn slice_context(&self) -> Result<SessionContext, FeatureError> {
+        let ctx =
+            SessionContext::new_with_config_rt(self.ctx.copied_config(), self.ctx.runtime_env());
+        let catalog = self
+            .ctx
+            .catalog("datafusion")
+            .ok_or_else(|| DataFusionError::Internal("the default catalog is missing".into()))?;
+        let schema = catalog
+            .schema("public")
+            .ok_or_else(|| DataFusionError::Internal("the default schema is missing".into()))?;
+        for name in schema.table_names() {
+            if let Some(provider) = schema.table(&name).await? {
+                ctx.register_table(name.as_str(), provider)?;
+            }
         }
-        Ok(())
+        Ok(ctx)
     }
 
     pub fn spec(&self) -> &FeatureSpec {
@@ -506,6 +515,14 @@ impl FeatureEngine {
     /// depend on the slicing (a test holds this).
     pub fn with_slice_pairs(mut self, n: usize) -> FeatureEngine {
         self.slice_pairs = n.max(1);
+        self
+    }
+
+    /// Runs up to `n` slices' queries at once, each in its own session over the same tables
+    /// (at least 1). Batches still come out slice by slice, in order; memory holds up to `n + 1`
+    /// slices' results.
+    pub fn with_slices_in_flight(mut self, n: usize) -> FeatureEngine {
+        self.in_flight = n.max(1);
         self
     }
 
@@ -652,26 +669,51 @@ impl FeatureEngine {
             state,
             slices,
             dates,
-            inner: None,
-            columns: Vec::new(),
+            running: std::collections::VecDeque::new(),
         })
     }
 
-    /// Starts the query for one slice.
-    async fn start(
+    /// Starts one slice's query on a task of its own, in a session of its own; the task
+    /// returns the slice's features, imputed.
+    async fn spawn_slice(
         &self,
         state: Option<&SignalState>,
         bucket: Option<u32>,
-        slice: &[(String, NaiveDate)],
+        slice: Vec<(String, NaiveDate)>,
         first: NaiveDate,
         last: NaiveDate,
-    ) -> Result<(SendableRecordBatchStream, Vec<usize>), FeatureError> {
-        self.register_cohort(slice)?;
-        self.register_events(state, Scope::Cohort(bucket)).await?;
-        let sql = self.spec.render(&self.spec.sql, first, last);
-        let df = self.ctx.sql(&sql).await?;
-        let columns = self.check_columns(df.schema().as_arrow())?;
-        Ok((df.execute_stream().await?, columns))
+    ) -> Result<tokio::task::JoinHandle<Result<FeatureBatch, FeatureError>>, FeatureError> {
+        let started = std::time::Instant::now();
+        let ctx = self.slice_context().await?;
+        let events = events_source(state, Scope::Cohort(bucket));
+        let spec = Arc::clone(&self.spec);
+        Ok(tokio::spawn(async move {
+            register_cohort(&ctx, &slice)?;
+            register_events(&ctx, &events, Scope::Cohort(bucket)).await?;
+            let sql = spec.render(&spec.sql, first, last);
+            let df = ctx.sql(&sql).await?;
+            let columns = check_columns(&spec, df.schema().as_arrow())?;
+            let planned = started.elapsed().as_secs_f64();
+            let mut stream = df.execute_stream().await?;
+            let mut out = FeatureBatch {
+                width: spec.features.len(),
+                ..Default::default()
+            };
+            while let Some(batch) = stream.next().await {
+                let batch = batch?;
+                if batch.num_rows() > 0 {
+                    out.extend(to_features(&batch, &columns, &spec)?);
+                }
+            }
+            tracing::debug!(
+                pairs = slice.len(),
+                ?bucket,
+                planned,
+                seconds = started.elapsed().as_secs_f64(),
+                "feature slice done"
+            );
+            Ok(out)
+        }))
     }
 
     /// All features of a cohort in memory, in the cohort's order.
@@ -712,140 +754,212 @@ impl FeatureEngine {
         }
         Ok(sorted)
     }
+}
 
-    fn register_cohort(&self, cohort: &[(String, NaiveDate)]) -> Result<(), FeatureError> {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("household_id", DataType::Utf8, false),
-            Field::new("as_of", DataType::Date32, false),
-        ]));
-        let mut ids = StringBuilder::new();
-        let mut dates = Date32Builder::with_capacity(cohort.len());
-        for (h, d) in cohort {
-            ids.append_value(h);
-            dates.append_value(days_since_epoch(*d));
-        }
-        let batch = RecordBatch::try_new(
-            schema.clone(),
-            vec![Arc::new(ids.finish()), Arc::new(dates.finish())],
-        )
-        .map_err(DataFusionError::from)?;
-        // Split so the join's probe side runs on every core.
-        let parts = self.ctx.copied_config().target_partitions().max(1);
-        let chunk = batch.num_rows().div_ceil(parts).max(1);
-        let partitions: Vec<Vec<RecordBatch>> = (0..batch.num_rows())
-            .step_by(chunk)
-            .map(|start| vec![batch.slice(start, chunk.min(batch.num_rows() - start))])
-            .collect();
-        let table = MemTable::try_new(schema, partitions)?;
-        self.ctx.deregister_table("cohort")?;
-        self.ctx.register_table("cohort", Arc::new(table))?;
-        Ok(())
+/// Registers `cohort` in `ctx` as the `cohort` table, split so the join's probe side runs on
+/// every core.
+fn register_cohort(
+    ctx: &SessionContext,
+    cohort: &[(String, NaiveDate)],
+) -> Result<(), FeatureError> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("household_id", DataType::Utf8, false),
+        Field::new("as_of", DataType::Date32, false),
+    ]));
+    let mut ids = StringBuilder::new();
+    let mut dates = Date32Builder::with_capacity(cohort.len());
+    for (h, d) in cohort {
+        ids.append_value(h);
+        dates.append_value(days_since_epoch(*d));
     }
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![Arc::new(ids.finish()), Arc::new(dates.finish())],
+    )
+    .map_err(DataFusionError::from)?;
+    let parts = ctx.copied_config().target_partitions().max(1);
+    let chunk = batch.num_rows().div_ceil(parts).max(1);
+    let partitions: Vec<Vec<RecordBatch>> = (0..batch.num_rows())
+        .step_by(chunk)
+        .map(|start| vec![batch.slice(start, chunk.min(batch.num_rows() - start))])
+        .collect();
+    let table = MemTable::try_new(schema, partitions)?;
+    ctx.deregister_table("cohort")?;
+    ctx.register_table("cohort", Arc::new(table))?;
+    Ok(())
+}
 
-    /// The position of each catalogue feature in the query's output; every non-key column must
-    /// be in the catalogue and every catalogue feature in the query.
-    fn check_columns(&self, schema: &Schema) -> Result<Vec<usize>, FeatureError> {
-        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-        let missing: Vec<&str> = self
-            .spec
-            .features
-            .iter()
-            .map(|f| f.name.as_str())
-            .filter(|n| !names.contains(n))
-            .collect();
-        let extra: Vec<&str> = names
-            .iter()
-            .copied()
-            .filter(|n| {
-                !KEY_COLUMNS.contains(n)
-                    && !OPTIONAL_KEY_COLUMNS.contains(n)
-                    && !self.spec.features.iter().any(|f| f.name == *n)
-            })
-            .collect();
-        let absent_keys: Vec<&str> = KEY_COLUMNS
-            .iter()
-            .copied()
-            .filter(|k| !names.contains(k))
-            .collect();
-        if !missing.is_empty() || !extra.is_empty() || !absent_keys.is_empty() {
-            let mut parts = Vec::new();
-            if !missing.is_empty() {
-                parts.push(format!(
-                    "in features.toml but not produced by the query: {}",
-                    missing.join(", ")
-                ));
-            }
-            if !extra.is_empty() {
-                parts.push(format!(
-                    "produced by the query but not in features.toml: {}",
-                    extra.join(", ")
-                ));
-            }
-            if !absent_keys.is_empty() {
-                parts.push(format!(
-                    "key columns missing from the query: {}",
-                    absent_keys.join(", ")
-                ));
-            }
-            return Err(FeatureError::Mismatch {
-                detail: parts.join("; "),
-            });
+/// The position of each catalogue feature in the query's output; every non-key column must
+/// be in the catalogue and every catalogue feature in the query.
+fn check_columns(spec: &FeatureSpec, schema: &Schema) -> Result<Vec<usize>, FeatureError> {
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    let missing: Vec<&str> = spec
+        .features
+        .iter()
+        .map(|f| f.name.as_str())
+        .filter(|n| !names.contains(n))
+        .collect();
+    let extra: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| {
+            !KEY_COLUMNS.contains(n)
+                && !OPTIONAL_KEY_COLUMNS.contains(n)
+                && !spec.features.iter().any(|f| f.name == *n)
+        })
+        .collect();
+    let absent_keys: Vec<&str> = KEY_COLUMNS
+        .iter()
+        .copied()
+        .filter(|k| !names.contains(k))
+        .collect();
+    if !missing.is_empty() || !extra.is_empty() || !absent_keys.is_empty() {
+        let mut parts = Vec::new();
+        if !missing.is_empty() {
+            parts.push(format!(
+                "in features.toml but not produced by the query: {}",
+                missing.join(", ")
+            ));
         }
-        Ok(self
-            .spec
-            .features
-            .iter()
-            .map(|f| {
-                names
-                    .iter()
-                    .position(|n| *n == f.name)
-                    .expect("checked above")
-            })
-            .collect())
+        if !extra.is_empty() {
+            parts.push(format!(
+                "produced by the query but not in features.toml: {}",
+                extra.join(", ")
+            ));
+        }
+        if !absent_keys.is_empty() {
+            parts.push(format!(
+                "key columns missing from the query: {}",
+                absent_keys.join(", ")
+            ));
+        }
+        return Err(FeatureError::Mismatch {
+            detail: parts.join("; "),
+        });
+    }
+    Ok(spec
+        .features
+        .iter()
+        .map(|f| {
+            names
+                .iter()
+                .position(|n| *n == f.name)
+                .expect("checked above")
+        })
+        .collect())
+}
+
+/// What a slice's `*_events` tables are made of: the state's parts for its bucket, or the raw
+/// lake (deduplicated by a view in the slice's session).
+enum EventsSource {
+    Parts(Vec<(Table, Vec<PathBuf>)>),
+    Lake,
+}
+
+fn events_source(state: Option<&SignalState>, scope: Scope) -> EventsSource {
+    match state {
+        None => EventsSource::Lake,
+        Some(state) => EventsSource::Parts(
+            SIGNAL_TABLES
+                .iter()
+                .map(|&table| {
+                    let parts = match scope {
+                        Scope::All | Scope::Cohort(None) => state.all_parts(table),
+                        Scope::Cohort(Some(b)) => state.parts(table, b),
+                    };
+                    (table, parts)
+                })
+                .collect(),
+        ),
     }
 }
 
-/// Feature batches as the query yields them, slice by slice.
+/// Registers the `*_events` tables in `ctx`.
+async fn register_events(
+    ctx: &SessionContext,
+    source: &EventsSource,
+    scope: Scope,
+) -> Result<(), FeatureError> {
+    for table in SIGNAL_TABLES {
+        let name = events_table(table);
+        ctx.deregister_table(name.as_str())?;
+        let provider: Arc<dyn datafusion::catalog::TableProvider> = match source {
+            EventsSource::Lake => {
+                let cohort_only = matches!(scope, Scope::Cohort(_));
+                ctx.sql(&state::dedup_view_sql(table, cohort_only))
+                    .await?
+                    .into_view()
+            }
+            EventsSource::Parts(parts) => {
+                let files = parts
+                    .iter()
+                    .find(|(t, _)| *t == table)
+                    .map(|(_, f)| f.as_slice())
+                    .unwrap_or(&[]);
+                files_table(files, state::state_schema(table))?
+            }
+        };
+        ctx.register_table(name.as_str(), provider)?;
+    }
+    Ok(())
+}
+
+/// Feature batches slice by slice, in slice order, with the next slices' queries already
+/// running (up to the engine's `in_flight`).
 pub struct FeatureStream<'e> {
     engine: &'e FeatureEngine,
     /// The signal state as of the stream's start (`None`: reading the raw lake).
     state: Option<SignalState>,
     slices: std::collections::VecDeque<(Option<u32>, Vec<(String, NaiveDate)>)>,
     dates: (Option<NaiveDate>, Option<NaiveDate>),
-    inner: Option<SendableRecordBatchStream>,
-    columns: Vec<usize>,
+    running:
+        std::collections::VecDeque<tokio::task::JoinHandle<Result<FeatureBatch, FeatureError>>>,
+}
+
+impl Drop for FeatureStream<'_> {
+    /// A stream dropped early (an error downstream) stops its slices' queries.
+    fn drop(&mut self) {
+        for task in &self.running {
+            task.abort();
+        }
+    }
 }
 
 impl FeatureStream<'_> {
-    /// The next batch, imputed; `None` at the end.
+    /// The next slice's features, imputed; `None` at the end.
     pub async fn next(&mut self) -> Result<Option<FeatureBatch>, FeatureError> {
         let (Some(first), Some(last)) = self.dates else {
             return Ok(None);
         };
         loop {
-            if self.inner.is_none() {
-                let Some((bucket, slice)) = self.slices.pop_front() else {
-                    return Ok(None);
-                };
-                let (inner, columns) = self
-                    .engine
-                    .start(self.state.as_ref(), bucket, &slice, first, last)
-                    .await?;
-                self.inner = Some(inner);
-                self.columns = columns;
-            }
-            let inner = self.inner.as_mut().expect("set above");
-            match inner.next().await {
-                None => self.inner = None,
-                Some(batch) => {
-                    let batch = batch?;
-                    if batch.num_rows() == 0 {
-                        continue;
-                    }
-                    return Ok(Some(to_features(&batch, &self.columns, &self.engine.spec)?));
-                }
+            self.top_up(first, last).await?;
+            let Some(task) = self.running.pop_front() else {
+                return Ok(None);
+            };
+            let batch = task.await.map_err(|e| {
+                DataFusionError::Internal(format!("a feature slice's task failed: {e}"))
+            })??;
+            // The next slice starts before the caller works on this one.
+            self.top_up(first, last).await?;
+            if !batch.is_empty() {
+                return Ok(Some(batch));
             }
         }
+    }
+
+    /// Starts slices until `in_flight` are running or none is left.
+    async fn top_up(&mut self, first: NaiveDate, last: NaiveDate) -> Result<(), FeatureError> {
+        while self.running.len() < self.engine.in_flight {
+            let Some((bucket, slice)) = self.slices.pop_front() else {
+                break;
+            };
+            let task = self
+                .engine
+                .spawn_slice(self.state.as_ref(), bucket, slice, first, last)
+                .await?;
+            self.running.push_back(task);
+        }
+        Ok(())
     }
 }
 
@@ -1064,7 +1178,7 @@ mod tests {
     fn the_fingerprint_changes_with_the_sql_and_the_catalogue_not_only_the_names() {
         let spec = FeatureSpec::embedded();
         let mut edited = spec.clone();
-        edited.sql = edited.sql.replace("365 days", "364 days");
+        edited.sql = edited.sql.replace("age < 365", "age < 364");
         assert_ne!(edited.sql, spec.sql);
         assert_ne!(edited.fingerprint(), spec.fingerprint());
         let mut imputed = spec.clone();
