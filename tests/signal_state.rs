@@ -306,3 +306,100 @@ fn parts_a_crash_left_unnamed_are_ignored_and_removed() {
         .sum();
     assert_eq!(total, 30, "every event once");
 }
+
+/// The households reference is copied into the state by bucket, so a slice reads its own
+/// bucket's households instead of the whole country's; features from the copy equal those from
+/// the reference (the full recomputation reads the reference itself), and a new import
+/// replaces the copy at the next update (as an erasure's rewrite does).
+#[test]
+fn the_households_copy_follows_the_reference_and_gives_the_same_features() {
+    use lantern::contract::{AgeBand, Household, HouseholdType};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path();
+    let events: Vec<Event> = (0..30)
+        .map(|i| Event {
+            household: i % HOUSEHOLDS,
+            kind: (i % 3) as u8,
+            observed: 10 * i as u64,
+            lag: 1,
+            value: i as u32,
+            delivery: 0,
+            resend: None,
+        })
+        .collect();
+    deliver(data, &events, 0);
+    let household = |h: usize, members: u8| Household {
+        household_id: format!("h{h}"),
+        district_code: "11110".into(),
+        dong_code: None,
+        members,
+        head_age_band: AgeBand::Over65,
+        household_type: if h % 2 == 0 {
+            HouseholdType::ElderlySingle
+        } else {
+            HouseholdType::Family
+        },
+        disability: h == 1,
+    };
+    // Every household but the last is in the reference.
+    let reference: Vec<Household> = (0..HOUSEHOLDS - 1)
+        .map(|h| household(h, 1 + h as u8))
+        .collect();
+    lantern::lake::reference::write_households(data, &reference).unwrap();
+    let (state, report) = SignalState::update(data, 3).unwrap();
+    assert_eq!(report.households_copied, (HOUSEHOLDS - 1) as u64);
+    let copied: usize = (0..3)
+        .map(|b| state.households_parts(b).unwrap().len())
+        .sum();
+    assert!(copied >= 2, "the households spread over the buckets");
+    let (_, idle) = SignalState::update(data, 3).unwrap();
+    assert_eq!(
+        idle.households_copied, 0,
+        "an unchanged reference is not copied again"
+    );
+
+    let members = FeatureSpec::embedded()
+        .features
+        .iter()
+        .position(|f| f.name == "hh_members")
+        .unwrap();
+    let last = day0() + Days::new(300);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (s, l, _, _) = rt.block_on(both(data, &[last]));
+    assert_eq!(
+        s, l,
+        "features from the copy equal features from the reference"
+    );
+    let row = |b: &FeatureBatch, h: &str| {
+        let i = b.keys.iter().position(|k| k.household_id == h).unwrap();
+        b.row(i)[members]
+    };
+    assert_eq!(row(&s, "h3"), 4.0);
+    assert_eq!(
+        row(&s, &format!("h{}", HOUSEHOLDS - 1)),
+        0.0,
+        "not in the reference: imputed"
+    );
+
+    // A new import: h3 now has 9 members.
+    let mut changed = reference.clone();
+    changed[3].members = 9;
+    // The modification time alone may not move within the clock's resolution; the size does
+    // not either, so wait until the file's time differs (bounded: filesystems tick in ns-ms).
+    let path = lantern::lake::reference::households_path(data);
+    let before = std::fs::metadata(&path).unwrap().modified().unwrap();
+    for _ in 0..1000 {
+        lantern::lake::reference::write_households(data, &changed).unwrap();
+        if std::fs::metadata(&path).unwrap().modified().unwrap() != before {
+            break;
+        }
+    }
+    let (_, again) = SignalState::update(data, 3).unwrap();
+    assert_eq!(again.households_copied, (HOUSEHOLDS - 1) as u64);
+    let (s, l, _, _) = rt.block_on(both(data, &[last]));
+    assert_eq!(s, l);
+    assert_eq!(row(&s, "h3"), 9.0);
+}

@@ -39,7 +39,7 @@ pub fn run(settings: &Settings, command: LakeCommand) -> Result<()> {
                 settings.features.state_buckets,
             )?;
             println!(
-                "Signal state up to date in {:.1} s: {} new lake files read, {} events added, {} repeated copies left out, {} replaced by an earlier copy, {} months rebuilt, {} buckets merged ({} buckets, under {})",
+                "Signal state up to date in {:.1} s: {} new lake files read, {} events added, {} repeated copies left out, {} replaced by an earlier copy, {} months rebuilt, {} buckets merged, {} households of the reference copied by bucket ({} buckets, under {})",
                 started.elapsed().as_secs_f64(),
                 r.lake_files_read,
                 r.events_added,
@@ -47,6 +47,7 @@ pub fn run(settings: &Settings, command: LakeCommand) -> Result<()> {
                 r.replaced,
                 r.months_rebuilt.len(),
                 r.buckets_merged,
+                r.households_copied,
                 state.buckets(),
                 lantern::features::state::SignalState::root_in(&settings.data.dir).display()
             );

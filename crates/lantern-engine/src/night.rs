@@ -129,8 +129,10 @@ pub async fn run(
         .collect();
     let t = screening.phases.since("fairness", t);
     let signals = output::signals_behind(engine, as_of, &households).await?;
+    let t = screening.phases.since("signals behind", t);
     let data_dir = engine.data_dir();
     let watermark = input_watermark(engine).await?;
+    let t = screening.phases.since("watermark", t);
     let per_district: BTreeMap<String, u64> = screening
         .districts
         .iter()

@@ -852,15 +852,19 @@ fn check_columns(spec: &FeatureSpec, schema: &Schema) -> Result<Vec<usize>, Feat
 /// What a slice's `*_events` tables are made of: the state's parts for its bucket, or the raw
 /// lake (deduplicated by a view in the slice's session).
 enum EventsSource {
-    Parts(Vec<(Table, Vec<PathBuf>)>),
+    Parts {
+        events: Vec<(Table, Vec<PathBuf>)>,
+        /// The bucket's copy of the households reference (`None`: the reference itself).
+        households: Option<Vec<PathBuf>>,
+    },
     Lake,
 }
 
 fn events_source(state: Option<&SignalState>, scope: Scope) -> EventsSource {
     match state {
         None => EventsSource::Lake,
-        Some(state) => EventsSource::Parts(
-            SIGNAL_TABLES
+        Some(state) => EventsSource::Parts {
+            events: SIGNAL_TABLES
                 .iter()
                 .map(|&table| {
                     let parts = match scope {
@@ -870,7 +874,11 @@ fn events_source(state: Option<&SignalState>, scope: Scope) -> EventsSource {
                     (table, parts)
                 })
                 .collect(),
-        ),
+            households: match scope {
+                Scope::Cohort(Some(b)) => state.households_parts(b),
+                _ => None,
+            },
+        },
     }
 }
 
@@ -890,8 +898,8 @@ async fn register_events(
                     .await?
                     .into_view()
             }
-            EventsSource::Parts(parts) => {
-                let files = parts
+            EventsSource::Parts { events, .. } => {
+                let files = events
                     .iter()
                     .find(|(t, _)| *t == table)
                     .map(|(_, f)| f.as_slice())
@@ -900,6 +908,15 @@ async fn register_events(
             }
         };
         ctx.register_table(name.as_str(), provider)?;
+    }
+    if let EventsSource::Parts {
+        households: Some(files),
+        ..
+    } = source
+    {
+        ctx.deregister_table("households")?;
+        let households = files_table(files, crate::lake::reference::households_schema())?;
+        ctx.register_table("households", households)?;
     }
     Ok(())
 }

@@ -68,6 +68,12 @@ pub const SIGNAL_TABLES: [Table; 3] = [
     Table::ServiceGap,
 ];
 
+/// The key, in the manifest and as a folder, of the households reference's copy by bucket: a
+/// slice reads its bucket's households instead of scanning the whole country's reference (at
+/// 5 million households that scan, once per slice, made the night's cost grow with the square
+/// of the population).
+pub const HOUSEHOLDS: &str = "households";
+
 /// Lake columns the state leaves out: free text no feature reads.
 pub const LEFT_OUT: [&str; 1] = ["note"];
 
@@ -153,6 +159,8 @@ pub struct UpdateReport {
     pub months_rebuilt: Vec<String>,
     pub buckets_merged: usize,
     pub buckets: u32,
+    /// Households of the reference copied by bucket (0: the copy was already current).
+    pub households_copied: u64,
 }
 
 /// The state of a data directory as its manifest names it.
@@ -269,6 +277,7 @@ impl SignalState {
         for table in SIGNAL_TABLES {
             state.update_table(&lake, table, &mut report)?;
         }
+        report.households_copied = state.update_households(data_dir)?;
         state.remove_unnamed()?;
         let now = now_secs();
         state.purge_retired_before(now - RETIRE_AFTER_SECS)?;
@@ -313,6 +322,91 @@ impl SignalState {
             .get(table.name())
             .map(|b| b.values().flatten().map(|p| self.root.join(p)).collect())
             .unwrap_or_default()
+    }
+
+    /// The households reference of one bucket, or `None` when the state holds no copy (no
+    /// reference imported): then readers use the reference itself.
+    pub fn households_parts(&self, bucket: u32) -> Option<Vec<PathBuf>> {
+        self.manifest.sources.get(HOUSEHOLDS)?;
+        Some(
+            self.manifest
+                .parts
+                .get(HOUSEHOLDS)
+                .and_then(|b| b.get(&bucket))
+                .map(|v| v.iter().map(|p| self.root.join(p)).collect())
+                .unwrap_or_default(),
+        )
+    }
+
+    /// Copies the households reference by bucket when it changed since the last copy (its size
+    /// or modification time: `lantern import` and `lantern erase` both rewrite the file), and
+    /// drops the copy when the reference is gone. Returns the rows copied.
+    fn update_households(&mut self, data_dir: &Path) -> Result<u64, StateError> {
+        let src = crate::lake::reference::households_path(data_dir);
+        let signature = match std::fs::metadata(&src) {
+            Ok(m) => {
+                let modified = m
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0);
+                Some(format!("{}:{modified}", m.len()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io_err(&src)(e)),
+        };
+        let recorded = self
+            .manifest
+            .sources
+            .get(HOUSEHOLDS)
+            .and_then(|s| s.iter().next().cloned());
+        if signature == recorded {
+            return Ok(0);
+        }
+        let now = now_secs();
+        if let Some(old) = self.manifest.parts.remove(HOUSEHOLDS) {
+            self.manifest
+                .retired
+                .extend(old.into_values().flatten().map(|p| (p, now)));
+        }
+        self.manifest.sources.remove(HOUSEHOLDS);
+        let Some(signature) = signature else {
+            return Ok(0);
+        };
+        let schema = crate::lake::reference::households_schema();
+        let buckets = self.buckets();
+        let mut router = Router::new(&self.root, HOUSEHOLDS, buckets)?;
+        let mut copied = 0u64;
+        // Streamed: the router spills past its buffer, so a national reference fits.
+        let file = File::open(&src).map_err(io_err(&src))?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .and_then(|b| b.with_batch_size(64 * 1024).build())
+            .map_err(|e| StateError::Arrow {
+                path: src.clone(),
+                message: e.to_string(),
+            })?;
+        for batch in reader {
+            let batch = batch.map_err(arrow_err(&src))?;
+            copied += batch.num_rows() as u64;
+            router.add(&batch)?;
+        }
+        let mut parts: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+        for (bucket, incoming) in router.finish()? {
+            let rows = read_all(&incoming, &schema)?;
+            let rel = format!(
+                "{HOUSEHOLDS}/bucket={bucket:04}/{}",
+                crate::lake::new_part_name()
+            );
+            crate::lake::write_parquet_atomic_rows(&self.root.join(&rel), &rows, ROW_GROUP_ROWS)?;
+            parts.insert(bucket, vec![rel]);
+        }
+        router.cleanup()?;
+        self.manifest.parts.insert(HOUSEHOLDS.to_string(), parts);
+        self.manifest
+            .sources
+            .insert(HOUSEHOLDS.to_string(), BTreeSet::from([signature]));
+        Ok(copied)
     }
 
     fn update_table(
@@ -363,7 +457,7 @@ impl SignalState {
             .extend(rebuild.iter().map(|m| format!("{name}/{m}")));
         report.lake_files_read += fresh.len();
         let buckets = self.buckets();
-        let mut router = Router::new(&self.root, table, buckets)?;
+        let mut router = Router::new(&self.root, table.name(), buckets)?;
         for file in &fresh {
             let path = table_dir.join(file);
             let month = month_of_file(file).unwrap_or_default();
@@ -627,8 +721,9 @@ impl SignalState {
             .map(|p| self.root.join(p))
             .collect();
         named.extend(self.manifest.retired.iter().map(|(p, _)| self.root.join(p)));
-        for table in SIGNAL_TABLES {
-            let dir = self.root.join(table.name());
+        let folders = SIGNAL_TABLES.iter().map(|t| t.name()).chain([HOUSEHOLDS]);
+        for folder in folders {
+            let dir = self.root.join(folder);
             for bucket_dir in list(&dir)? {
                 for file in list(&bucket_dir)? {
                     let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
@@ -673,8 +768,8 @@ struct Router {
 }
 
 impl Router {
-    fn new(root: &Path, table: Table, buckets: u32) -> Result<Router, StateError> {
-        let dir = root.join(format!(".incoming-{}", table.name()));
+    fn new(root: &Path, name: &str, buckets: u32) -> Result<Router, StateError> {
+        let dir = root.join(format!(".incoming-{name}"));
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
         }
