@@ -484,6 +484,14 @@ impl FeatureEngine {
         register_events(&self.ctx, &events_source(state, scope), scope).await
     }
 
+    /// Registers every household's deduplicated signals as `*_events` in the engine's session
+    /// (the signal state, brought up to date first, or the raw lake deduplicated), for queries
+    /// other than the feature query: the signals behind a referral, say.
+    pub async fn register_all_events(&self) -> Result<(), FeatureError> {
+        let state = self.refresh()?;
+        self.register_events(state.as_ref(), Scope::All).await
+    }
+
     /// A session of its own for one slice: the engine's settings, memory pool and tables (the
     /// same providers, shared), so slices running at once each register their own `cohort`
     /// and `*_events`.

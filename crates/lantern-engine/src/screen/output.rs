@@ -97,12 +97,16 @@ fn gap_ko(g: &str) -> &str {
     }
 }
 
-/// The signals known by `as_of` in the look-back window for the referred households.
+/// The signals known by `as_of` in the look-back window for the referred households, each event
+/// once (the deduplicated `*_events` tables).
 pub async fn signals_behind(
     engine: &FeatureEngine,
     as_of: NaiveDate,
     households: &[String],
 ) -> Result<HashMap<String, Vec<SignalLine>>, ScreenError> {
+    // Each event once (a re-sent copy with other dates is not shown twice), from the signal
+    // state's compact files rather than a year of small lake files.
+    engine.register_all_events().await?;
     let ctx = engine.context();
     let spec = engine.spec();
     let schema = Arc::new(Schema::new(vec![Field::new(
@@ -131,9 +135,9 @@ pub async fn signals_behind(
         as_of.format("%Y-%m")
     );
     let queries = [
-        format!("SELECT DISTINCT e.household_id, CAST(e.observed_on AS VARCHAR), e.source, e.utility, CAST(e.months_overdue AS VARCHAR), CAST(e.service_cut AS VARCHAR), 'arrears' FROM utility_arrears e JOIN selected s ON s.household_id = e.household_id WHERE {window}"),
-        format!("SELECT DISTINCT e.household_id, CAST(e.observed_on AS VARCHAR), e.source, e.concerns, CAST(e.urgency AS VARCHAR), e.reporter_role, 'council' FROM council_report e JOIN selected s ON s.household_id = e.household_id WHERE {window}"),
-        format!("SELECT DISTINCT e.household_id, CAST(e.observed_on AS VARCHAR), e.source, e.program, e.gap, '', 'gap' FROM service_gap e JOIN selected s ON s.household_id = e.household_id WHERE {window}"),
+        format!("SELECT DISTINCT e.household_id, CAST(e.observed_on AS VARCHAR), e.source, e.utility, CAST(e.months_overdue AS VARCHAR), CAST(e.service_cut AS VARCHAR), 'arrears' FROM utility_arrears_events e JOIN selected s ON s.household_id = e.household_id WHERE {window}"),
+        format!("SELECT DISTINCT e.household_id, CAST(e.observed_on AS VARCHAR), e.source, e.concerns, CAST(e.urgency AS VARCHAR), e.reporter_role, 'council' FROM council_report_events e JOIN selected s ON s.household_id = e.household_id WHERE {window}"),
+        format!("SELECT DISTINCT e.household_id, CAST(e.observed_on AS VARCHAR), e.source, e.program, e.gap, '', 'gap' FROM service_gap_events e JOIN selected s ON s.household_id = e.household_id WHERE {window}"),
     ];
     let mut out: HashMap<String, Vec<SignalLine>> = HashMap::new();
     for q in queries {
