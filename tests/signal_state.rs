@@ -149,6 +149,22 @@ fn deliver(data: &Path, events: &[Event], delivery: usize) {
     writer.flush().unwrap();
 }
 
+/// `n` events of one delivery, none re-sent: household `i % HOUSEHOLDS`, observed `every`
+/// days apart, reported `lag` days later, of kind `kind(i)`.
+fn spaced(n: usize, every: u64, lag: u64, kind: impl Fn(usize) -> u8) -> Vec<Event> {
+    (0..n)
+        .map(|i| Event {
+            household: i % HOUSEHOLDS,
+            kind: kind(i),
+            observed: every * i as u64,
+            lag,
+            value: i as u32,
+            delivery: 0,
+            resend: None,
+        })
+        .collect()
+}
+
 fn pairs(dates: &[NaiveDate]) -> Vec<(String, NaiveDate)> {
     let mut out = Vec::new();
     for h in 0..HOUSEHOLDS {
@@ -232,17 +248,7 @@ proptest! {
 fn the_state_keeps_no_free_text_and_an_idle_update_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path();
-    let events: Vec<Event> = (0..20)
-        .map(|i| Event {
-            household: i % HOUSEHOLDS,
-            kind: 1,
-            observed: 10 * i as u64,
-            lag: 1,
-            value: i as u32,
-            delivery: 0,
-            resend: None,
-        })
-        .collect();
+    let events = spaced(20, 10, 1, |_| 1);
     deliver(data, &events, 0);
     let (state, report) = SignalState::update(data, 2).unwrap();
     assert_eq!(report.events_added, 20);
@@ -271,17 +277,7 @@ fn the_state_keeps_no_free_text_and_an_idle_update_writes_nothing() {
 fn parts_a_crash_left_unnamed_are_ignored_and_removed() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path();
-    let events: Vec<Event> = (0..30)
-        .map(|i| Event {
-            household: i % HOUSEHOLDS,
-            kind: (i % 3) as u8,
-            observed: 7 * i as u64,
-            lag: 2,
-            value: i as u32,
-            delivery: 0,
-            resend: None,
-        })
-        .collect();
+    let events = spaced(30, 7, 2, |i| (i % 3) as u8);
     deliver(data, &events, 0);
     let (state, _) = SignalState::update(data, 2).unwrap();
     let part = state.all_parts(lantern::lake::Table::UtilityArrears)[0].clone();
@@ -316,17 +312,7 @@ fn the_households_copy_follows_the_reference_and_gives_the_same_features() {
     use lantern::contract::{AgeBand, Household, HouseholdType};
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path();
-    let events: Vec<Event> = (0..30)
-        .map(|i| Event {
-            household: i % HOUSEHOLDS,
-            kind: (i % 3) as u8,
-            observed: 10 * i as u64,
-            lag: 1,
-            value: i as u32,
-            delivery: 0,
-            resend: None,
-        })
-        .collect();
+    let events = spaced(30, 10, 1, |i| (i % 3) as u8);
     deliver(data, &events, 0);
     let household = |h: usize, members: u8| Household {
         household_id: format!("h{h}"),
