@@ -382,8 +382,9 @@ pub struct FeatureEngine {
 /// (household, date) pairs per query slice by default; see [`FeatureEngine::with_slice_pairs`].
 pub const DEFAULT_SLICE_PAIRS: usize = 50_000;
 
-/// Slices whose queries run at once by default: two, so that one slice is planned (a single
-/// thread) and converted while another executes, and both cores stay busy.
+/// Slices whose queries run at once by default: one, started as soon as the caller takes the
+/// last slice's features, so the next query runs while the caller scores. Two at once were
+/// slower on two cores, where one query already uses both (docs/BENCHMARKS.md).
 pub const DEFAULT_SLICES_IN_FLIGHT: usize = 1;
 
 impl FeatureEngine {
@@ -401,6 +402,8 @@ impl FeatureEngine {
         spec: FeatureSpec,
         memory_limit_mb: usize,
     ) -> Result<FeatureEngine, FeatureError> {
+        // DataFusion's own `DATAFUSION_*` variables apply (target partitions, say), for
+        // experiments without a rebuild.
         let config = SessionConfig::from_env()?.with_batch_size(8192);
         let mut runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new();
         if memory_limit_mb > 0 {
@@ -519,8 +522,9 @@ impl FeatureEngine {
 
     /// Runs the query over slices of about `n` (household, date) pairs, every date of a
     /// household in the same slice. Memory follows the slice, not the cohort (the query's
-    /// aggregations hold one group per pair); each slice re-reads the lake. Values do not
-    /// depend on the slicing (a test holds this).
+    /// aggregations hold one group per pair); reading the signal state, a slice reads only its
+    /// bucket (the raw lake: all of it). Values do not depend on the slicing (a test holds
+    /// this).
     pub fn with_slice_pairs(mut self, n: usize) -> FeatureEngine {
         self.slice_pairs = n.max(1);
         self
