@@ -389,3 +389,18 @@ fn the_households_copy_follows_the_reference_and_gives_the_same_features() {
     assert_eq!(s, l);
     assert_eq!(row(&s, "h3"), 9.0);
 }
+
+/// A households reference that is not Parquet stops the update with an error naming the file
+/// and what to do (import it again), not the lake's or the state's remedy.
+#[test]
+fn a_damaged_households_reference_says_to_import_it_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path();
+    deliver(data, &spaced(6, 10, 1, |_| 0), 0);
+    let path = lantern::lake::reference::households_path(data);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, b"not parquet").unwrap();
+    let err = SignalState::update(data, 2).unwrap_err().to_string();
+    assert!(err.contains("households.parquet"), "{err}");
+    assert!(err.contains("lantern import --households"), "{err}");
+}

@@ -159,8 +159,7 @@ pub async fn run(
             let (rec, anchor) =
                 crate::audit::append_anchored(data_dir, record("draft", &outputs.hashes, counts))?;
             crate::audit::write_anchor(&outputs.dir.join("audit-anchor.json"), &anchor)?;
-            screening.phases.since("outputs", t);
-            tracing::info!(%as_of, phases = %screening.phases.summary(), "night's time by phase");
+            end_phases(&mut screening, t);
             return finish(
                 data_dir,
                 Night {
@@ -278,8 +277,7 @@ pub async fn run(
     p.detail = serde_json::json!({ "topic": topic, "sent": report.sent, "skipped_already_published": report.skipped, "screen_run": screen_run });
     let (_, anchor) = crate::audit::append_anchored(data_dir, p)?;
     crate::audit::write_anchor(&outputs.dir.join("audit-anchor.json"), &anchor)?;
-    screening.phases.since("outputs", t);
-    tracing::info!(%as_of, phases = %screening.phases.summary(), "night's time by phase");
+    end_phases(&mut screening, t);
     finish(
         data_dir,
         Night {
@@ -297,6 +295,12 @@ pub async fn run(
 }
 
 /// Records an issued night as the last successful one, for monitoring.
+/// Closes the night's last phase (outputs) and logs the night's time by phase.
+fn end_phases(screening: &mut Screening, outputs_started: std::time::Instant) {
+    screening.phases.since("outputs", outputs_started);
+    tracing::info!(as_of = %screening.as_of, phases = %screening.phases.summary(), "night's time by phase");
+}
+
 fn finish(data_dir: &Path, night: Night) -> Result<Night, NightError> {
     // Only an issued night is what an operator's "no list tonight" alert is about; a dry run
     // must not silence it.

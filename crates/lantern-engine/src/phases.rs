@@ -24,13 +24,6 @@ impl Phases {
         now
     }
 
-    /// Every phase after `other`'s, in order.
-    pub fn extend(&mut self, other: &Phases) {
-        for &(n, s) in &other.0 {
-            self.add(n, s);
-        }
-    }
-
     pub fn get(&self, name: &str) -> Option<f64> {
         self.0.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
     }

@@ -6,6 +6,7 @@
 //! state/manifest.json                                 what the state holds (the only truth)
 //! state/utility_arrears/bucket=0007/part-….parquet    one household bucket's events
 //! state/council_report/…   state/service_gap/…
+//! state/households/bucket=0007/part-….parquet         the households reference, by bucket
 //! ```
 //!
 //! **What it holds.** Every signal of the lake once (the first copy ingested of each
@@ -108,6 +109,11 @@ pub enum StateError {
          `lantern lake compact`; the state itself can always be deleted and rebuilt from the lake"
     )]
     Arrow { path: PathBuf, message: String },
+    #[error(
+        "households reference {path}: {message}; import it again (`lantern import --households \
+         FILE`), then run `lantern lake state`"
+    )]
+    Reference { path: PathBuf, message: String },
 }
 
 fn arrow_err(path: &Path) -> impl FnOnce(datafusion::arrow::error::ArrowError) -> StateError + '_ {
@@ -379,15 +385,12 @@ impl SignalState {
         let mut router = Router::new(&self.root, HOUSEHOLDS, buckets)?;
         let mut copied = 0u64;
         // Streamed: the router spills past its buffer, so a national reference fits.
-        let file = File::open(&src).map_err(io_err(&src))?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-            .and_then(|b| b.with_batch_size(64 * 1024).build())
-            .map_err(|e| StateError::Arrow {
-                path: src.clone(),
-                message: e.to_string(),
-            })?;
-        for batch in reader {
-            let batch = batch.map_err(arrow_err(&src))?;
+        let damaged = |message: String| StateError::Reference {
+            path: src.clone(),
+            message,
+        };
+        for batch in parquet_batches(&src, damaged)? {
+            let batch = batch.map_err(|e| damaged(e.to_string()))?;
             copied += batch.num_rows() as u64;
             router.add(&batch)?;
         }
@@ -865,17 +868,26 @@ impl Source for Incoming {
 
 impl Source for PathBuf {
     fn batches(&self, _schema: &SchemaRef) -> Result<Vec<RecordBatch>, StateError> {
-        let file = File::open(self).map_err(io_err(self))?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-            .and_then(|b| b.with_batch_size(64 * 1024).build())
-            .map_err(|e| StateError::Corrupt {
-                path: self.clone(),
-                message: e.to_string(),
-            })?;
-        reader
+        let corrupt = |message: String| StateError::Corrupt {
+            path: self.clone(),
+            message,
+        };
+        parquet_batches(self, corrupt)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(arrow_err(self))
     }
+}
+
+/// A Parquet file's batches of 65,536 rows, read as they are needed; `damaged` says what a file
+/// that cannot be opened as Parquet means (and what to do) for the caller.
+fn parquet_batches(
+    path: &Path,
+    damaged: impl Fn(String) -> StateError,
+) -> Result<datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReader, StateError> {
+    let file = File::open(path).map_err(io_err(path))?;
+    ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.with_batch_size(64 * 1024).build())
+        .map_err(|e| damaged(e.to_string()))
 }
 
 fn read_all<S: Source>(sources: &[S], schema: &SchemaRef) -> Result<Vec<RecordBatch>, StateError> {

@@ -164,7 +164,7 @@ pub struct Screening {
     /// Every screened household's decision, in screening order.
     pub decisions: Vec<Decision>,
     /// Wall time by phase: state, history, cohort, features, scoring, ranking (the night adds
-    /// its own: fairness, outputs).
+    /// its own: fairness, signals behind, watermark, outputs).
     pub phases: crate::phases::Phases,
 }
 
