@@ -94,5 +94,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Retention(args) => cli::privacy::retention(&settings, args),
         Command::Erase(args) => cli::privacy::erase(&settings, args),
         Command::Backtest(args) => cli::backtest::run(&settings, args),
+        Command::Cluster(command) => cli::cluster::run(&settings, command),
     }
 }

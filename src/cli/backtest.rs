@@ -20,9 +20,12 @@ pub struct BacktestArgs {
     /// Days after each evaluation night whose referrals are evaluated.
     #[arg(long, default_value_t = 60)]
     horizon_days: u32,
+    #[command(flatten)]
+    engine: super::common::EngineArg,
 }
 
 pub fn run(settings: &Settings, args: BacktestArgs) -> Result<()> {
+    let settings = &args.engine.apply(settings);
     let spec = FeatureSpec::load(&settings.features.dir)?;
     let registry = settings.registry()?;
     let until = args

@@ -13,3 +13,24 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()?)
 }
+
+/// `--engine`, over the configuration's `features.engine`: where the feature plans run.
+#[derive(Debug, clap::Args)]
+pub struct EngineArg {
+    /// Where the feature plans run: `local` (this process) or `ballista://HOST:PORT`, the
+    /// scheduler of a Ballista cluster (scripts/ballista.sh, docs/DEPLOY.md) [default:
+    /// features.engine, `local`].
+    #[arg(long, value_name = "ENGINE")]
+    engine: Option<lantern::engine::QueryEngine>,
+}
+
+impl EngineArg {
+    /// The settings with `--engine` applied.
+    pub fn apply(&self, settings: &lantern::config::Settings) -> lantern::config::Settings {
+        let mut settings = settings.clone();
+        if let Some(engine) = &self.engine {
+            settings.features.engine = engine.clone();
+        }
+        settings
+    }
+}

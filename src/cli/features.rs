@@ -21,9 +21,12 @@ pub struct FeaturesArgs {
     /// Run one query per date instead of one for all (to compare; the values are the same).
     #[arg(long)]
     separate: bool,
+    #[command(flatten)]
+    engine: super::common::EngineArg,
 }
 
 pub fn run(settings: &Settings, args: FeaturesArgs) -> Result<()> {
+    let settings = &args.engine.apply(settings);
     let spec = FeatureSpec::load(&settings.features.dir)?;
     let started = std::time::Instant::now();
     let rows = runtime()?.block_on(async {

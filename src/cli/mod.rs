@@ -11,6 +11,7 @@ use lantern::config::LogFormat;
 pub mod audit;
 pub mod backtest;
 pub mod check;
+pub mod cluster;
 pub mod common;
 pub mod dead_letters;
 pub mod explain;
@@ -120,4 +121,8 @@ pub enum Command {
     /// Remove one household from everything Lantern keeps (lake, dead letters, reference,
     /// lists, pages, decision logs, feature exports), audited under a keyed hash.
     Erase(privacy::EraseArgs),
+    /// Run a scheduler or an executor of an Apache DataFusion Ballista cluster, for
+    /// `--engine ballista://HOST:PORT` (a build with `--features ballista`; docs/DEPLOY.md).
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
 }

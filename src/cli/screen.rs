@@ -27,9 +27,12 @@ pub struct ScreenArgs {
     /// `lantern train` marked current].
     #[arg(long, value_name = "MODEL", default_value = "")]
     model: String,
+    #[command(flatten)]
+    engine: super::common::EngineArg,
 }
 
 pub fn run(settings: &Settings, args: ScreenArgs) -> Result<()> {
+    let settings = &args.engine.apply(settings);
     let spec = FeatureSpec::load(&settings.features.dir)?;
     let registry = settings.registry()?;
     let model = lantern::model::artefact::load(&settings.data.dir, &args.model)?;

@@ -24,6 +24,8 @@ pub struct TrainArgs {
     /// Days after each back-test night whose referrals are evaluated.
     #[arg(long, default_value_t = 60)]
     horizon_days: u32,
+    #[command(flatten)]
+    engine: super::common::EngineArg,
 }
 
 /// `lantern promote`: an operator's override of the promotion gate.
@@ -53,6 +55,7 @@ pub fn promote(settings: &Settings, args: PromoteArgs) -> Result<()> {
 }
 
 pub fn run(settings: &Settings, args: TrainArgs) -> Result<()> {
+    let settings = &args.engine.apply(settings);
     let spec = FeatureSpec::load(&settings.features.dir)?;
     let kinds = if args.kinds.is_empty() {
         Kind::ALL.to_vec()

@@ -151,6 +151,10 @@ pub struct FeatureSettings {
     /// while the caller scores the last one.
     #[serde(default = "default_slices_in_flight")]
     pub slices_in_flight: usize,
+    /// Where the feature plans run: `local` (this process) or `ballista://HOST:PORT` (the
+    /// scheduler of a Ballista cluster; a build with the `ballista` feature).
+    #[serde(default)]
+    pub engine: crate::engine::QueryEngine,
 }
 
 fn default_slices_in_flight() -> usize {

@@ -40,6 +40,8 @@
 //! - [`faults`]: named crash points for the crash tests.
 //! - [`logging`]: `tracing` setup, plain or JSON.
 //! - [`phases`]: wall time by phase of a night, for the log and the benchmarks.
+//! - [`engine`]: where the DataFusion plans run: this process, or a Ballista cluster
+//!   (`cluster`, cargo feature `ballista`: Lantern's codec and the scheduler and executor roles).
 
 /// The interface contract and the district registry, from the `lantern-contract` crate: every
 /// stage speaks these types (`crate::contract::…`, `crate::registry::…`).
@@ -47,7 +49,10 @@ pub use lantern_contract::{contract, registry};
 
 pub mod audit;
 pub mod clock;
+#[cfg(feature = "ballista")]
+pub mod cluster;
 pub mod config;
+pub mod engine;
 pub mod eval;
 pub mod fairness;
 pub mod faults;

@@ -33,6 +33,8 @@ use datafusion::datasource::listing::{
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::engine::QueryEngine;
 use futures::StreamExt;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -75,6 +77,8 @@ pub enum FeatureError {
     Query(#[from] DataFusionError),
     #[error(transparent)]
     State(#[from] StateError),
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
 }
 
 /// Where the feature query reads the signals from (config `features.source`).
@@ -369,6 +373,9 @@ impl FeatureBatch {
 /// Runs the feature pipeline over a data directory.
 pub struct FeatureEngine {
     ctx: SessionContext,
+    /// Where the plans run, and the settings every slice's session starts from.
+    engine: QueryEngine,
+    session_config: SessionConfig,
     spec: Arc<FeatureSpec>,
     data_dir: PathBuf,
     slice_pairs: usize,
@@ -402,6 +409,18 @@ impl FeatureEngine {
         spec: FeatureSpec,
         memory_limit_mb: usize,
     ) -> Result<FeatureEngine, FeatureError> {
+        FeatureEngine::open_on(data_dir, spec, memory_limit_mb, QueryEngine::Local).await
+    }
+
+    /// As [`FeatureEngine::open_with_limit`], with the plans run on `engine` (a Ballista
+    /// cluster, say: [`crate::engine`]). The memory cap then applies to this process only; each
+    /// executor has its own.
+    pub async fn open_on(
+        data_dir: &Path,
+        spec: FeatureSpec,
+        memory_limit_mb: usize,
+        engine: QueryEngine,
+    ) -> Result<FeatureEngine, FeatureError> {
         // DataFusion's own `DATAFUSION_*` variables apply (target partitions, say), for
         // experiments without a rebuild.
         let config = SessionConfig::from_env()?.with_batch_size(8192);
@@ -411,10 +430,12 @@ impl FeatureEngine {
                 datafusion::execution::memory_pool::FairSpillPool::new(memory_limit_mb << 20),
             ));
         }
-        let ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?);
+        let ctx = engine.session(config.clone(), runtime.build_arc()?).await?;
         crate::lake::sql::register_all(&ctx, data_dir).await?;
         Ok(FeatureEngine {
             ctx,
+            engine,
+            session_config: config,
             spec: Arc::new(spec),
             data_dir: data_dir.to_path_buf(),
             slice_pairs: DEFAULT_SLICE_PAIRS,
@@ -430,13 +451,16 @@ impl FeatureEngine {
         spec: FeatureSpec,
         settings: &crate::config::FeatureSettings,
     ) -> Result<FeatureEngine, FeatureError> {
-        Ok(
-            FeatureEngine::open_with_limit(data_dir, spec, settings.memory_limit_mb)
-                .await?
-                .with_source(settings.source)
-                .with_state_buckets(settings.state_buckets)
-                .with_slices_in_flight(settings.slices_in_flight),
+        Ok(FeatureEngine::open_on(
+            data_dir,
+            spec,
+            settings.memory_limit_mb,
+            settings.engine.clone(),
         )
+        .await?
+        .with_source(settings.source)
+        .with_state_buckets(settings.state_buckets)
+        .with_slices_in_flight(settings.slices_in_flight))
     }
 
     /// Reads the signals from `source` (the default is the signal state).
@@ -499,8 +523,10 @@ impl FeatureEngine {
     /// same providers, shared), so slices running at once each register their own `cohort`
     /// and `*_events`.
     async fn slice_context(&self) -> Result<SessionContext, FeatureError> {
-        let ctx =
-            SessionContext::new_with_config_rt(self.ctx.copied_config(), self.ctx.runtime_env());
+        let ctx = self
+            .engine
+            .session(self.session_config.clone(), self.ctx.runtime_env())
+            .await?;
         let catalog = self
             .ctx
             .catalog("datafusion")
@@ -536,6 +562,11 @@ impl FeatureEngine {
     pub fn with_slices_in_flight(mut self, n: usize) -> FeatureEngine {
         self.in_flight = n.max(1);
         self
+    }
+
+    /// Where the plans run.
+    pub fn engine(&self) -> &QueryEngine {
+        &self.engine
     }
 
     pub fn data_dir(&self) -> &Path {

@@ -536,6 +536,11 @@ pub async fn screen(
             }
         }
     }
+    // The features of a slice come back in whatever order the engine's partitions finish (a
+    // Ballista cluster's differ from this process's): the decision log, and the fairness
+    // audit's sums over it, follow the household id instead, so a night is the same value for
+    // value on every engine.
+    decisions.sort_unstable_by(|a, b| a.household_id.cmp(&b.household_id));
     for r in &referrals {
         r.check()
             .map_err(|e| ScreenError::Output(format!("internal error, please report: {e}")))?;
