@@ -191,31 +191,57 @@ impl Lake {
 
     /// The fingerprints of every key already stored in a partition, sorted, each once.
     pub fn partition_keys(&self, p: &Partition) -> Result<Vec<u128>, LakeError> {
+        Ok(self.partition_keys_and_files(p)?.0)
+    }
+
+    /// As [`Lake::partition_keys`], with the names of the files read, so a writer can tell
+    /// later which files another process added.
+    fn partition_keys_and_files(
+        &self,
+        p: &Partition,
+    ) -> Result<(Vec<u128>, HashSet<std::ffi::OsString>), LakeError> {
         let mut keys = Vec::new();
+        let mut names = HashSet::new();
         for path in self.files(p)? {
-            let file = File::open(&path).map_err(io_err(&path))?;
-            let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq_err(&path))?;
-            let mask =
-                ProjectionMask::columns(builder.parquet_schema(), p.table.key_columns().to_vec());
-            let reader = builder
-                .with_projection(mask)
-                .with_batch_size(64 * 1024)
-                .build()
-                .map_err(pq_err(&path))?;
-            for batch in reader {
-                let batch = batch.map_err(|e| LakeError::Parquet {
-                    path: path.clone(),
-                    message: e.to_string(),
-                })?;
-                for i in 0..batch.num_rows() {
-                    keys.push(fingerprint(&key_at(p.table, &batch, i)));
-                }
-            }
+            self.file_keys(p.table, &path, &mut keys)?;
+            names.extend(path.file_name().map(|n| n.to_os_string()));
         }
         keys.sort_unstable();
         keys.dedup();
         keys.shrink_to_fit();
-        Ok(keys)
+        Ok((keys, names))
+    }
+
+    /// Appends the key fingerprints of one file (reading only the key columns).
+    fn file_keys(&self, table: Table, path: &Path, keys: &mut Vec<u128>) -> Result<(), LakeError> {
+        let file = File::open(path).map_err(io_err(path))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq_err(path))?;
+        let mask = ProjectionMask::columns(builder.parquet_schema(), table.key_columns().to_vec());
+        let reader = builder
+            .with_projection(mask)
+            .with_batch_size(64 * 1024)
+            .build()
+            .map_err(pq_err(path))?;
+        for batch in reader {
+            let batch = batch.map_err(|e| LakeError::Parquet {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+            for i in 0..batch.num_rows() {
+                keys.push(fingerprint(&key_at(table, &batch, i)));
+            }
+        }
+        Ok(())
+    }
+
+    /// The lake's write lock: every writer's flush and compaction hold it (an exclusive `flock`
+    /// on `lake/.write.lock`), so that ingest processes sharing the lake check a partition's
+    /// keys and add their file as one step, and compaction never removes a writer's file in
+    /// flight. It serializes only the writing of files, not the consuming and checking.
+    pub fn write_lock(&self) -> Result<File, LakeError> {
+        std::fs::create_dir_all(&self.root).map_err(io_err(&self.root))?;
+        let path = self.root.join(".write.lock");
+        exclusive_lock(&path).map_err(io_err(&path))
     }
 
     /// Writes one Parquet file into a partition, atomically and durably. Returns its path.
@@ -545,6 +571,9 @@ pub struct FlushReport {
 struct KeySet {
     stored: Vec<u128>,
     fresh: FingerprintSet,
+    /// The partition's files whose keys are in the set: a file not among them was written by
+    /// another process since, and is read at the next flush that touches the partition.
+    files: HashSet<std::ffi::OsString>,
 }
 
 impl KeySet {
@@ -692,7 +721,7 @@ impl LakeWriter {
         parts.sort();
         for p in parts {
             let mut fresh = self.unverified.remove(&p).expect("listed above");
-            let stored = self.lake.partition_keys(&p)?;
+            let (stored, files) = self.lake.partition_keys_and_files(&p)?;
             let repeats: FingerprintSet = fresh
                 .iter()
                 .filter(|fp| stored.binary_search(fp).is_ok())
@@ -710,10 +739,58 @@ impl LakeWriter {
                 dropped += gone as u64;
                 fresh.retain(|fp| !repeats.contains(fp));
             }
-            let keys = KeySet { stored, fresh };
+            let keys = KeySet {
+                stored,
+                fresh,
+                files,
+            };
             if self.make_room(keys.len()) {
                 self.keys.insert(p, (keys, self.flushes));
             }
+        }
+        Ok(dropped)
+    }
+
+    /// For each cached partition with pending records, reads the keys of the files other
+    /// processes added since its keys were read, and drops the pending records they hold.
+    /// Returns the records dropped. Called under the lake's write lock.
+    fn catch_up_cached(&mut self) -> Result<u64, LakeError> {
+        let mut dropped = 0;
+        let mut parts: Vec<Partition> = self
+            .pending
+            .keys()
+            .filter(|p| self.keys.contains_key(p))
+            .copied()
+            .collect();
+        parts.sort();
+        for p in parts {
+            let (keys, _) = self.keys.get_mut(&p).expect("filtered above");
+            let mut theirs = Vec::new();
+            for path in self.lake.files(&p)? {
+                let Some(name) = path.file_name() else {
+                    continue;
+                };
+                if keys.files.contains(name) {
+                    continue;
+                }
+                self.lake.file_keys(p.table, &path, &mut theirs)?;
+                keys.files.insert(name.to_os_string());
+            }
+            if theirs.is_empty() {
+                continue;
+            }
+            let theirs: FingerprintSet = theirs.into_iter().collect();
+            // Pending fingerprints are already in the set; the others join it now.
+            keys.fresh.extend(theirs.iter().copied());
+            let records = self.pending.get_mut(&p).expect("listed above");
+            let before = records.len();
+            records.retain(|r| !theirs.contains(&r.fingerprint()));
+            let gone = before - records.len();
+            if records.is_empty() {
+                self.pending.remove(&p);
+            }
+            self.pending_count -= gone;
+            dropped += gone as u64;
         }
         Ok(dropped)
     }
@@ -760,9 +837,18 @@ impl LakeWriter {
 
     /// Writes every pending partition as one durable file. When this returns, everything added
     /// so far and not reported as a duplicate is on disk.
+    ///
+    /// Under the lake's write lock ([`Lake::write_lock`]) the pending records are checked
+    /// against every file of their partitions, those another ingest process wrote included, and
+    /// written: two processes holding the same re-sent event write it once.
     pub fn flush(&mut self) -> Result<FlushReport, LakeError> {
+        if self.pending_count == 0 && self.unverified.is_empty() {
+            self.flushes += 1;
+            return Ok(FlushReport::default());
+        }
+        let _lock = self.lake.write_lock()?;
         let mut report = FlushReport {
-            duplicates: self.verify_pending()?,
+            duplicates: self.catch_up_cached()? + self.verify_pending()?,
             ..FlushReport::default()
         };
         let mut parts: Vec<Partition> = self.pending.keys().copied().collect();
@@ -777,7 +863,11 @@ impl LakeWriter {
             })?;
             report.files += 1;
             report.records += records.len() as u64;
-            files.push((self.lake.partition_dir(&p).join(unique_file_name()), batch));
+            let name = unique_file_name();
+            if let Some((keys, _)) = self.keys.get_mut(&p) {
+                keys.files.insert(name.clone().into());
+            }
+            files.push((self.lake.partition_dir(&p).join(name), batch));
         }
         write_parquet_group(&files)?;
         self.pending_count = 0;
@@ -810,6 +900,8 @@ impl Lake {
     /// the new file is complete before any old one is removed, and a reader or the
     /// deduplicating writer treats a key present in both as one record.
     pub fn compact(&self, max_files: usize) -> Result<CompactReport, LakeError> {
+        // No writer's `.partial` file is removed, nor a file added, while this runs.
+        let _lock = self.write_lock()?;
         let mut report = CompactReport::default();
         for table in Table::ALL {
             for p in self.partitions(table)? {
@@ -901,6 +993,7 @@ mod tests {
         let mut keys = KeySet {
             stored,
             fresh: HashSet::default(),
+            files: HashSet::new(),
         };
         assert!(
             !keys.insert(fingerprint("old-17")),
