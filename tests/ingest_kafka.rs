@@ -333,6 +333,87 @@ fn sigterm_stops_gracefully_and_a_restart_resumes() {
     assert_lake_matches(&Lake::in_data_dir(data.path()), &s.manifest);
 }
 
+/// Issue 12.4: three `lantern ingest --kafka` processes in one consumer group share one lake,
+/// each with its own static member id, and are killed and restarted at seeded random moments:
+/// SIGKILL (a crash: nothing flushed since the last commit is kept, the restart re-reads it)
+/// or SIGTERM (a graceful stop), each restart a rejoin that moves partitions. Every kill comes
+/// after that process was assigned partitions (it takes part in the group; small batches keep
+/// the stream long enough that most kills interrupt work in flight).
+/// Then one run drains what is left. Every valid event is in the lake once (re-sent copies
+/// and re-deliveries counted as duplicates, across processes: the lake's write lock and the
+/// key catch-up), and every invalid record is dead-lettered under its origin once in effect.
+#[test]
+fn three_ingest_processes_killed_and_restarted_at_random_keep_every_event_once() {
+    use rand_chacha::ChaCha8Rng;
+    let _serial = one_process_test_at_a_time();
+    let s = setup(6_000, "lantern-test-three");
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("short-sessions.toml");
+    std::fs::write(
+        &config,
+        "[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"500\"\n",
+    )
+    .unwrap();
+    let spawn = |slot: usize, until_idle: bool| {
+        let mut cmd = common::ingest_command(
+            data.path(),
+            &config,
+            &s.settings.kafka.brokers,
+            &s.settings.kafka.group_id,
+            100,
+        );
+        cmd.args(["--instance-id", &format!("ingest-{slot}")]);
+        if until_idle {
+            cmd.arg("--until-idle")
+                .env("LANTERN__INGEST__ASSIGNMENT_DEADLINE_SECS", "120");
+        }
+        common::Watched::spawn(
+            &format!("ingest process {slot}"),
+            &mut cmd,
+            Duration::from_secs(180),
+        )
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    let mut procs: Vec<common::Watched> = (0..3).map(|slot| spawn(slot, false)).collect();
+    let mut kills = 0;
+    for _ in 0..6 {
+        let slot = rng.random_range(0..3);
+        let p = &mut procs[slot];
+        if !p.wait_for("partitions assigned", 1) {
+            panic!(
+                "process {slot} was never assigned partitions:\n{}",
+                p.tail(30)
+            );
+        }
+        let signal = if rng.random_bool(0.5) { "KILL" } else { "TERM" };
+        kills += (signal == "KILL") as u32;
+        p.signal(signal);
+        p.wait();
+        procs[slot] = spawn(slot, false);
+    }
+    assert!(kills > 0, "the seed must crash at least one process");
+    for p in &mut procs {
+        p.signal("TERM");
+        p.wait();
+    }
+    let mut drain = spawn(0, true);
+    let status = drain.wait();
+    assert!(
+        status.success(),
+        "the draining run failed:\n{}",
+        drain.tail(30)
+    );
+
+    assert_lake_matches(&Lake::in_data_dir(data.path()), &s.manifest);
+    let letters = dead_letters(&s.settings, s.manifest.total_invalid() as usize);
+    let origins: HashSet<String> = letters.iter().map(|d| format!("{:?}", d.origin)).collect();
+    assert_eq!(
+        origins.len() as u64,
+        s.manifest.total_invalid(),
+        "every invalid record dead-lettered, each origin once in effect"
+    );
+}
+
 /// Issue 9.1: the ingest day is the day each record arrives, in Korean time, not the day the
 /// daemon started. One ingestor (the daemon's state) consumes three days' traffic while an
 /// injected clock passes two midnights in Asia/Seoul: every day's records are accepted (none is
