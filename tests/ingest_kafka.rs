@@ -35,6 +35,18 @@ fn one_process_test_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     PROCESS_TESTS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A configuration with short group sessions, so a killed member's partitions are reassigned
+/// within seconds, for the tests that kill `lantern ingest` processes.
+fn short_sessions_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let config = dir.join("short-sessions.toml");
+    std::fs::write(
+        &config,
+        "[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"500\"\n",
+    )
+    .unwrap();
+    config
+}
+
 fn day() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 11, 1).unwrap()
 }
@@ -206,13 +218,7 @@ fn sigkill_at_random_points_loses_nothing_and_duplicates_nothing() {
     let _serial = one_process_test_at_a_time();
     let s = setup(2_500, "lantern-test-crash");
     let data = tempfile::tempdir().unwrap();
-    let config = data.path().join("crash.toml");
-    // Short sessions, so a killed member's partitions are reassigned quickly.
-    std::fs::write(
-        &config,
-        "[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"500\"\n",
-    )
-    .unwrap();
+    let config = short_sessions_config(data.path());
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(20261123);
     let run = |kill_after: Option<u32>| {
         let mut cmd = common::ingest_command(
@@ -269,12 +275,7 @@ fn sigterm_stops_gracefully_and_a_restart_resumes() {
     let _serial = one_process_test_at_a_time();
     let s = setup(1_500, "lantern-test-sigterm");
     let data = tempfile::tempdir().unwrap();
-    let config = data.path().join("short-sessions.toml");
-    std::fs::write(
-        &config,
-        "[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"500\"\n",
-    )
-    .unwrap();
+    let config = short_sessions_config(data.path());
     let spawn = |what: &str, until_idle: bool, deadline: u64| {
         let mut cmd = common::ingest_command(
             data.path(),
@@ -348,12 +349,7 @@ fn three_ingest_processes_killed_and_restarted_at_random_keep_every_event_once()
     let _serial = one_process_test_at_a_time();
     let s = setup(6_000, "lantern-test-three");
     let data = tempfile::tempdir().unwrap();
-    let config = data.path().join("short-sessions.toml");
-    std::fs::write(
-        &config,
-        "[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"500\"\n",
-    )
-    .unwrap();
+    let config = short_sessions_config(data.path());
     let spawn = |slot: usize, until_idle: bool| {
         let mut cmd = common::ingest_command(
             data.path(),

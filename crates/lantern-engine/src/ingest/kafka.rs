@@ -255,6 +255,15 @@ pub fn consume(
     tracing::info!(topics = ?names, group = %settings.kafka.group_id, "consuming");
     let report = consume_from(&consumer, settings, ingestor, opts)?;
     consumer.unsubscribe();
+    // Serve the revoke that unsubscribing starts before closing. Seen here (session 9, under
+    // load): left to the close, rust-rdkafka's rebalance handler asks librdkafka for the
+    // rebalance protocol from inside the closing consumer's poll and waits for ever. Messages
+    // polled meanwhile are dropped uncommitted (everything taken is durable and committed), so
+    // the group's next owner reads them again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while consumer.assignment().is_ok_and(|a| a.count() > 0) && Instant::now() < deadline {
+        consumer.poll(Duration::from_millis(100));
+    }
     close(consumer, Duration::from_secs(30));
     Ok(report)
 }
