@@ -5,8 +5,10 @@
 //! Built and run with `--features ballista` (the README's test command, `.ci/run`).
 #![cfg(feature = "ballista")]
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
@@ -64,22 +66,6 @@ impl Drop for Cluster {
     }
 }
 
-fn lantern(data: &Path, args: &[&str]) -> Output {
-    let o = Command::new(env!("CARGO_BIN_EXE_lantern"))
-        .args(["--data-dir", data.to_str().unwrap()])
-        .args(args)
-        .env("LANTERN_NO_PROGRESS", "1")
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "lantern {args:?} failed:\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
-}
-
 /// Every row of a Parquet file, sorted, as text: equal text is equal values.
 fn rows(path: &Path, order: &str) -> String {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -109,6 +95,8 @@ fn copy_dir(from: &Path, to: &Path) {
     assert!(status.success());
 }
 
+const NIGHT: &str = "2026-10-31";
+
 /// Proves: the same data directory gives the same night on a Ballista cluster of separate
 /// processes as on the local engine: the features value for value, the trained model's
 /// back-test, every district's referral list, the decision log and the fairness audit; and the
@@ -116,56 +104,32 @@ fn copy_dir(from: &Path, to: &Path) {
 #[test]
 fn a_night_on_the_ballista_cluster_equals_the_local_night() {
     let tmp = tempfile::tempdir().unwrap();
-    let sim = tmp.path().join("sim");
-    let base = tmp.path().join("base");
     // 14 months: enough referral nights for the promotion gate's back-test.
-    lantern(
-        &base,
-        &[
-            "simulate",
-            "--households",
-            "3000",
-            "--months",
-            "14",
-            "--seed",
-            "11",
-            "--out",
-            sim.to_str().unwrap(),
-        ],
-    );
-    let signals: Vec<String> = ["utility-arrears", "council-reports", "service-gaps"]
-        .iter()
-        .map(|k| {
-            sim.join(format!("signals/{k}.ndjson"))
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
-    let outcomes = sim.join("outcomes/case-outcomes.ndjson");
-    let mut ingest = vec!["ingest", "--file"];
-    ingest.extend(signals.iter().map(String::as_str));
-    ingest.push(outcomes.to_str().unwrap());
-    lantern(&base, &ingest);
-    lantern(
-        &base,
-        &[
-            "import",
-            "--households",
-            sim.join("households.csv").to_str().unwrap(),
-            "--referrals",
-            sim.join("history/referrals.ndjson").to_str().unwrap(),
-        ],
-    );
-
+    let base = common::populated_data_dir(tmp.path(), 3_000, 14, 11, NIGHT);
     let local = tmp.path().join("local");
     let remote = tmp.path().join("remote");
     copy_dir(&base, &local);
     copy_dir(&base, &remote);
     let cluster = Cluster::start(&tmp.path().join("cluster"), 2);
-    let engine = cluster.address.as_str();
+    // One command on each copy: the local engine on `local`, the cluster on `remote`. Paths
+    // in the arguments name `DATA`, replaced by each copy's folder; each output has it put back.
+    let on_both = |args: &[&str]| {
+        let run = |data: &Path, extra: &[&str]| {
+            let dir = data.to_str().unwrap();
+            let mut args: Vec<String> = args.iter().map(|a| a.replace("DATA", dir)).collect();
+            args.extend(extra.iter().map(|a| a.to_string()));
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let o = common::lantern_ok(data, &args);
+            String::from_utf8_lossy(&o.stdout).replace(dir, "DATA")
+        };
+        (
+            run(&local, &[]),
+            run(&remote, &["--engine", cluster.address.as_str()]),
+        )
+    };
 
     // Training: labels, training features and the back-test all run on the engine.
-    let train = [
+    let (l, r) = on_both(&[
         "train",
         "--as-of",
         "2026-10-01",
@@ -175,70 +139,42 @@ fn a_night_on_the_ballista_cluster_equals_the_local_night() {
         "trees",
         "--folds",
         "1",
-    ];
-    let trained_local = lantern(&local, &train);
-    let mut on_cluster = train.to_vec();
-    on_cluster.extend(["--engine", engine]);
-    let trained_remote = lantern(&remote, &on_cluster);
-    let report = |o: &Output, data: &Path| {
-        // The report folder is named by the time of the run.
-        String::from_utf8_lossy(&o.stdout)
-            .lines()
+    ]);
+    // The report folder is named by the time of the run.
+    let report = |out: &str| {
+        out.lines()
             .filter(|l| !l.starts_with("Back-test the gate judged on"))
             .collect::<Vec<_>>()
             .join("\n")
-            .replace(data.to_str().unwrap(), "DATA")
     };
-    assert!(
-        report(&trained_local, &local).contains("evaluated referrals"),
-        "{}",
-        report(&trained_local, &local)
-    );
+    assert!(report(&l).contains("evaluated referrals"), "{l}");
     assert_eq!(
-        report(&trained_local, &local),
-        report(&trained_remote, &remote),
+        report(&l),
+        report(&r),
         "the promotion gate's figures differ between the engines"
     );
 
     // The researcher's export.
-    let f_local = tmp.path().join("features-local.parquet");
-    let f_remote = tmp.path().join("features-remote.parquet");
-    lantern(
-        &local,
-        &[
-            "features",
-            "--as-of",
-            "2026-10-31",
-            "--out",
-            f_local.to_str().unwrap(),
-        ],
-    );
-    lantern(
-        &remote,
-        &[
-            "features",
-            "--as-of",
-            "2026-10-31",
-            "--out",
-            f_remote.to_str().unwrap(),
-            "--engine",
-            engine,
-        ],
-    );
-    let features = rows(&f_local, "household_id, as_of");
+    on_both(&[
+        "features",
+        "--as-of",
+        NIGHT,
+        "--out",
+        "DATA/features.parquet",
+    ]);
+    let features = rows(&local.join("features.parquet"), "household_id, as_of");
     assert!(
         features.lines().count() > 1_000,
         "too few feature rows to prove anything"
     );
-    assert_eq!(features, rows(&f_remote, "household_id, as_of"));
+    assert_eq!(
+        features,
+        rows(&remote.join("features.parquet"), "household_id, as_of")
+    );
 
     // The night.
-    lantern(&local, &["screen", "--as-of", "2026-10-31"]);
-    lantern(
-        &remote,
-        &["screen", "--as-of", "2026-10-31", "--engine", engine],
-    );
-    let night = |data: &Path| data.join("drafts/as_of=2026-10-31");
+    on_both(&["screen", "--as-of", NIGHT]);
+    let night = |data: &Path| data.join(format!("drafts/as_of={NIGHT}"));
     let (l, r) = (night(&local), night(&remote));
     let mut lists = 0;
     for entry in std::fs::read_dir(&l).unwrap() {
@@ -272,4 +208,34 @@ fn a_night_on_the_ballista_cluster_equals_the_local_night() {
         tasks.iter().all(|&n| n > 0),
         "tasks per executor: {tasks:?}"
     );
+}
+
+/// Proves: a scheduler that is not there is one clear error before any work, naming the
+/// address and what to do, not a query failure blamed on the pipelines.
+#[test]
+fn an_unreachable_scheduler_is_a_one_line_error_saying_to_start_the_cluster() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let o = Command::new(env!("CARGO_BIN_EXE_lantern"))
+        .args(["--data-dir", tmp.path().to_str().unwrap()])
+        .args(["features", "--as-of", NIGHT, "--out", "x.parquet"])
+        .args(["--engine", &format!("ballista://127.0.0.1:{port}")])
+        .env("LANTERN_NO_PROGRESS", "1")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    for needle in [
+        "cannot reach the Ballista scheduler at 127.0.0.1:",
+        "scripts/ballista.sh start",
+        "--engine local",
+    ] {
+        assert!(err.contains(needle), "missing `{needle}` in: {err}");
+    }
 }

@@ -3,6 +3,8 @@
 //! `LANTERN_CRASH_AT` crash points: between files, after staging, between the two steps of the
 //! swap), and what is left is always the old complete set of files or the new complete one.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -39,61 +41,8 @@ fn killed(o: &Output) -> bool {
 /// A small population ingested, imported and trained (the rule baseline: quick to fit).
 fn world() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
-    let sim = tmp.path().join("sim");
-    let data = tmp.path().join("data");
-    ok(&lantern(
-        &data,
-        &[
-            "simulate",
-            "--households",
-            "3000",
-            "--months",
-            "12",
-            "--seed",
-            "5",
-            "--end",
-            NIGHT,
-            "--out",
-            sim.to_str().unwrap(),
-        ],
-        &[],
-    ));
-    let mut ingest = vec![
-        "ingest".to_string(),
-        "--ingest-day".into(),
-        NIGHT.into(),
-        "--file".into(),
-    ];
-    for f in ["utility-arrears", "council-reports", "service-gaps"] {
-        ingest.push(
-            sim.join(format!("signals/{f}.ndjson"))
-                .display()
-                .to_string(),
-        );
-    }
-    ingest.push(
-        sim.join("outcomes/case-outcomes.ndjson")
-            .display()
-            .to_string(),
-    );
-    let args: Vec<&str> = ingest.iter().map(String::as_str).collect();
-    ok(&lantern(&data, &args, &[]));
-    ok(&lantern(
-        &data,
-        &[
-            "import",
-            "--households",
-            sim.join("households.csv").to_str().unwrap(),
-            "--referrals",
-            sim.join("history/referrals.ndjson").to_str().unwrap(),
-        ],
-        &[],
-    ));
-    ok(&lantern(
-        &data,
-        &["train", "--as-of", NIGHT, "--kind", "rule"],
-        &[],
-    ));
+    let data = common::populated_data_dir(tmp.path(), 3_000, 12, 5, NIGHT);
+    common::lantern_ok(&data, &["train", "--as-of", NIGHT, "--kind", "rule"]);
     (tmp, data)
 }
 

@@ -305,3 +305,79 @@ impl Drop for Watched {
         }
     }
 }
+
+/// `lantern` on `data` with `args`, no progress bars, the log at `warn`; panics with the
+/// output when it fails.
+pub fn lantern_ok(data: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_lantern"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env("LANTERN_NO_PROGRESS", "1")
+        .env("RUST_LOG", "warn")
+        .env_remove("LANTERN_CRASH_AT")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "lantern {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+/// A data directory as an agency has it before its first night, made with the commands an
+/// operator runs: `lantern simulate` (into `root/sim`), `ingest` of every signal file and the
+/// outcomes (ingest day `night`), `import` of the households and the past referral lists.
+/// Returns `root/data`.
+pub fn populated_data_dir(
+    root: &std::path::Path,
+    households: u32,
+    months: u32,
+    seed: u64,
+    night: &str,
+) -> std::path::PathBuf {
+    let sim = root.join("sim");
+    let data = root.join("data");
+    let (h, m, s) = (households.to_string(), months.to_string(), seed.to_string());
+    lantern_ok(
+        &data,
+        &[
+            "simulate",
+            "--households",
+            &h,
+            "--months",
+            &m,
+            "--seed",
+            &s,
+            "--end",
+            night,
+            "--out",
+            sim.to_str().unwrap(),
+        ],
+    );
+    let files: Vec<String> = [
+        "signals/utility-arrears",
+        "signals/council-reports",
+        "signals/service-gaps",
+        "outcomes/case-outcomes",
+    ]
+    .iter()
+    .map(|f| sim.join(format!("{f}.ndjson")).display().to_string())
+    .collect();
+    let mut ingest = vec!["ingest", "--ingest-day", night, "--file"];
+    ingest.extend(files.iter().map(String::as_str));
+    lantern_ok(&data, &ingest);
+    lantern_ok(
+        &data,
+        &[
+            "import",
+            "--households",
+            sim.join("households.csv").to_str().unwrap(),
+            "--referrals",
+            sim.join("history/referrals.ndjson").to_str().unwrap(),
+        ],
+    );
+    data
+}

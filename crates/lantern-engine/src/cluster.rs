@@ -201,6 +201,28 @@ pub async fn remote_session(
         })
 }
 
+/// Whether the scheduler at `host:port` accepts connections (within 5 s). Ballista connects
+/// only when a query runs, and a failure then reads like a query's; this says it at once.
+pub fn reachable(scheduler: &str) -> std::result::Result<(), EngineError> {
+    probe(scheduler).map_err(|message| EngineError::Connect {
+        scheduler: scheduler.to_string(),
+        message,
+    })
+}
+
+fn probe(scheduler: &str) -> std::result::Result<(), String> {
+    use std::net::{TcpStream, ToSocketAddrs};
+    let addrs = scheduler.to_socket_addrs().map_err(|e| e.to_string())?;
+    let mut last = String::from("the name resolves to no address");
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(5)) {
+            Ok(_) => return Ok(()),
+            Err(e) => last = format!("{addr}: {e}"),
+        }
+    }
+    Err(last)
+}
+
 /// Runs a Ballista scheduler on `bind` until the process ends.
 pub async fn run_scheduler(
     bind: SocketAddr,

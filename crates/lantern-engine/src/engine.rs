@@ -44,7 +44,11 @@ pub enum EngineError {
          with `cargo build --release --features ballista`, or set the engine to `local`"
     )]
     NotBuilt(String),
-    #[error("could not open a session on the Ballista scheduler at {scheduler}: {message}. Is the cluster running (scripts/ballista.sh start DIR)?")]
+    #[error(
+        "cannot reach the Ballista scheduler at {scheduler}: {message}. Start the cluster \
+         (scripts/ballista.sh start DIR on one machine; docs/DEPLOY.md), or run with \
+         --engine local"
+    )]
     Connect { scheduler: String, message: String },
 }
 
@@ -98,6 +102,19 @@ impl<'de> Deserialize<'de> for QueryEngine {
 }
 
 impl QueryEngine {
+    /// Checks the engine can be used now: built in, and for a cluster, its scheduler reachable.
+    /// Called once when the feature engine opens, so a missing cluster is one clear error
+    /// before any work.
+    pub fn check(&self) -> Result<(), EngineError> {
+        match self {
+            QueryEngine::Local => Ok(()),
+            #[cfg(feature = "ballista")]
+            QueryEngine::Ballista { scheduler } => crate::cluster::reachable(scheduler),
+            #[cfg(not(feature = "ballista"))]
+            QueryEngine::Ballista { .. } => Err(EngineError::NotBuilt(self.to_string())),
+        }
+    }
+
     /// A session with `config` and `runtime` whose plans run on this engine. Tables are
     /// registered on it as on any DataFusion session.
     pub async fn session(
@@ -114,10 +131,6 @@ impl QueryEngine {
             #[cfg(not(feature = "ballista"))]
             QueryEngine::Ballista { .. } => Err(EngineError::NotBuilt(self.to_string())),
         }
-    }
-
-    pub fn is_local(&self) -> bool {
-        *self == QueryEngine::Local
     }
 }
 

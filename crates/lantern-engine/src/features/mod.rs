@@ -430,6 +430,7 @@ impl FeatureEngine {
                 datafusion::execution::memory_pool::FairSpillPool::new(memory_limit_mb << 20),
             ));
         }
+        engine.check()?;
         let ctx = engine.session(config.clone(), runtime.build_arc()?).await?;
         crate::lake::sql::register_all(&ctx, data_dir).await?;
         Ok(FeatureEngine {
@@ -562,11 +563,6 @@ impl FeatureEngine {
     pub fn with_slices_in_flight(mut self, n: usize) -> FeatureEngine {
         self.in_flight = n.max(1);
         self
-    }
-
-    /// Where the plans run.
-    pub fn engine(&self) -> &QueryEngine {
-        &self.engine
     }
 
     pub fn data_dir(&self) -> &Path {

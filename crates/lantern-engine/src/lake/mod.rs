@@ -728,15 +728,7 @@ impl LakeWriter {
                 .copied()
                 .collect();
             if !repeats.is_empty() {
-                let records = self.pending.entry(p).or_default();
-                let before = records.len();
-                records.retain(|r| !repeats.contains(&r.fingerprint()));
-                let gone = before - records.len();
-                if records.is_empty() {
-                    self.pending.remove(&p);
-                }
-                self.pending_count -= gone;
-                dropped += gone as u64;
+                dropped += self.drop_pending(&p, &repeats);
                 fresh.retain(|fp| !repeats.contains(fp));
             }
             let keys = KeySet {
@@ -782,17 +774,25 @@ impl LakeWriter {
             let theirs: FingerprintSet = theirs.into_iter().collect();
             // Pending fingerprints are already in the set; the others join it now.
             keys.fresh.extend(theirs.iter().copied());
-            let records = self.pending.get_mut(&p).expect("listed above");
-            let before = records.len();
-            records.retain(|r| !theirs.contains(&r.fingerprint()));
-            let gone = before - records.len();
-            if records.is_empty() {
-                self.pending.remove(&p);
-            }
-            self.pending_count -= gone;
-            dropped += gone as u64;
+            dropped += self.drop_pending(&p, &theirs);
         }
         Ok(dropped)
+    }
+
+    /// Drops a partition's pending records whose key is in `stored` (found in the lake's
+    /// files). Returns how many.
+    fn drop_pending(&mut self, p: &Partition, stored: &FingerprintSet) -> u64 {
+        let Some(records) = self.pending.get_mut(p) else {
+            return 0;
+        };
+        let before = records.len();
+        records.retain(|r| !stored.contains(&r.fingerprint()));
+        let gone = before - records.len();
+        if records.is_empty() {
+            self.pending.remove(p);
+        }
+        self.pending_count -= gone;
+        gone as u64
     }
 
     /// Evicts cached partitions not touched by the current batch, least recently used first,
@@ -842,7 +842,9 @@ impl LakeWriter {
     /// against every file of their partitions, those another ingest process wrote included, and
     /// written: two processes holding the same re-sent event write it once.
     pub fn flush(&mut self) -> Result<FlushReport, LakeError> {
-        if self.pending_count == 0 && self.unverified.is_empty() {
+        // Nothing to write (records of an unverified partition are always pending too): no
+        // lock, no listing.
+        if self.pending_count == 0 {
             self.flushes += 1;
             return Ok(FlushReport::default());
         }
