@@ -99,8 +99,9 @@ const NIGHT: &str = "2026-10-31";
 
 /// Proves: the same data directory gives the same night on a Ballista cluster of separate
 /// processes as on the local engine: the features value for value, the trained model's
-/// back-test, every district's referral list, the decision log and the fairness audit; and the
-/// plans really ran on both executors.
+/// back-test, every district's referral list, the decision log and the fairness audit; the
+/// cohorts went to the executors as files that are gone afterwards; and the plans really ran on
+/// both executors.
 #[test]
 fn a_night_on_the_ballista_cluster_equals_the_local_night() {
     let tmp = tempfile::tempdir().unwrap();
@@ -201,6 +202,15 @@ fn a_night_on_the_ballista_cluster_equals_the_local_night() {
     assert_eq!(
         std::fs::read_to_string(l.join("fairness.json")).unwrap(),
         std::fs::read_to_string(r.join("fairness.json")).unwrap()
+    );
+
+    // On the cluster each slice's cohort went by path (a file under .scratch/), and every file
+    // was removed when its slice was done; the local engine wrote none.
+    let scratch = |data: &Path| std::fs::read_dir(data.join(".scratch")).map(|d| d.count());
+    assert_eq!(scratch(&remote).ok(), Some(0), "cohort files left behind");
+    assert!(
+        scratch(&local).is_err(),
+        "the local engine wrote cohort files"
     );
 
     let tasks = cluster.tasks_run(2);

@@ -8,11 +8,12 @@
 //! (`lantern cluster scheduler`, `lantern cluster executor`) and each role knows Lantern's codec.
 //!
 //! **The codec.** A plan crosses process boundaries as protobuf (datafusion-proto). Tables on
-//! files (the lake, the signal state) have a standard encoding: their paths. Lantern's one
-//! in-memory table, a slice's `cohort` (the households and dates a query computes), has none,
-//! so [`LanternCodec`] ships it inside the plan as Arrow IPC. Every process that decodes plans
-//! (the scheduler; the executors for completeness) must use it, which is why the roles are
-//! started from `lantern`, not from Ballista's stock binaries.
+//! files (the lake, the signal state, a slice's cohort, which the feature engine writes under
+//! `<data>/.scratch/` for a cluster) have a standard encoding: their paths. Lantern's in-memory
+//! tables (the empty stand-ins for data not there yet: no referral lists, no files of a kind)
+//! have none, so [`LanternCodec`] ships them inside the plan as Arrow IPC. Every process that
+//! decodes plans (the scheduler; the executors for completeness) must use it, which is why the
+//! roles are started from `lantern`, not from Ballista's stock binaries.
 //!
 //! **What must be shared.** Executors read the tables by path: the data directory must be the
 //! same path on every executor (one machine, a shared file system), or an object store.

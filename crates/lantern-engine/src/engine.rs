@@ -4,9 +4,9 @@
 //! The feature query is one DataFusion plan whichever engine runs it: the same SQL from
 //! `pipelines/`, over the same tables. [`QueryEngine::Local`] executes it in this process;
 //! [`QueryEngine::Ballista`] sends the plan to a Ballista scheduler, whose executors read the
-//! lake (a folder every executor sees, or an object store) and return the result. Lantern's own
-//! in-memory tables (a slice's cohort) travel inside the plan, through the codec in
-//! [`crate::cluster`]. Scoring, ranking and the outputs stay in this process: they are Rust over
+//! lake (a folder every executor sees) and return the result. A slice's cohort is written under
+//! `<data>/.scratch/` for them to read; Lantern's small in-memory tables travel inside the plan,
+//! through the codec in [`crate::cluster`]. Scoring, ranking and the outputs stay in this process: they are Rust over
 //! the features a slice returns, a small fraction of the night's time (`lantern screen` prints
 //! its time by phase).
 //!

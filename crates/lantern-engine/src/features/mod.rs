@@ -726,8 +726,13 @@ impl FeatureEngine {
         let ctx = self.slice_context().await?;
         let events = events_source(state, Scope::Cohort(bucket));
         let spec = Arc::clone(&self.spec);
+        let scratch = match self.engine {
+            QueryEngine::Local => None,
+            QueryEngine::Ballista { .. } => Some(self.data_dir.join(SCRATCH_DIR)),
+        };
         Ok(tokio::spawn(async move {
-            register_cohort(&ctx, &slice)?;
+            // Removes the cohort's file, if any, when the slice is done or dropped.
+            let _cohort_file = register_cohort(&ctx, &slice, scratch.as_deref()).await?;
             register_events(&ctx, &events, Scope::Cohort(bucket)).await?;
             let sql = spec.render(&spec.sql, first, last);
             let df = ctx.sql(&sql).await?;
@@ -795,12 +800,31 @@ impl FeatureEngine {
     }
 }
 
-/// Registers `cohort` in `ctx` as the `cohort` table, split so the join's probe side runs on
-/// every core.
-fn register_cohort(
+/// Where a slice's cohort is written for a cluster to read (under the data directory, which
+/// every executor sees); each file is removed when its slice is done.
+pub const SCRATCH_DIR: &str = ".scratch";
+
+/// A file removed when dropped.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Registers `cohort` in `ctx` as the `cohort` table.
+///
+/// In this process it is an in-memory table split so the join's probe side runs on every core.
+/// For a cluster (`scratch` set) it is a Parquet file under `scratch`, so the plan carries its
+/// path: an in-memory table would travel inside the plan once for every place the feature SQL
+/// reads `cohort`, and again with every task (over Ballista's 16 MiB message limit at 50,000
+/// households a slice). The returned guard removes the file.
+async fn register_cohort(
     ctx: &SessionContext,
     cohort: &[(String, NaiveDate)],
-) -> Result<(), FeatureError> {
+    scratch: Option<&Path>,
+) -> Result<Option<RemoveOnDrop>, FeatureError> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("household_id", DataType::Utf8, false),
         Field::new("as_of", DataType::Date32, false),
@@ -816,6 +840,21 @@ fn register_cohort(
         vec![Arc::new(ids.finish()), Arc::new(dates.finish())],
     )
     .map_err(DataFusionError::from)?;
+    ctx.deregister_table("cohort")?;
+    if let Some(dir) = scratch {
+        let path = dir.join(format!("cohort-{}", crate::lake::new_part_name()));
+        let guard = RemoveOnDrop(path.clone());
+        std::fs::create_dir_all(dir).map_err(|e| DataFusionError::External(Box::new(e)))?;
+        crate::lake::write_parquet_atomic(&path, std::slice::from_ref(&batch))
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        ctx.register_parquet(
+            "cohort",
+            path.to_string_lossy().as_ref(),
+            datafusion::prelude::ParquetReadOptions::default(),
+        )
+        .await?;
+        return Ok(Some(guard));
+    }
     let parts = ctx.copied_config().target_partitions().max(1);
     let chunk = batch.num_rows().div_ceil(parts).max(1);
     let partitions: Vec<Vec<RecordBatch>> = (0..batch.num_rows())
@@ -823,13 +862,10 @@ fn register_cohort(
         .map(|start| vec![batch.slice(start, chunk.min(batch.num_rows() - start))])
         .collect();
     let table = MemTable::try_new(schema, partitions)?;
-    ctx.deregister_table("cohort")?;
     ctx.register_table("cohort", Arc::new(table))?;
-    Ok(())
+    Ok(None)
 }
 
-/// The position of each catalogue feature in the query's output; every non-key column must
-/// be in the catalogue and every catalogue feature in the query.
 fn check_columns(spec: &FeatureSpec, schema: &Schema) -> Result<Vec<usize>, FeatureError> {
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     let missing: Vec<&str> = spec
