@@ -238,10 +238,11 @@ impl Lake {
     /// on `lake/.write.lock`), so that ingest processes sharing the lake check a partition's
     /// keys and add their file as one step, and compaction never removes a writer's file in
     /// flight. It serializes only the writing of files, not the consuming and checking.
-    pub fn write_lock(&self) -> Result<File, LakeError> {
+    pub fn write_lock(&self) -> Result<WriteLock, LakeError> {
         std::fs::create_dir_all(&self.root).map_err(io_err(&self.root))?;
         let path = self.root.join(".write.lock");
-        exclusive_lock(&path).map_err(io_err(&path))
+        let file = exclusive_lock(&path).map_err(io_err(&path))?;
+        Ok(WriteLock { file, path })
     }
 
     /// Writes one Parquet file into a partition, atomically and durably. Returns its path.
@@ -487,6 +488,7 @@ pub fn exclusive_lock(path: &Path) -> std::io::Result<File> {
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
+        .read(true)
         .write(true)
         .open(path)?;
     #[cfg(target_os = "linux")]
@@ -499,6 +501,44 @@ pub fn exclusive_lock(path: &Path) -> std::io::Result<File> {
         }
     }
     Ok(f)
+}
+
+/// The lake's write lock, held until dropped ([`Lake::write_lock`]). The lock file also holds
+/// the lake's write generation: a number every writer raises when it adds or replaces files,
+/// so a writer that finds the number it left knows no one else wrote since and need not list
+/// the partitions again. Written before the flush's second `syncfs`, it is durable with the
+/// files it counts.
+pub struct WriteLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl WriteLock {
+    /// The generation now (0 for a lake no writer has counted yet).
+    pub fn generation(&mut self) -> Result<u64, LakeError> {
+        use std::io::{Read, Seek};
+        let mut bytes = Vec::new();
+        self.file
+            .seek(std::io::SeekFrom::Start(0))
+            .and_then(|_| self.file.read_to_end(&mut bytes))
+            .map_err(io_err(&self.path))?;
+        Ok(bytes
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
+            .unwrap_or(0))
+    }
+
+    /// Raises the generation by one; returns the new number.
+    pub fn advance(&mut self) -> Result<u64, LakeError> {
+        use std::io::{Seek, Write};
+        let next = self.generation()?.wrapping_add(1);
+        self.file
+            .seek(std::io::SeekFrom::Start(0))
+            .and_then(|_| self.file.write_all(&next.to_le_bytes()))
+            .map_err(io_err(&self.path))?;
+        Ok(next)
+    }
 }
 
 /// Rows per row group in lake files.
@@ -656,6 +696,9 @@ pub struct LakeWriter {
     /// Flushes so far: the clock of the cache.
     flushes: u64,
     max_cached_keys: usize,
+    /// The lake's write generation this writer left at its last flush: while the lake still
+    /// shows it, no other process has written, and the cached keys are complete.
+    generation: Option<u64>,
 }
 
 type FingerprintSet = HashSet<u128, std::hash::BuildHasherDefault<FingerprintHasher>>;
@@ -673,6 +716,7 @@ impl LakeWriter {
             unverified: HashMap::new(),
             flushes: 0,
             max_cached_keys: DEFAULT_DEDUP_CACHE_KEYS,
+            generation: None,
         }
     }
 
@@ -848,9 +892,15 @@ impl LakeWriter {
             self.flushes += 1;
             return Ok(FlushReport::default());
         }
-        let _lock = self.lake.write_lock()?;
+        let mut lock = self.lake.write_lock()?;
+        // Another process wrote since this one's last flush: read what it added first.
+        let caught_up = if self.generation == Some(lock.generation()?) {
+            0
+        } else {
+            self.catch_up_cached()?
+        };
         let mut report = FlushReport {
-            duplicates: self.catch_up_cached()? + self.verify_pending()?,
+            duplicates: caught_up + self.verify_pending()?,
             ..FlushReport::default()
         };
         let mut parts: Vec<Partition> = self.pending.keys().copied().collect();
@@ -871,6 +921,7 @@ impl LakeWriter {
             }
             files.push((self.lake.partition_dir(&p).join(name), batch));
         }
+        self.generation = Some(lock.advance()?);
         write_parquet_group(&files)?;
         self.pending_count = 0;
         for (keys, _) in self.keys.values_mut() {
@@ -903,7 +954,9 @@ impl Lake {
     /// deduplicating writer treats a key present in both as one record.
     pub fn compact(&self, max_files: usize) -> Result<CompactReport, LakeError> {
         // No writer's `.partial` file is removed, nor a file added, while this runs.
-        let _lock = self.write_lock()?;
+        let mut lock = self.write_lock()?;
+        // Writers re-read the partitions at their next flush.
+        lock.advance()?;
         let mut report = CompactReport::default();
         for table in Table::ALL {
             for p in self.partitions(table)? {
