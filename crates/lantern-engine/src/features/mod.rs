@@ -431,6 +431,9 @@ impl FeatureEngine {
             ));
         }
         engine.check()?;
+        if !matches!(engine, QueryEngine::Local) {
+            sweep_scratch(&data_dir.join(SCRATCH_DIR));
+        }
         let ctx = engine.session(config.clone(), runtime.build_arc()?).await?;
         crate::lake::sql::register_all(&ctx, data_dir).await?;
         Ok(FeatureEngine {
@@ -803,6 +806,24 @@ impl FeatureEngine {
 /// Where a slice's cohort is written for a cluster to read (under the data directory, which
 /// every executor sees); each file is removed when its slice is done.
 pub const SCRATCH_DIR: &str = ".scratch";
+
+/// Removes cohort files a killed process left in `dir` more than a day ago (a running night's
+/// are minutes old).
+fn sweep_scratch(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let day = std::time::Duration::from_secs(24 * 3600);
+    for entry in entries.flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > day));
+        if old {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
 
 /// A file removed when dropped.
 struct RemoveOnDrop(PathBuf);
@@ -1227,6 +1248,27 @@ impl ParquetSink {
 
 #[cfg(test)]
 mod tests {
+    /// The sweep removes a cohort file a killed process left days ago and keeps a running
+    /// night's.
+    #[test]
+    fn the_scratch_sweep_removes_only_day_old_cohort_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("cohort-old.parquet");
+        let new = dir.path().join("cohort-new.parquet");
+        std::fs::write(&old, b"x").unwrap();
+        std::fs::write(&new, b"x").unwrap();
+        let two_days = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 86_400);
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(two_days)
+            .unwrap();
+        sweep_scratch(dir.path());
+        assert!(!old.exists());
+        assert!(new.exists());
+    }
+
     use super::*;
 
     #[test]

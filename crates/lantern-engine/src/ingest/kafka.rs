@@ -184,11 +184,47 @@ pub struct IngestContext {
     epoch: AtomicU64,
     /// Set while a writer is running.
     control: Mutex<Option<std::sync::mpsc::Sender<(Control, std::sync::mpsc::SyncSender<()>)>>>,
+    /// Whether the group rebalances incrementally (`group.protocol = consumer`, or a
+    /// `cooperative-sticky` assignor), known from the configuration; see
+    /// [`IngestContext::rebalance`].
+    cooperative: bool,
 }
 
 impl ClientContext for IngestContext {}
 
 impl ConsumerContext for IngestContext {
+    /// rust-rdkafka's own `rebalance`, except that the protocol comes from the configuration:
+    /// the default asks librdkafka (`rd_kafka_rebalance_protocol`) from inside the callback,
+    /// and during the consumer's close that request was seen to wait for ever (twice in
+    /// session 9, in `topics_drain_…`, under load; gdb showed the closing poll blocked in it).
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: rdkafka::types::RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        use rdkafka::types::RDKafkaRespErr::*;
+        let rebalance = match err {
+            RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => Rebalance::Assign(tpl),
+            RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => Rebalance::Revoke(tpl),
+            other => {
+                tracing::warn!(error = ?other, "rebalance error");
+                Rebalance::Error(rdkafka::error::KafkaError::Rebalance(other.into()))
+            }
+        };
+        self.pre_rebalance(consumer, &rebalance);
+        let done = match (err, self.cooperative) {
+            (RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, true) => consumer.incremental_assign(tpl),
+            (RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, false) => consumer.assign(tpl),
+            (_, true) => consumer.incremental_unassign(tpl),
+            (_, false) => consumer.unassign(),
+        };
+        if let Err(e) = done {
+            tracing::warn!(error = %e, "could not apply a rebalance");
+        }
+        self.post_rebalance(consumer, &rebalance);
+    }
+
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             let epoch = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
@@ -255,15 +291,6 @@ pub fn consume(
     tracing::info!(topics = ?names, group = %settings.kafka.group_id, "consuming");
     let report = consume_from(&consumer, settings, ingestor, opts)?;
     consumer.unsubscribe();
-    // Serve the revoke that unsubscribing starts before closing. Seen here (session 9, under
-    // load): left to the close, rust-rdkafka's rebalance handler asks librdkafka for the
-    // rebalance protocol from inside the closing consumer's poll and waits for ever. Messages
-    // polled meanwhile are dropped uncommitted (everything taken is durable and committed), so
-    // the group's next owner reads them again.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while consumer.assignment().is_ok_and(|a| a.count() > 0) && Instant::now() < deadline {
-        consumer.poll(Duration::from_millis(100));
-    }
     close(consumer, Duration::from_secs(30));
     Ok(report)
 }
@@ -295,7 +322,22 @@ fn close(consumer: IngestConsumer, limit: Duration) {
 /// The ingest consumer: manual commits only, from the earliest offset when the group has none.
 pub fn consumer(settings: &Settings) -> Result<IngestConsumer, IngestError> {
     consumer_config(settings)
-        .create_with_context(IngestContext::default())
+        .create_with_context(IngestContext {
+            // KIP-848's `consumer` group protocol is incremental by design; the classic one
+            // only with a cooperative assignor.
+            cooperative: settings
+                .kafka
+                .properties
+                .get("group.protocol")
+                .map(String::as_str)
+                == Some("consumer")
+                || settings
+                    .kafka
+                    .properties
+                    .get("partition.assignment.strategy")
+                    .is_some_and(|s| s.contains("cooperative")),
+            ..IngestContext::default()
+        })
         .map_err(kafka_err(
             "cannot create the consumer; check [kafka] settings",
         ))
