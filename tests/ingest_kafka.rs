@@ -47,6 +47,17 @@ fn short_sessions_config(dir: &std::path::Path) -> std::path::PathBuf {
     config
 }
 
+/// Raises stop flags when dropped (also while a failed assertion unwinds).
+struct StopOnDrop(Vec<std::sync::Arc<std::sync::atomic::AtomicBool>>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        for stop in &self.0 {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
 fn day() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 11, 1).unwrap()
 }
@@ -583,6 +594,9 @@ fn two_consumers_in_one_group_one_leaving_mid_stream_lose_nothing_and_count_noth
         p.messages.load(std::sync::atomic::Ordering::Relaxed)
     };
     let (a, b) = std::thread::scope(|scope| {
+        // A failed assertion below must end both consumers, or the scope waits for them for
+        // ever and the test hangs instead of failing.
+        let _stop = StopOnDrop(vec![stop_a.clone(), stop_b.clone()]);
         let a = scope.spawn(|| run(&opts_a));
         assert!(
             pa.wait_until(Duration::from_secs(60), || taken(&pa) > 0),
