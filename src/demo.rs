@@ -304,7 +304,7 @@ pub fn run(base: &Settings, args: DemoArgs) -> Result<()> {
         "  models          {}",
         lantern::model::artefact::models_dir(&settings.data.dir).display()
     );
-    println!("  lake            {}", lake.root().display());
+    println!("  lake            {}", lake.location());
     println!(
         "  audit log       {}",
         lantern::audit::path(&settings.data.dir).display()

@@ -10,9 +10,6 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use datafusion::arrow::util::pretty::pretty_format_batches;
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
-
 /// A cluster started by the script; stopped when dropped, also when the test fails.
 struct Cluster {
     dir: PathBuf,
@@ -64,25 +61,6 @@ impl Drop for Cluster {
             .args(["stop", self.dir.to_str().unwrap()])
             .status();
     }
-}
-
-/// Every row of a Parquet file, sorted, as text: equal text is equal values.
-fn rows(path: &Path, order: &str) -> String {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let ctx = SessionContext::new();
-        ctx.register_parquet("t", path.to_str().unwrap(), ParquetReadOptions::default())
-            .await
-            .unwrap();
-        let batches = ctx
-            .sql(&format!("SELECT * FROM t ORDER BY {order}"))
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
-        pretty_format_batches(&batches).unwrap().to_string()
-    })
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -163,14 +141,14 @@ fn a_night_on_the_ballista_cluster_equals_the_local_night() {
         "--out",
         "DATA/features.parquet",
     ]);
-    let features = rows(&local.join("features.parquet"), "household_id, as_of");
+    let features = common::parquet_rows(&local.join("features.parquet"), "household_id, as_of");
     assert!(
         features.lines().count() > 1_000,
         "too few feature rows to prove anything"
     );
     assert_eq!(
         features,
-        rows(&remote.join("features.parquet"), "household_id, as_of")
+        common::parquet_rows(&remote.join("features.parquet"), "household_id, as_of")
     );
 
     // The night.
@@ -191,8 +169,8 @@ fn a_night_on_the_ballista_cluster_equals_the_local_night() {
     }
     assert!(lists > 100, "only {lists} district lists");
     assert_eq!(
-        rows(&l.join("referrals.parquet"), "referral_id"),
-        rows(&r.join("referrals.parquet"), "referral_id")
+        common::parquet_rows(&l.join("referrals.parquet"), "referral_id"),
+        common::parquet_rows(&r.join("referrals.parquet"), "referral_id")
     );
     assert_eq!(
         std::fs::read(l.join("decisions.parquet")).unwrap(),

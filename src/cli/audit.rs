@@ -18,7 +18,7 @@ pub struct AuditArgs {
     #[arg(long = "anchor", value_name = "ANCHOR", requires = "verify")]
     anchors: Vec<lantern::audit::Anchor>,
     /// Only records of this action (screen, draft, publish, supersede, issue, read, train,
-    /// promote, export, explain, retention, erase).
+    /// promote, export, explain, retention, erase, lake_location).
     #[arg(long, value_name = "ACTION")]
     action: Option<String>,
     /// Only records whose actor contains this (a user, a host or a configured identity).

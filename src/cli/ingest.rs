@@ -112,7 +112,7 @@ fn print_summary(s: &ingest::IngestStats, started: std::time::Instant, lake: &La
     println!(
         "Ingested {} new records into {} ({} duplicates skipped, {} rejected) in {secs:.1}s, {:.0} records/s",
         s.accepted,
-        lake.root().display(),
+        lake.location(),
         s.duplicates,
         s.total_rejected(),
         s.seen() as f64 / secs

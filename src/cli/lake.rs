@@ -1,9 +1,10 @@
 //! `lantern lake`: lake maintenance.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Subcommand;
 
 use lantern::config::Settings;
+use lantern::lake::store::Location;
 use lantern::lake::Lake;
 
 #[derive(Debug, Subcommand)]
@@ -19,10 +20,56 @@ pub enum LakeCommand {
     /// only lake files not seen before are read. Every feature query does this first; run it
     /// after ingest to keep that work out of the night (docs/LAKE.md).
     State,
+    /// Say where this data directory's lake is: a folder, or `s3://BUCKET/PREFIX` on an
+    /// S3-compatible object store that executors and ingest processes on other machines share.
+    /// Credentials, region and endpoint come from the standard `AWS_*` variables
+    /// (`AWS_ENDPOINT=http://…` and `AWS_ALLOW_HTTP=true` for a server without TLS). Without a
+    /// location, prints the current one. The choice is kept in `<data>/lake-location`; moving
+    /// the files is up to you (docs/LAKE.md).
+    Use {
+        /// `s3://BUCKET/PREFIX`, a folder, or `default` for `<data>/lake`.
+        location: Option<String>,
+    },
 }
 
 pub fn run(settings: &Settings, command: LakeCommand) -> Result<()> {
     match command {
+        LakeCommand::Use { location: None } => {
+            println!("{}", Lake::in_data_dir(&settings.data.dir).location());
+            Ok(())
+        }
+        LakeCommand::Use {
+            location: Some(text),
+        } => {
+            let data = &settings.data.dir;
+            let location = if text == "default" {
+                Location::Local(data.join("lake"))
+            } else {
+                Location::parse(&text).map_err(anyhow::Error::msg)?
+            };
+            let previous = Location::of_data_dir(data).ok();
+            Location::record(data, &location)
+                .with_context(|| format!("recording the lake location in {}", data.display()))?;
+            // Reach it now, so a wrong bucket or credential shows here and not at night.
+            let lake = Lake::in_data_dir(data);
+            if let Err(e) = lake.partitions(lantern::lake::Table::Outcomes) {
+                if let Some(previous) = previous {
+                    let _ = Location::record(data, &previous);
+                }
+                return Err(anyhow::Error::new(e).context(format!(
+                    "cannot reach {location}; the lake location is unchanged"
+                )));
+            }
+            // Where the people's data lives is itself a fact the audit keeps.
+            let mut record = lantern::audit::AuditRecord::new("lake_location");
+            record.detail = serde_json::json!({
+                "from": previous.map(|p| p.to_string()),
+                "to": location.to_string(),
+            });
+            lantern::audit::append(data, record)?;
+            println!("The lake of {} is now {}", data.display(), lake.location());
+            Ok(())
+        }
         LakeCommand::Compact { max_files } => {
             let lake = Lake::in_data_dir(&settings.data.dir);
             let r = lake.compact(max_files)?;

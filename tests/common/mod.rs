@@ -381,3 +381,28 @@ pub fn populated_data_dir(
     );
     data
 }
+
+/// Every row of a Parquet file, sorted, as text: equal text is equal values.
+pub fn parquet_rows(path: &std::path::Path, order: &str) -> String {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let ctx = datafusion::prelude::SessionContext::new();
+        ctx.register_parquet(
+            "t",
+            path.to_str().unwrap(),
+            datafusion::prelude::ParquetReadOptions::default(),
+        )
+        .await
+        .unwrap();
+        let batches = ctx
+            .sql(&format!("SELECT * FROM t ORDER BY {order}"))
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string()
+    })
+}

@@ -27,8 +27,8 @@ use sha2::{Digest, Sha256};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditRecord {
     pub run_id: String,
-    /// `screen`, `draft`, `publish`, `supersede`, `issue`, `read`, `train`, `promote` or
-    /// `export`.
+    /// `screen`, `draft`, `publish`, `supersede`, `issue`, `read`, `train`, `promote`,
+    /// `export`, `erase`, `retention`, `explain` or `lake_location` (the lake moved).
     pub action: String,
     pub at: String,
     /// Who or what ran it: `LANTERN_ACTOR`, else the OS user, with the host.

@@ -19,8 +19,12 @@
 //! the state files that held them at once, so what the lake forgets, features forget. There is
 //! no other feature cache.
 //!
-//! **Erasure** (`lantern erase --household ID`) rewrites every file under the data directory
-//! that names the household: Parquet files lose its rows (on their `household_id` column),
+//! The lake's months go through the lake ([`crate::lake::Lake::drop_partition`]), wherever it
+//! is (a folder or an object store), under its write lock.
+//!
+//! **Erasure** (`lantern erase --household ID`) rewrites every file of the lake (wherever it
+//! is, under its write lock: [`crate::lake::Lake::erase_household`]) and under the data
+//! directory that names the household: Parquet files lose its rows (on their `household_id` column),
 //! NDJSON and CSV files its lines, caseworker pages its table row; each rewritten file replaces
 //! the old one atomically and durably, and the night's `MANIFEST.json` is brought up to date.
 //! Running it twice changes nothing the second time. The audit record keeps a keyed hash of the
@@ -31,9 +35,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::{Datelike, NaiveDate};
-use datafusion::arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
-use datafusion::arrow::compute::{cast, filter_record_batch};
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::array::RecordBatch;
 use serde::Serialize;
 
 use crate::config::RetentionSettings;
@@ -65,6 +67,9 @@ pub struct Expired {
     pub path: PathBuf,
     /// The date its age is counted from.
     pub dated: NaiveDate,
+    /// For signals and outcomes: the lake partition (a month of a table) that goes.
+    #[serde(skip)]
+    pub partition: Option<crate::lake::Partition>,
 }
 
 /// Everything under `data_dir` past its period on `today`.
@@ -77,28 +82,28 @@ pub fn expired(
         (days > 0).then(|| today - chrono::Days::new(days as u64))
     };
     let mut out = Vec::new();
-    let lake = data_dir.join("lake");
-    for (kind, tables, days) in [
-        (
-            "signals",
-            &["utility_arrears", "council_report", "service_gap"][..],
-            settings.signals_days,
-        ),
-        ("outcomes", &["outcomes"][..], settings.outcomes_days),
-    ] {
+    let lake = crate::lake::Lake::in_data_dir(data_dir);
+    for table in crate::lake::Table::ALL {
+        let (kind, days) = if table == crate::lake::Table::Outcomes {
+            ("outcomes", settings.outcomes_days)
+        } else {
+            ("signals", settings.signals_days)
+        };
         let Some(cut) = cutoff(days) else { continue };
-        for table in tables {
-            for (path, name) in children(&lake.join(table))? {
-                let Some(last) = name.strip_prefix("month=").and_then(month_end) else {
-                    continue;
-                };
-                if last < cut {
-                    out.push(Expired {
-                        kind,
-                        path,
-                        dated: last,
-                    });
-                }
+        for p in lake
+            .partitions(table)
+            .map_err(|e| file_err(Path::new(&lake.location()), e))?
+        {
+            let Some(last) = month_end(&format!("{:04}-{:02}", p.year, p.month)) else {
+                continue;
+            };
+            if last < cut {
+                out.push(Expired {
+                    kind,
+                    path: lake.partition_dir(&p),
+                    dated: last,
+                    partition: Some(p),
+                });
             }
         }
     }
@@ -109,6 +114,7 @@ pub fn expired(
                     kind: "dead_letters",
                     path,
                     dated: d,
+                    partition: None,
                 });
             }
         }
@@ -133,6 +139,7 @@ pub fn expired(
                     kind,
                     path,
                     dated: d,
+                    partition: None,
                 });
             } else if cutoff(settings.decision_logs_days).is_some_and(|cut| d < cut) {
                 let log = path.join(crate::screen::output::DECISIONS);
@@ -141,6 +148,7 @@ pub fn expired(
                         kind: "decision_logs",
                         path: log,
                         dated: d,
+                        partition: None,
                     });
                 }
             }
@@ -153,6 +161,7 @@ pub fn expired(
                     kind: "feature_exports",
                     path,
                     dated: d,
+                    partition: None,
                 });
             }
         }
@@ -167,6 +176,7 @@ pub fn expired(
                     kind: "reports",
                     path,
                     dated: d,
+                    partition: None,
                 });
             }
         }
@@ -179,9 +189,12 @@ pub fn expired(
 /// either whole under its own name or gone from every reader's view.
 pub fn apply(data_dir: &Path, items: &[Expired]) -> Result<usize, PrivacyError> {
     let mut by_kind: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let lake = crate::lake::Lake::in_data_dir(data_dir);
     for item in items {
         let p = &item.path;
-        if p.is_dir() {
+        if let Some(partition) = &item.partition {
+            lake.drop_partition(partition).map_err(|e| file_err(p, e))?;
+        } else if p.is_dir() {
             let name = p
                 .file_name()
                 .map(|n| n.to_string_lossy().to_string())
@@ -259,8 +272,26 @@ pub fn erase(data_dir: &Path, household_id: &str) -> Result<Erased, PrivacyError
         ..Erased::default()
     };
     let mut manifests: Vec<PathBuf> = Vec::new();
+    // The lake, wherever it is, under its write lock (so no ingest process writes the
+    // household's rows back from a stale cache of keys).
+    let lake = crate::lake::Lake::in_data_dir(data_dir);
+    let (removed, rewritten) = lake
+        .erase_household(household_id)
+        .map_err(|e| file_err(Path::new(&lake.location()), e))?;
+    out.removed += removed;
+    for f in rewritten {
+        out.files.push(if lake.is_object_store() {
+            let rel = f.strip_prefix(lake.root()).unwrap_or(&f);
+            format!("{}/{}", lake.location(), rel.display())
+        } else {
+            f.strip_prefix(data_dir).unwrap_or(&f).display().to_string()
+        });
+    }
     let mut files = Vec::new();
     walk(data_dir, &mut files)?;
+    if !lake.is_object_store() {
+        files.retain(|f| !f.starts_with(lake.root()));
+    }
     // Feature exports may live anywhere: the audit log names them.
     for (path, _) in exports(data_dir)? {
         if path.exists() && !path.starts_with(data_dir) {
@@ -392,16 +423,9 @@ fn erase_parquet(path: &Path, id: &str) -> Result<u64, PrivacyError> {
     let mut removed = 0u64;
     for batch in reader {
         let batch = batch.map_err(|e| file_err(path, e))?;
-        let Some(col) = batch.column_by_name("household_id") else {
-            return Ok(0);
-        };
-        let col = cast(col, &DataType::Utf8).map_err(|e| file_err(path, e))?;
-        let col = col.as_string::<i32>();
-        let keep: BooleanArray = (0..col.len())
-            .map(|i| Some(!(col.is_valid(i) && col.value(i) == id)))
-            .collect();
-        let kept = filter_record_batch(&batch, &keep).map_err(|e| file_err(path, e))?;
-        removed += (batch.num_rows() - kept.num_rows()) as u64;
+        let (kept, gone) =
+            crate::lake::without_household(&batch, id).map_err(|e| file_err(path, e))?;
+        removed += gone;
         batches.push(kept);
     }
     if removed > 0 {

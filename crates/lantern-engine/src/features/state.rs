@@ -1030,16 +1030,7 @@ fn auto_buckets(lake: &Lake) -> Result<u32, StateError> {
     let mut rows = 0u64;
     for table in SIGNAL_TABLES {
         for path in lake.table_files(table)? {
-            let file = File::open(&path).map_err(io_err(&path))?;
-            let meta = ParquetRecordBatchReaderBuilder::try_new(file)
-                .map_err(|e| StateError::Corrupt {
-                    path: path.clone(),
-                    message: e.to_string(),
-                })?
-                .metadata()
-                .file_metadata()
-                .num_rows();
-            rows += meta.max(0) as u64;
+            rows += lake.file_rows(&path)?;
         }
     }
     let want = rows.div_ceil(EVENTS_PER_BUCKET).max(1);

@@ -428,12 +428,7 @@ impl<'r> Ingestor<'r> {
         writer: LakeWriter,
         dead: Box<dyn DeadLetterSink + 'r>,
     ) -> Ingestor<'r> {
-        let data_dir = writer
-            .lake()
-            .root()
-            .parent()
-            .map(|p| p.to_path_buf())
-            .unwrap_or_default();
+        let data_dir = writer.lake().data_dir().to_path_buf();
         Ingestor {
             checker: std::sync::Arc::new(Checker::new(validator, pseudonymizer)),
             writer,

@@ -28,12 +28,14 @@
 pub mod reference;
 mod schema;
 pub mod sql;
+pub mod store;
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::hash::{Hash, Hasher};
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
@@ -42,6 +44,7 @@ use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::arrow::{ArrowWriter, ProjectionMask};
 use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::parquet::file::reader::ChunkReader;
 
 pub use schema::{date_from_days, days_since_epoch, to_batch, LakeRecord, Table};
 
@@ -57,6 +60,10 @@ pub enum LakeError {
     },
     #[error("lake file {path}: {message}")]
     Parquet { path: PathBuf, message: String },
+    #[error("object-store lake, {what}: {message}; check the AWS_* settings (endpoint, credentials, region) and that the bucket exists")]
+    Store { what: String, message: String },
+    #[error("the lake cannot be opened: {0}")]
+    Unavailable(String),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> LakeError + '_ {
@@ -106,22 +113,206 @@ pub fn fingerprint(key: &str) -> u128 {
     ((a.finish() as u128) << 64) | b.finish() as u128
 }
 
-/// The lake's root folder.
+/// A lake: its root (a folder, or the key prefix in an object store) and how to reach it.
+///
+/// File paths the lake hands out and takes back ([`Lake::files`], [`Lake::read_file`]) are
+/// filesystem paths for a folder lake and object keys (`prefix/table/month=…/part-….parquet`)
+/// for an object-store lake: pass them back to the lake, not to `std::fs`.
 #[derive(Debug, Clone)]
 pub struct Lake {
     root: PathBuf,
+    data_dir: PathBuf,
+    backend: Backend,
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
+    Local,
+    #[cfg(feature = "s3")]
+    Object(Arc<store::ObjectLake>),
+    /// The data directory names a lake this process cannot open; every call says why (an
+    /// error at first use, never a silent fallback to another lake).
+    Unavailable(Arc<str>),
 }
 
 impl Lake {
-    /// The lake under a data directory.
+    /// The lake of a data directory: the one `lantern lake use` recorded there
+    /// ([`store::LOCATION_FILE`]), or the folder `<data>/lake`.
     pub fn in_data_dir(data_dir: &Path) -> Lake {
-        Lake {
+        let unavailable = |why: String| Lake {
             root: data_dir.join("lake"),
+            data_dir: data_dir.to_path_buf(),
+            backend: Backend::Unavailable(why.into()),
+        };
+        match store::Location::of_data_dir(data_dir) {
+            Ok(store::Location::Local(root)) => Lake {
+                root,
+                data_dir: data_dir.to_path_buf(),
+                backend: Backend::Local,
+            },
+            #[cfg(feature = "s3")]
+            Ok(store::Location::S3 {
+                bucket,
+                prefix,
+                options,
+            }) => match store::ObjectLake::open(&bucket, &prefix, &options) {
+                Ok(object) => Lake {
+                    root: object.root(),
+                    data_dir: data_dir.to_path_buf(),
+                    backend: Backend::Object(Arc::new(object)),
+                },
+                Err(e) => unavailable(e.to_string()),
+            },
+            #[cfg(not(feature = "s3"))]
+            Ok(location @ store::Location::S3 { .. }) => unavailable(format!(
+                "{} is on an object store ({location}) and this lantern was built without \
+                 object-store support: build it with `--features s3` (or `ballista`)",
+                data_dir.display()
+            )),
+            Err(why) => unavailable(why),
         }
     }
 
+    /// The lake's root: a folder, or the key prefix inside the bucket.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The data directory whose lake this is.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Where the lake is, for people: a folder path or `s3://bucket/prefix`.
+    pub fn location(&self) -> String {
+        match &self.backend {
+            #[cfg(feature = "s3")]
+            Backend::Object(o) if self.root.as_os_str().is_empty() => {
+                format!("s3://{}", o.bucket())
+            }
+            #[cfg(feature = "s3")]
+            Backend::Object(o) => format!("s3://{}/{}", o.bucket(), self.root.display()),
+            _ => self.root.display().to_string(),
+        }
+    }
+
+    /// True for a lake in an object store.
+    pub fn is_object_store(&self) -> bool {
+        !matches!(self.backend, Backend::Local | Backend::Unavailable(_))
+    }
+
+    fn check(&self) -> Result<(), LakeError> {
+        match &self.backend {
+            Backend::Unavailable(why) => Err(LakeError::Unavailable(why.to_string())),
+            _ => Ok(()),
+        }
+    }
+
+    /// The names of the folders directly under `dir`.
+    fn dir_names(&self, dir: &Path) -> Result<Vec<String>, LakeError> {
+        self.check()?;
+        match &self.backend {
+            #[cfg(feature = "s3")]
+            Backend::Object(o) => o.list_dirs(dir),
+            _ => Ok(entries(dir)?
+                .iter()
+                .filter(|p| p.is_dir())
+                .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .collect()),
+        }
+    }
+
+    /// The files directly under `dir`.
+    fn dir_files(&self, dir: &Path) -> Result<Vec<PathBuf>, LakeError> {
+        self.check()?;
+        match &self.backend {
+            #[cfg(feature = "s3")]
+            Backend::Object(o) => o.list_files(dir),
+            _ => entries(dir),
+        }
+    }
+
+    /// Reads a lake file with `read` (a Parquet reader over the file, or over its bytes
+    /// fetched from the object store).
+    fn with_file<T>(
+        &self,
+        path: &Path,
+        read: impl FnOnce(ParquetRecordBatchReaderBuilder<Source>) -> Result<T, LakeError>,
+    ) -> Result<T, LakeError> {
+        self.check()?;
+        let source = match &self.backend {
+            #[cfg(feature = "s3")]
+            Backend::Object(o) => Source::Bytes(o.get(path)?),
+            _ => Source::File(File::open(path).map_err(io_err(path))?),
+        };
+        read(ParquetRecordBatchReaderBuilder::try_new(source).map_err(pq_err(path))?)
+    }
+
+    /// The number of rows of a lake file (its footer only).
+    pub fn file_rows(&self, path: &Path) -> Result<u64, LakeError> {
+        self.with_file(path, |b| {
+            Ok(b.metadata().file_metadata().num_rows().max(0) as u64)
+        })
+    }
+
+    /// Removes one lake file.
+    pub fn remove_file(&self, path: &Path) -> Result<(), LakeError> {
+        self.check()?;
+        match &self.backend {
+            #[cfg(feature = "s3")]
+            Backend::Object(o) => o.delete(path),
+            _ => std::fs::remove_file(path).map_err(io_err(path)),
+        }
+    }
+
+    /// Writes new files, each one whole or not at all ([`write_parquet_group`] for a folder;
+    /// one conditional `PUT` each in an object store, which refuses to replace a file).
+    pub fn write_files(&self, files: &[(PathBuf, RecordBatch)]) -> Result<(), LakeError> {
+        self.check()?;
+        match &self.backend {
+            #[cfg(feature = "s3")]
+            Backend::Object(o) => {
+                for (dest, batch) in files {
+                    let mut bytes = Vec::new();
+                    write_parquet_to(
+                        &mut bytes,
+                        dest,
+                        std::slice::from_ref(batch),
+                        LAKE_ROW_GROUP_ROWS,
+                    )?;
+                    o.create(dest, bytes)?;
+                }
+                Ok(())
+            }
+            _ => write_parquet_group(files),
+        }
+    }
+
+    /// The table's folder as a URL DataFusion lists (`file:///…/` or `s3://bucket/…/`), after
+    /// making sure `ctx` can reach it.
+    pub(crate) fn table_url(
+        &self,
+        ctx: &datafusion::prelude::SessionContext,
+        table: Table,
+    ) -> Result<String, LakeError> {
+        self.check()?;
+        match &self.backend {
+            #[cfg(feature = "s3")]
+            Backend::Object(o) => {
+                let base = format!("s3://{}", o.bucket());
+                let url = datafusion::execution::object_store::ObjectStoreUrl::parse(&base)
+                    .map_err(|e| LakeError::Unavailable(e.to_string()))?;
+                ctx.register_object_store(url.as_ref(), o.store());
+                Ok(format!("{base}/{}/", self.table_dir(table).display()))
+            }
+            _ => {
+                let _ = ctx;
+                let dir = self.table_dir(table);
+                std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+                let dir = dir.canonicalize().map_err(io_err(&dir))?;
+                Ok(format!("{}/", dir.display()))
+            }
+        }
     }
 
     pub fn table_dir(&self, table: Table) -> PathBuf {
@@ -135,11 +326,7 @@ impl Lake {
     /// The partitions a table has on disk, in order.
     pub fn partitions(&self, table: Table) -> Result<Vec<Partition>, LakeError> {
         let mut out = Vec::new();
-        for path in entries(&self.table_dir(table))? {
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+        for name in self.dir_names(&self.table_dir(table))? {
             let Some(ym) = name.strip_prefix("month=") else {
                 continue;
             };
@@ -156,7 +343,8 @@ impl Lake {
 
     /// The finished Parquet files of a partition, in name order (which is write order).
     pub fn files(&self, p: &Partition) -> Result<Vec<PathBuf>, LakeError> {
-        let mut out: Vec<PathBuf> = entries(&self.partition_dir(p))?
+        let mut out: Vec<PathBuf> = self
+            .dir_files(&self.partition_dir(p))?
             .into_iter()
             .filter(|path| path.extension().is_some_and(|x| x == "parquet"))
             .collect();
@@ -175,18 +363,17 @@ impl Lake {
 
     /// Reads every record batch of a file.
     pub fn read_file(&self, path: &Path) -> Result<Vec<RecordBatch>, LakeError> {
-        let file = File::open(path).map_err(io_err(path))?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(pq_err(path))?
-            .with_batch_size(64 * 1024)
-            .build()
-            .map_err(pq_err(path))?;
-        reader
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| LakeError::Parquet {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })
+        self.with_file(path, |builder| {
+            builder
+                .with_batch_size(64 * 1024)
+                .build()
+                .map_err(pq_err(path))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| LakeError::Parquet {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })
+        })
     }
 
     /// The fingerprints of every key already stored in a partition, sorted, each once.
@@ -214,42 +401,50 @@ impl Lake {
 
     /// Appends the key fingerprints of one file (reading only the key columns).
     fn file_keys(&self, table: Table, path: &Path, keys: &mut Vec<u128>) -> Result<(), LakeError> {
-        let file = File::open(path).map_err(io_err(path))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq_err(path))?;
-        let mask = ProjectionMask::columns(builder.parquet_schema(), table.key_columns().to_vec());
-        let reader = builder
-            .with_projection(mask)
-            .with_batch_size(64 * 1024)
-            .build()
-            .map_err(pq_err(path))?;
-        for batch in reader {
-            let batch = batch.map_err(|e| LakeError::Parquet {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })?;
-            for i in 0..batch.num_rows() {
-                keys.push(fingerprint(&key_at(table, &batch, i)));
+        self.with_file(path, |builder| {
+            let mask =
+                ProjectionMask::columns(builder.parquet_schema(), table.key_columns().to_vec());
+            let reader = builder
+                .with_projection(mask)
+                .with_batch_size(64 * 1024)
+                .build()
+                .map_err(pq_err(path))?;
+            for batch in reader {
+                let batch = batch.map_err(|e| LakeError::Parquet {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })?;
+                for i in 0..batch.num_rows() {
+                    keys.push(fingerprint(&key_at(table, &batch, i)));
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// The lake's write lock: every writer's flush and compaction hold it (an exclusive `flock`
-    /// on `lake/.write.lock`), so that ingest processes sharing the lake check a partition's
-    /// keys and add their file as one step, and compaction never removes a writer's file in
-    /// flight. It serializes only the writing of files, not the consuming and checking.
+    /// on `lake/.write.lock`; in an object store, a lease object, [`store::ObjectLake::lock`]),
+    /// so that ingest processes sharing the lake check a partition's keys and add their file
+    /// as one step, and compaction never removes a writer's file in flight. It serializes
+    /// only the writing of files, not the consuming and checking.
     pub fn write_lock(&self) -> Result<WriteLock, LakeError> {
-        std::fs::create_dir_all(&self.root).map_err(io_err(&self.root))?;
-        let path = self.root.join(".write.lock");
-        let file = exclusive_lock(&path).map_err(io_err(&path))?;
-        Ok(WriteLock { file, path })
+        self.check()?;
+        match &self.backend {
+            #[cfg(feature = "s3")]
+            Backend::Object(o) => Ok(WriteLock::Lease(o.lock()?)),
+            _ => {
+                std::fs::create_dir_all(&self.root).map_err(io_err(&self.root))?;
+                let path = self.root.join(".write.lock");
+                let file = exclusive_lock(&path).map_err(io_err(&path))?;
+                Ok(WriteLock::File { file, path })
+            }
+        }
     }
 
     /// Writes one Parquet file into a partition, atomically and durably. Returns its path.
     pub fn write_file(&self, p: &Partition, batch: &RecordBatch) -> Result<PathBuf, LakeError> {
-        let dir = self.partition_dir(p);
-        let dest = dir.join(unique_file_name());
-        write_parquet_atomic(&dest, std::slice::from_ref(batch))?;
+        let dest = self.partition_dir(p).join(unique_file_name());
+        self.write_files(&[(dest.clone(), batch.clone())])?;
         Ok(dest)
     }
 }
@@ -438,29 +633,82 @@ fn write_parquet_partial(
     row_group_rows: usize,
 ) -> Result<PathBuf, LakeError> {
     let (_, tmp) = partial_path(dest)?;
+    let file = File::create(&tmp).map_err(io_err(&tmp))?;
+    let buf = write_parquet_to(
+        BufWriter::with_capacity(1 << 20, file),
+        &tmp,
+        batches,
+        row_group_rows,
+    )?;
+    buf.into_inner().map_err(|e| io_err(&tmp)(e.into_error()))?;
+    Ok(tmp)
+}
+
+/// Writes batches as one Parquet file (the lake's compression and row groups) into `out`, and
+/// returns it. `path` names the file in errors.
+fn write_parquet_to<W: std::io::Write + Send>(
+    out: W,
+    path: &Path,
+    batches: &[RecordBatch],
+    row_group_rows: usize,
+) -> Result<W, LakeError> {
     let Some(first) = batches.first() else {
         return Err(LakeError::Parquet {
-            path: dest.to_path_buf(),
+            path: path.to_path_buf(),
             message: "nothing to write (no batches)".into(),
         });
     };
-    let file = File::create(&tmp).map_err(io_err(&tmp))?;
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(row_group_rows))
         .build();
-    let mut writer = ArrowWriter::try_new(
-        BufWriter::with_capacity(1 << 20, file),
-        first.schema(),
-        Some(props),
-    )
-    .map_err(pq_err(&tmp))?;
+    let mut writer =
+        ArrowWriter::try_new(out, first.schema(), Some(props)).map_err(pq_err(path))?;
     for batch in batches {
-        writer.write(batch).map_err(pq_err(&tmp))?;
+        writer.write(batch).map_err(pq_err(path))?;
     }
-    let buf = writer.into_inner().map_err(pq_err(&tmp))?;
-    buf.into_inner().map_err(|e| io_err(&tmp)(e.into_error()))?;
-    Ok(tmp)
+    writer.into_inner().map_err(pq_err(path))
+}
+
+/// What a lake file is read from: the file itself, or its bytes from the object store.
+enum Source {
+    File(File),
+    #[cfg(feature = "s3")]
+    Bytes(bytes::Bytes),
+}
+
+impl datafusion::parquet::file::reader::Length for Source {
+    fn len(&self) -> u64 {
+        match self {
+            Source::File(f) => datafusion::parquet::file::reader::Length::len(f),
+            #[cfg(feature = "s3")]
+            Source::Bytes(b) => b.len() as u64,
+        }
+    }
+}
+
+impl ChunkReader for Source {
+    type T = Box<dyn std::io::Read + Send>;
+
+    fn get_read(&self, start: u64) -> datafusion::parquet::errors::Result<Self::T> {
+        match self {
+            Source::File(f) => Ok(Box::new(ChunkReader::get_read(f, start)?)),
+            #[cfg(feature = "s3")]
+            Source::Bytes(b) => Ok(Box::new(ChunkReader::get_read(b, start)?)),
+        }
+    }
+
+    fn get_bytes(
+        &self,
+        start: u64,
+        length: usize,
+    ) -> datafusion::parquet::errors::Result<bytes::Bytes> {
+        match self {
+            Source::File(f) => ChunkReader::get_bytes(f, start, length),
+            #[cfg(feature = "s3")]
+            Source::Bytes(b) => ChunkReader::get_bytes(b, start, length),
+        }
+    }
 }
 
 /// The entries of a folder; none if it does not exist yet.
@@ -508,20 +756,28 @@ pub fn exclusive_lock(path: &Path) -> std::io::Result<File> {
 /// so a writer that finds the number it left knows no one else wrote since and need not list
 /// the partitions again. Written before the flush's second `syncfs`, it is durable with the
 /// files it counts.
-pub struct WriteLock {
-    file: File,
-    path: PathBuf,
+pub enum WriteLock {
+    File {
+        file: File,
+        path: PathBuf,
+    },
+    #[cfg(feature = "s3")]
+    Lease(store::Lease),
 }
 
 impl WriteLock {
     /// The generation now (0 for a lake no writer has counted yet).
     pub fn generation(&mut self) -> Result<u64, LakeError> {
         use std::io::{Read, Seek};
+        let (file, path) = match self {
+            WriteLock::File { file, path } => (file, path),
+            #[cfg(feature = "s3")]
+            WriteLock::Lease(lease) => return Ok(lease.generation()),
+        };
         let mut bytes = Vec::new();
-        self.file
-            .seek(std::io::SeekFrom::Start(0))
-            .and_then(|_| self.file.read_to_end(&mut bytes))
-            .map_err(io_err(&self.path))?;
+        file.seek(std::io::SeekFrom::Start(0))
+            .and_then(|_| file.read_to_end(&mut bytes))
+            .map_err(io_err(path))?;
         Ok(bytes
             .get(..8)
             .and_then(|b| b.try_into().ok())
@@ -533,10 +789,14 @@ impl WriteLock {
     pub fn advance(&mut self) -> Result<u64, LakeError> {
         use std::io::{Seek, Write};
         let next = self.generation()?.wrapping_add(1);
-        self.file
-            .seek(std::io::SeekFrom::Start(0))
-            .and_then(|_| self.file.write_all(&next.to_le_bytes()))
-            .map_err(io_err(&self.path))?;
+        match self {
+            WriteLock::File { file, path } => file
+                .seek(std::io::SeekFrom::Start(0))
+                .and_then(|_| file.write_all(&next.to_le_bytes()))
+                .map_err(io_err(path))?,
+            #[cfg(feature = "s3")]
+            WriteLock::Lease(lease) => return lease.advance(),
+        }
         Ok(next)
     }
 }
@@ -592,6 +852,27 @@ fn key_at(table: Table, batch: &RecordBatch, i: usize) -> String {
         }
         _ => string("event_id"),
     }
+}
+
+/// `batch` without the rows whose `household_id` is `id` (every row, if the batch has no such
+/// column), and how many went.
+pub fn without_household(
+    batch: &RecordBatch,
+    id: &str,
+) -> Result<(RecordBatch, u64), datafusion::arrow::error::ArrowError> {
+    use datafusion::arrow::array::BooleanArray;
+    use datafusion::arrow::datatypes::DataType;
+    let Some(col) = batch.column_by_name("household_id") else {
+        return Ok((batch.clone(), 0));
+    };
+    let col = datafusion::arrow::compute::cast(col, &DataType::Utf8)?;
+    let col = col.as_string::<i32>();
+    let keep: BooleanArray = (0..col.len())
+        .map(|i| Some(!(col.is_valid(i) && col.value(i) == id)))
+        .collect();
+    let kept = datafusion::arrow::compute::filter_record_batch(batch, &keep)?;
+    let gone = (batch.num_rows() - kept.num_rows()) as u64;
+    Ok((kept, gone))
 }
 
 /// What one flush wrote.
@@ -922,7 +1203,7 @@ impl LakeWriter {
             files.push((self.lake.partition_dir(&p).join(name), batch));
         }
         self.generation = Some(lock.advance()?);
-        write_parquet_group(&files)?;
+        self.lake.write_files(&files)?;
         self.pending_count = 0;
         for (keys, _) in self.keys.values_mut() {
             keys.settle();
@@ -1000,9 +1281,11 @@ impl Lake {
                 report.rows += merged.num_rows() as u64;
                 self.write_file(&p, &merged)?;
                 for f in &files {
-                    std::fs::remove_file(f).map_err(io_err(f))?;
+                    self.remove_file(f)?;
                 }
-                sync_dir(&self.partition_dir(&p))?;
+                if !self.is_object_store() {
+                    sync_dir(&self.partition_dir(&p))?;
+                }
                 report.partitions += 1;
                 report.files_before += files.len();
                 report.files_after += 1;
@@ -1011,7 +1294,94 @@ impl Lake {
         Ok(report)
     }
 
+    /// Removes every row of a household from the lake, under the write lock: each file that
+    /// names it (on `household_id`) is written again without those rows, under a new name, and
+    /// then the old file is removed; a crash in between leaves both, which readers and writers
+    /// treat as one copy of each key, and running it again finishes the job. Writers re-read
+    /// the partitions at their next flush (the generation advances). Returns the rows removed
+    /// and the files rewritten.
+    pub fn erase_household(&self, household_id: &str) -> Result<(u64, Vec<PathBuf>), LakeError> {
+        let mut lock = self.write_lock()?;
+        let mut removed = 0;
+        let mut rewritten = Vec::new();
+        for table in Table::ALL {
+            for p in self.partitions(table)? {
+                for f in self.files(&p)? {
+                    let mut kept = Vec::new();
+                    let mut gone = 0;
+                    for batch in self.read_file(&f)? {
+                        let (batch, n) = without_household(&batch, household_id).map_err(|e| {
+                            LakeError::Parquet {
+                                path: f.clone(),
+                                message: e.to_string(),
+                            }
+                        })?;
+                        gone += n;
+                        if batch.num_rows() > 0 {
+                            kept.push(batch);
+                        }
+                    }
+                    if gone == 0 {
+                        continue;
+                    }
+                    if rewritten.is_empty() {
+                        lock.advance()?;
+                    }
+                    if !kept.is_empty() {
+                        let merged =
+                            datafusion::arrow::compute::concat_batches(&kept[0].schema(), &kept)
+                                .map_err(|e| LakeError::Parquet {
+                                    path: f.clone(),
+                                    message: e.to_string(),
+                                })?;
+                        self.write_file(&p, &merged)?;
+                    }
+                    self.remove_file(&f)?;
+                    removed += gone;
+                    rewritten.push(f);
+                }
+            }
+        }
+        Ok((removed, rewritten))
+    }
+
+    /// Deletes a whole month partition (retention), under the write lock. A folder is renamed
+    /// aside first, so a crash leaves it whole or out of every reader's view; in an object
+    /// store its files are deleted one by one, and a crash part way leaves the rest for the
+    /// next run. Returns the files deleted.
+    pub fn drop_partition(&self, p: &Partition) -> Result<usize, LakeError> {
+        let mut lock = self.write_lock()?;
+        lock.advance()?;
+        let dir = self.partition_dir(p);
+        match &self.backend {
+            #[cfg(feature = "s3")]
+            Backend::Object(o) => {
+                let files = o.list_all(&dir)?;
+                for f in &files {
+                    o.delete(f)?;
+                }
+                Ok(files.len())
+            }
+            _ => {
+                if !dir.exists() {
+                    return Ok(0);
+                }
+                let n = entries(&dir)?.len();
+                let aside = dir.with_file_name(format!(".{}.deleting", p.folder()));
+                std::fs::rename(&dir, &aside).map_err(io_err(&dir))?;
+                sync_dir(&self.table_dir(p.table))?;
+                std::fs::remove_dir_all(&aside).map_err(io_err(&aside))?;
+                Ok(n)
+            }
+        }
+    }
+
+    /// Removes a crash's `.partial` files older than an hour. An object store has none: an
+    /// interrupted `PUT` leaves nothing behind.
     fn remove_partials(&self, p: &Partition) -> Result<usize, LakeError> {
+        if self.is_object_store() {
+            return Ok(0);
+        }
         let mut n = 0;
         for path in entries(&self.partition_dir(p))? {
             let stale = path

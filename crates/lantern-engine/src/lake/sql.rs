@@ -21,20 +21,14 @@ use super::{Lake, Table};
 /// Registers every lake table in `ctx`. Tables with no files yet are registered empty.
 pub async fn register(ctx: &SessionContext, lake: &Lake) -> Result<(), DataFusionError> {
     for table in Table::ALL {
-        let dir = lake.table_dir(table);
-        std::fs::create_dir_all(&dir)?;
-        let dir = dir.canonicalize()?;
+        let url = lake
+            .table_url(ctx, table)
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
             .with_file_extension(".parquet")
             .with_table_partition_cols(vec![("month".to_string(), DataType::Utf8)]);
-        ctx.register_listing_table(
-            table.name(),
-            format!("{}/", dir.display()),
-            options,
-            Some(table.schema()),
-            None,
-        )
-        .await?;
+        ctx.register_listing_table(table.name(), url, options, Some(table.schema()), None)
+            .await?;
     }
     Ok(())
 }
