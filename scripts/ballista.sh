@@ -13,6 +13,8 @@
 # here the first time (cargo's own cache keeps it; about 15 minutes cold on two cores).
 #
 # DIR holds each process's pid, log and the executors' shuffle files; `stop` ends them all.
+# Executors read an object-store lake named by LANTERN_LAKE (s3://BUCKET/PREFIX?…, as given to
+# `lantern lake use`), with credentials from the AWS_* variables, all passed through.
 # Environment: BALLISTA_TASK_SLOTS (tasks per executor, default 1 so that N executors use N
 # cores), BALLISTA_WAIT_SECONDS (how long to wait for a port, default 60).
 set -euo pipefail
@@ -32,12 +34,14 @@ binary() {
   echo "$bin"
 }
 
-# A TCP port nobody listens on at this moment.
+# A TCP port nobody uses at this moment, below the kernel's range for outgoing connections (so
+# that no client socket of a busy test run takes it between the check and the bind).
 free_port() {
-  local p
+  local p low
+  low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
   for _ in $(seq 1 200); do
-    p=$(( 20000 + RANDOM % 40000 ))
-    if ! ss -Htln "sport = :$p" | grep -q .; then
+    p=$(( 10000 + RANDOM % (low - 10000) ))
+    if ! ss -Htan "sport = :$p" | grep -q .; then
       echo "$p"
       return
     fi
@@ -47,11 +51,16 @@ free_port() {
 }
 
 # Waits until PORT accepts connections, or the process PID died, or WAIT seconds passed.
+# Returns 2 if the process died because a port was taken meanwhile (the caller retries).
 wait_port() {
   local port=$1 pid=$2 log=$3 name=$4
   local deadline=$(( $(date +%s) + WAIT ))
   until ss -Htln "sport = :$port" | grep -q .; do
     if ! kill -0 "$pid" 2>/dev/null; then
+      if grep -q "Address already in use" "$log"; then
+        echo "ballista.sh: the $name found a port taken; trying others" >&2
+        return 2
+      fi
       echo "ballista.sh: the $name exited before listening on $port; its log ($log):" >&2
       tail -n 20 "$log" >&2
       exit 1
@@ -77,25 +86,35 @@ start() {
   bin="$(binary)"
   [ -x "$bin" ] || { echo "ballista.sh: $bin is not an executable" >&2; exit 1; }
 
-  local sport
-  sport=$(free_port)
-  # setsid: the cluster outlives this script and a Ctrl-C in the caller's terminal.
-  RUST_LOG="${RUST_LOG:-info}" LANTERN_NO_PROGRESS=1 setsid "$bin" cluster scheduler \
-    --bind "127.0.0.1:$sport" >"$dir/scheduler.log" 2>&1 < /dev/null &
-  echo $! >"$dir/scheduler.pid"
-  wait_port "$sport" "$(cat "$dir/scheduler.pid")" "$dir/scheduler.log" scheduler
+  local sport attempt rc
+  for attempt in 1 2 3 4 5; do
+    sport=$(free_port)
+    # setsid: the cluster outlives this script and a Ctrl-C in the caller's terminal.
+    RUST_LOG="${RUST_LOG:-info}" LANTERN_NO_PROGRESS=1 setsid "$bin" cluster scheduler \
+      --bind "127.0.0.1:$sport" >"$dir/scheduler.log" 2>&1 < /dev/null &
+    echo $! >"$dir/scheduler.pid"
+    rc=0
+    wait_port "$sport" "$(cat "$dir/scheduler.pid")" "$dir/scheduler.log" scheduler || rc=$?
+    [ "$rc" -eq 2 ] || break
+  done
+  [ "$rc" -eq 0 ] || exit 1
 
   for i in $(seq 1 "$executors"); do
     local fport gport
-    fport=$(free_port)
-    gport=$(free_port)
-    while [ "$gport" = "$fport" ]; do gport=$(free_port); done
-    RUST_LOG="${RUST_LOG:-info}" LANTERN_NO_PROGRESS=1 setsid "$bin" cluster executor \
-      --scheduler "127.0.0.1:$sport" --flight-port "$fport" --grpc-port "$gport" \
-      --task-slots "$SLOTS" --work-dir "$dir/executor-$i" \
-      >"$dir/executor-$i.log" 2>&1 < /dev/null &
-    echo $! >"$dir/executor-$i.pid"
-    wait_port "$fport" "$(cat "$dir/executor-$i.pid")" "$dir/executor-$i.log" "executor $i"
+    for attempt in 1 2 3 4 5; do
+      fport=$(free_port)
+      gport=$(free_port)
+      while [ "$gport" = "$fport" ]; do gport=$(free_port); done
+      RUST_LOG="${RUST_LOG:-info}" LANTERN_NO_PROGRESS=1 setsid "$bin" cluster executor \
+        --scheduler "127.0.0.1:$sport" --flight-port "$fport" --grpc-port "$gport" \
+        --task-slots "$SLOTS" --work-dir "$dir/executor-$i" \
+        >"$dir/executor-$i.log" 2>&1 < /dev/null &
+      echo $! >"$dir/executor-$i.pid"
+      rc=0
+      wait_port "$fport" "$(cat "$dir/executor-$i.pid")" "$dir/executor-$i.log" "executor $i" || rc=$?
+      [ "$rc" -eq 2 ] || break
+    done
+    [ "$rc" -eq 0 ] || exit 1
   done
   echo "ballista://127.0.0.1:$sport" | tee "$dir/address"
 }

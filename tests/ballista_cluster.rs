@@ -10,59 +10,6 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// A cluster started by the script; stopped when dropped, also when the test fails.
-struct Cluster {
-    dir: PathBuf,
-    address: String,
-}
-
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/ballista.sh")
-}
-
-impl Cluster {
-    fn start(dir: &Path, executors: u32) -> Cluster {
-        let o = Command::new("bash")
-            .arg(script())
-            .args(["start", dir.to_str().unwrap(), &executors.to_string()])
-            .env("LANTERN_BIN", env!("CARGO_BIN_EXE_lantern"))
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "scripts/ballista.sh start failed:\n{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        let address = String::from_utf8_lossy(&o.stdout).trim().to_string();
-        assert!(address.starts_with("ballista://127.0.0.1:"), "{address}");
-        Cluster {
-            dir: dir.to_path_buf(),
-            address,
-        }
-    }
-
-    /// Tasks each executor's log says it ran.
-    fn tasks_run(&self, executors: u32) -> Vec<usize> {
-        (1..=executors)
-            .map(|i| {
-                std::fs::read_to_string(self.dir.join(format!("executor-{i}.log")))
-                    .unwrap_or_default()
-                    .matches("Execute task")
-                    .count()
-            })
-            .collect()
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(script())
-            .args(["stop", self.dir.to_str().unwrap()])
-            .status();
-    }
-}
-
 fn copy_dir(from: &Path, to: &Path) {
     let status = Command::new("cp")
         .arg("-r")
@@ -89,7 +36,7 @@ fn a_night_on_the_ballista_cluster_equals_the_local_night() {
     let remote = tmp.path().join("remote");
     copy_dir(&base, &local);
     copy_dir(&base, &remote);
-    let cluster = Cluster::start(&tmp.path().join("cluster"), 2);
+    let cluster = common::cluster::Cluster::start(&tmp.path().join("cluster"), 2);
     // One command on each copy: the local engine on `local`, the cluster on `remote`. Paths
     // in the arguments name `DATA`, replaced by each copy's folder; each output has it put back.
     let on_both = |args: &[&str]| {

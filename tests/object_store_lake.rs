@@ -524,3 +524,62 @@ fn a_lake_location_that_cannot_be_reached_is_refused_and_nothing_changes() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("credential"));
 }
+
+/// Proves: a Ballista cluster reads a lake in a bucket: its executors, told the lake's
+/// location (`LANTERN_LAKE`), resolve the plans' `s3://` tables themselves, and the features
+/// they compute, from the signal state and straight from the bucket's files, equal the local
+/// engine's value for value.
+#[cfg(feature = "ballista")]
+#[test]
+fn the_ballista_cluster_reads_an_object_store_lake_and_equals_the_local_engine() {
+    let Some(bin) = moto() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start(&bin, &tmp.path().join("moto"));
+    let location = s3.bucket("cluster-lake", "lake");
+    let root = tmp.path().join("agency");
+    ok(
+        lantern(&root.join("data"), &["lake", "use", &location], &[]),
+        "lake use",
+    );
+    let data = common::populated_data_dir(&root, 2_000, 8, 3, NIGHT);
+    let cluster = common::cluster::Cluster::start_with(
+        &tmp.path().join("cluster"),
+        2,
+        &[("LANTERN_LAKE", location.as_str())],
+    );
+    let out = |name: &str| data.join(name).to_str().unwrap().to_string();
+    let features = |file: &str, engine: &str, source: &str| {
+        ok(
+            lantern(
+                &data,
+                &[
+                    "features",
+                    "--as-of",
+                    NIGHT,
+                    "--out",
+                    &out(file),
+                    "--engine",
+                    engine,
+                ],
+                &[("LANTERN__FEATURES__SOURCE", source)],
+            ),
+            &format!("features on {engine} from the {source}"),
+        );
+        common::parquet_rows(&data.join(file), "household_id, as_of")
+    };
+    let local = features("local.parquet", "local", "state");
+    assert!(local.lines().count() > 500, "too few feature rows");
+    assert_eq!(
+        local,
+        features("cluster.parquet", &cluster.address, "state")
+    );
+    assert_eq!(
+        local,
+        features("cluster-raw.parquet", &cluster.address, "lake")
+    );
+    let tasks = cluster.tasks_run(2);
+    assert!(
+        tasks.iter().all(|&n| n > 0),
+        "tasks per executor: {tasks:?}"
+    );
+}

@@ -25,6 +25,10 @@ pub struct SchedulerArgs {
     /// Address to listen on.
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50050")]
     bind: SocketAddr,
+    /// The lake, when it is in an object store (the scheduler lists its files to plan): as
+    /// for the executor.
+    #[arg(long, value_name = "LOCATION", env = "LANTERN_LAKE")]
+    lake: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -47,19 +51,26 @@ pub struct ExecutorArgs {
     /// Folder for the shuffle files between stages.
     #[arg(long, value_name = "DIR")]
     work_dir: PathBuf,
+    /// The lake the plans read when it is in an object store: the same
+    /// `s3://BUCKET/PREFIX?…` as `lantern lake use` (credentials from the AWS_* variables)
+    /// [default: the lake recorded in --data-dir, if it is in an object store].
+    #[arg(long, value_name = "LOCATION", env = "LANTERN_LAKE")]
+    lake: Option<String>,
 }
 
 #[cfg(feature = "ballista")]
-pub fn run(_settings: &Settings, command: ClusterCommand) -> Result<()> {
+pub fn run(settings: &Settings, command: ClusterCommand) -> Result<()> {
     let rt = super::common::runtime()?;
     match command {
         ClusterCommand::Scheduler(args) => {
             tracing::info!(bind = %args.bind, "Ballista scheduler starting");
-            rt.block_on(lantern::cluster::run_scheduler(args.bind))
+            let lake = lake_location(args.lake.as_deref(), settings)?;
+            rt.block_on(lantern::cluster::run_scheduler(args.bind, lake))
                 .map_err(|e| anyhow::anyhow!("the scheduler stopped: {e}"))
         }
         ClusterCommand::Executor(args) => {
             std::fs::create_dir_all(&args.work_dir)?;
+            let lake = lake_location(args.lake.as_deref(), settings)?;
             let settings = lantern::cluster::ExecutorSettings {
                 scheduler: args.scheduler,
                 bind: args.bind,
@@ -69,12 +80,26 @@ pub fn run(_settings: &Settings, command: ClusterCommand) -> Result<()> {
                     .task_slots
                     .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
                 work_dir: args.work_dir,
+                lake,
             };
             tracing::info!(scheduler = %settings.scheduler, flight_port = settings.flight_port, "Ballista executor starting");
             rt.block_on(lantern::cluster::run_executor(settings))
                 .map_err(|e| anyhow::anyhow!("the executor stopped: {e}"))
         }
     }
+}
+
+/// The lake a cluster role reads: `--lake`, else the one recorded in the data directory.
+#[cfg(feature = "ballista")]
+fn lake_location(
+    given: Option<&str>,
+    settings: &Settings,
+) -> Result<Option<lantern::lake::store::Location>> {
+    use lantern::lake::store::Location;
+    Ok(match given {
+        Some(text) => Some(Location::parse(text).map_err(anyhow::Error::msg)?),
+        None => Location::of_data_dir(&settings.data.dir).ok(),
+    })
 }
 
 #[cfg(not(feature = "ballista"))]

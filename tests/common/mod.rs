@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::collections::HashSet;
 
 use datafusion::arrow::array::AsArray;

@@ -227,10 +227,24 @@ fn probe(scheduler: &str) -> std::result::Result<(), String> {
 /// Runs a Ballista scheduler on `bind` until the process ends.
 pub async fn run_scheduler(
     bind: SocketAddr,
+    lake: Option<crate::lake::store::Location>,
 ) -> std::result::Result<(), ballista_core::error::BallistaError> {
     use ballista_scheduler::cluster::BallistaCluster;
     use ballista_scheduler::config::SchedulerConfig;
+    // The scheduler plans, and planning lists a table's files: it needs the lake's bucket too.
+    let lake_store = lake_store(lake.as_ref())?;
+    let session_builder: ballista_scheduler::scheduler_server::SessionBuilder =
+        Arc::new(move |config| {
+            let state = ballista_core::utils::default_session_builder(config)?;
+            if let Some((url, store)) = &lake_store {
+                state
+                    .runtime_env()
+                    .register_object_store(url.as_ref(), store.clone());
+            }
+            Ok(state)
+        });
     let config = SchedulerConfig {
+        override_session_builder: Some(session_builder),
         bind_host: bind.ip().to_string(),
         bind_port: bind.port(),
         external_host: bind.ip().to_string(),
@@ -242,6 +256,30 @@ pub async fn run_scheduler(
     };
     let cluster = BallistaCluster::new_from_config(&config).await?;
     ballista_scheduler::scheduler_process::start_server(cluster, bind, Arc::new(config)).await
+}
+
+/// The client of the lake's bucket and its URL, for a lake in an object store: registered in
+/// each cluster role's runtime, so that the plans' `s3://` tables resolve there as they do on
+/// the client.
+type LakeStore = (
+    datafusion::execution::object_store::ObjectStoreUrl,
+    Arc<dyn object_store::ObjectStore>,
+);
+
+fn lake_store(
+    lake: Option<&crate::lake::store::Location>,
+) -> std::result::Result<Option<LakeStore>, ballista_core::error::BallistaError> {
+    let Some(crate::lake::store::Location::S3 {
+        bucket, options, ..
+    }) = lake
+    else {
+        return Ok(None);
+    };
+    let store = crate::lake::store::s3_store(bucket, options)
+        .map_err(|e| ballista_core::error::BallistaError::General(e.to_string()))?;
+    let url = datafusion::execution::object_store::ObjectStoreUrl::parse(format!("s3://{bucket}"))?;
+    tracing::info!(bucket = %bucket, "this cluster role reads the object-store lake");
+    Ok(Some((url, store)))
 }
 
 /// One executor's settings.
@@ -257,6 +295,9 @@ pub struct ExecutorSettings {
     pub task_slots: usize,
     /// Where it keeps shuffle files between stages.
     pub work_dir: std::path::PathBuf,
+    /// The lake, if it is in an object store: its bucket is registered in every task's
+    /// runtime, so the plans' `s3://` tables resolve on this executor as on the client.
+    pub lake: Option<crate::lake::store::Location>,
 }
 
 /// Runs a Ballista executor registered with the scheduler until the process ends.
@@ -264,6 +305,19 @@ pub async fn run_executor(
     settings: ExecutorSettings,
 ) -> std::result::Result<(), ballista_core::error::BallistaError> {
     use ballista_executor::executor_process::{start_executor_process, ExecutorProcessConfig};
+    use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+    let lake_store = lake_store(settings.lake.as_ref())?;
+    let work_dir = settings.work_dir.to_string_lossy().into_owned();
+    // Ballista's own runtime (shuffle spills under the work folder), plus the lake's bucket.
+    let runtime_producer: ballista_core::RuntimeProducer = Arc::new(move |_| {
+        let env = RuntimeEnvBuilder::new()
+            .with_temp_file_path(work_dir.clone())
+            .build()?;
+        if let Some((url, store)) = &lake_store {
+            env.register_object_store(url.as_ref(), store.clone());
+        }
+        Ok(Arc::new(env))
+    });
     let config = ExecutorProcessConfig {
         bind_host: settings.bind.to_string(),
         external_host: Some(settings.bind.to_string()),
@@ -274,6 +328,7 @@ pub async fn run_executor(
         vcores: settings.task_slots.max(1),
         work_dir: Some(settings.work_dir.to_string_lossy().into_owned()),
         override_logical_codec: Some(LanternCodec::shared()),
+        override_runtime_producer: Some(runtime_producer),
         override_config_producer: Some(Arc::new(|| {
             cluster_config(ballista_core::utils::default_config_producer())
         })),

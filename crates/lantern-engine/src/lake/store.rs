@@ -141,7 +141,7 @@ impl std::fmt::Display for Location {
 }
 
 #[cfg(feature = "s3")]
-pub use object::{Lease, ObjectLake};
+pub use object::{s3_store, Lease, ObjectLake};
 
 #[cfg(feature = "s3")]
 mod object {
@@ -198,24 +198,33 @@ mod object {
         }
     }
 
+    /// The client of an S3 bucket: the `AWS_*` environment, then `options` (which win). Nothing
+    /// is sent until the first call. The lake and the cluster's executors build it alike.
+    pub fn s3_store(
+        bucket: &str,
+        options: &[(String, String)],
+    ) -> Result<Arc<dyn ObjectStore>, LakeError> {
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        for (key, value) in options {
+            let key: AmazonS3ConfigKey = key
+                .parse()
+                .map_err(|e| err(format!("option `{key}` of s3://{bucket}"), e))?;
+            builder = builder.with_config(key, value);
+        }
+        let store = builder
+            .build()
+            .map_err(|e| err(format!("s3://{bucket}"), e))?;
+        Ok(Arc::new(store))
+    }
+
     impl ObjectLake {
-        /// Connects to `s3://bucket/prefix` with the `AWS_*` environment and `options` (which
-        /// win); nothing is sent until the first call.
+        /// Connects to `s3://bucket/prefix` ([`s3_store`]).
         pub fn open(
             bucket: &str,
             prefix: &str,
             options: &[(String, String)],
         ) -> Result<ObjectLake, LakeError> {
-            let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
-            for (key, value) in options {
-                let key: AmazonS3ConfigKey = key
-                    .parse()
-                    .map_err(|e| err(format!("option `{key}` of s3://{bucket}"), e))?;
-                builder = builder.with_config(key, value);
-            }
-            let store = builder
-                .build()
-                .map_err(|e| err(format!("s3://{bucket}"), e))?;
+            let store = s3_store(bucket, options)?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
                 .thread_name("lake-store")
@@ -223,7 +232,7 @@ mod object {
                 .build()
                 .map_err(|e| err("the object store's runtime", e))?;
             Ok(ObjectLake {
-                store: Arc::new(store),
+                store,
                 bucket: bucket.to_string(),
                 prefix: prefix.to_string(),
                 runtime: Some(runtime),
