@@ -582,4 +582,12 @@ fn the_ballista_cluster_reads_an_object_store_lake_and_equals_the_local_engine()
         tasks.iter().all(|&n| n > 0),
         "tasks per executor: {tasks:?}"
     );
+    // The slices' cohorts went to the executors through the bucket, not the data directory,
+    // and each was removed when its slice was done.
+    assert!(
+        !data.join(".scratch").exists(),
+        "cohort files in the data directory"
+    );
+    let left = Lake::in_data_dir(&data).scratch_files().unwrap();
+    assert!(left.is_empty(), "cohort files left in the bucket: {left:?}");
 }

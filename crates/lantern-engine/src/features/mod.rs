@@ -731,11 +731,14 @@ impl FeatureEngine {
         let spec = Arc::clone(&self.spec);
         let scratch = match self.engine {
             QueryEngine::Local => None,
-            QueryEngine::Ballista { .. } => Some(self.data_dir.join(SCRATCH_DIR)),
+            QueryEngine::Ballista { .. } => Some(Scratch {
+                dir: self.data_dir.join(SCRATCH_DIR),
+                lake: crate::lake::Lake::in_data_dir(&self.data_dir),
+            }),
         };
         Ok(tokio::spawn(async move {
             // Removes the cohort's file, if any, when the slice is done or dropped.
-            let _cohort_file = register_cohort(&ctx, &slice, scratch.as_deref()).await?;
+            let _cohort_file = register_cohort(&ctx, &slice, scratch.as_ref()).await?;
             register_events(&ctx, &events, Scope::Cohort(bucket)).await?;
             let sql = spec.render(&spec.sql, first, last);
             let df = ctx.sql(&sql).await?;
@@ -825,26 +828,46 @@ fn sweep_scratch(dir: &Path) {
     }
 }
 
-/// A file removed when dropped.
-struct RemoveOnDrop(PathBuf);
+/// Where a cluster's cohort files go: the lake's object store when the lake is in one (the
+/// executors then need nothing but the bucket), else `dir` in the data directory.
+struct Scratch {
+    dir: PathBuf,
+    lake: crate::lake::Lake,
+}
+
+/// A scratch file, removed when dropped.
+enum RemoveOnDrop {
+    File(PathBuf),
+    Object(crate::lake::Lake, PathBuf),
+}
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        match self {
+            RemoveOnDrop::File(path) => {
+                let _ = std::fs::remove_file(path);
+            }
+            RemoveOnDrop::Object(lake, key) => {
+                if let Err(e) = lake.remove_file(key) {
+                    tracing::warn!(error = %e, "a cohort scratch file was left in the lake's bucket");
+                }
+            }
+        }
     }
 }
 
 /// Registers `cohort` in `ctx` as the `cohort` table.
 ///
 /// In this process it is an in-memory table split so the join's probe side runs on every core.
-/// For a cluster (`scratch` set) it is a Parquet file under `scratch`, so the plan carries its
+/// For a cluster (`scratch` set) it is a Parquet file (in the lake's bucket if the lake is in
+/// an object store, else under the data directory's `.scratch/`), so the plan carries its
 /// path: an in-memory table would travel inside the plan once for every place the feature SQL
 /// reads `cohort`, and again with every task (over Ballista's 16 MiB message limit at 50,000
 /// households a slice). The returned guard removes the file.
 async fn register_cohort(
     ctx: &SessionContext,
     cohort: &[(String, NaiveDate)],
-    scratch: Option<&Path>,
+    scratch: Option<&Scratch>,
 ) -> Result<Option<RemoveOnDrop>, FeatureError> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("household_id", DataType::Utf8, false),
@@ -862,9 +885,26 @@ async fn register_cohort(
     )
     .map_err(DataFusionError::from)?;
     ctx.deregister_table("cohort")?;
-    if let Some(dir) = scratch {
-        let path = dir.join(format!("cohort-{}", crate::lake::new_part_name()));
-        let guard = RemoveOnDrop(path.clone());
+    if let Some(scratch) = scratch {
+        let name = format!("cohort-{}", crate::lake::new_part_name());
+        let lake_err = |e: crate::lake::LakeError| DataFusionError::External(Box::new(e));
+        if let Some((url, key)) = scratch
+            .lake
+            .write_scratch(ctx, &name, &batch)
+            .map_err(lake_err)?
+        {
+            let guard = RemoveOnDrop::Object(scratch.lake.clone(), key);
+            ctx.register_parquet(
+                "cohort",
+                &url,
+                datafusion::prelude::ParquetReadOptions::default(),
+            )
+            .await?;
+            return Ok(Some(guard));
+        }
+        let dir = &scratch.dir;
+        let path = dir.join(name);
+        let guard = RemoveOnDrop::File(path.clone());
         std::fs::create_dir_all(dir).map_err(|e| DataFusionError::External(Box::new(e)))?;
         crate::lake::write_parquet_atomic(&path, std::slice::from_ref(&batch))
             .map_err(|e| DataFusionError::External(Box::new(e)))?;

@@ -288,6 +288,56 @@ impl Lake {
         }
     }
 
+    /// Writes a scratch file for a cluster's executors to read (a feature slice's cohort) in
+    /// the lake's object store, under `<prefix>/_scratch/`, and returns its URL and its key (to
+    /// remove it with [`Lake::remove_file`]); `None` for a folder lake, whose scratch files
+    /// stay in the data directory. Makes `ctx` able to read it.
+    pub fn write_scratch(
+        &self,
+        ctx: &datafusion::prelude::SessionContext,
+        name: &str,
+        batch: &RecordBatch,
+    ) -> Result<Option<(String, PathBuf)>, LakeError> {
+        self.check()?;
+        match &self.backend {
+            #[cfg(feature = "s3")]
+            Backend::Object(o) => {
+                let key = self.root.join(SCRATCH_PREFIX).join(name);
+                self.write_files(&[(key.clone(), batch.clone())])?;
+                let url = self.register_store(ctx, o)?;
+                Ok(Some((format!("{url}/{}", key.display()), key)))
+            }
+            _ => {
+                let _ = (ctx, name, batch);
+                Ok(None)
+            }
+        }
+    }
+
+    /// The scratch files in the lake's object store now (none for a folder lake).
+    pub fn scratch_files(&self) -> Result<Vec<PathBuf>, LakeError> {
+        self.check()?;
+        match &self.backend {
+            #[cfg(feature = "s3")]
+            Backend::Object(o) => o.list_all(&self.root.join(SCRATCH_PREFIX)),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// Registers the lake's bucket in `ctx`; returns its URL (`s3://bucket`).
+    #[cfg(feature = "s3")]
+    fn register_store(
+        &self,
+        ctx: &datafusion::prelude::SessionContext,
+        o: &store::ObjectLake,
+    ) -> Result<String, LakeError> {
+        let base = format!("s3://{}", o.bucket());
+        let url = datafusion::execution::object_store::ObjectStoreUrl::parse(&base)
+            .map_err(|e| LakeError::Unavailable(e.to_string()))?;
+        ctx.register_object_store(url.as_ref(), o.store());
+        Ok(base)
+    }
+
     /// The table's folder as a URL DataFusion lists (`file:///…/` or `s3://bucket/…/`), after
     /// making sure `ctx` can reach it.
     pub(crate) fn table_url(
@@ -299,10 +349,7 @@ impl Lake {
         match &self.backend {
             #[cfg(feature = "s3")]
             Backend::Object(o) => {
-                let base = format!("s3://{}", o.bucket());
-                let url = datafusion::execution::object_store::ObjectStoreUrl::parse(&base)
-                    .map_err(|e| LakeError::Unavailable(e.to_string()))?;
-                ctx.register_object_store(url.as_ref(), o.store());
+                let base = self.register_store(ctx, o)?;
                 Ok(format!("{base}/{}/", self.table_dir(table).display()))
             }
             _ => {
@@ -800,6 +847,9 @@ impl WriteLock {
         Ok(next)
     }
 }
+
+/// Where, under an object-store lake's prefix, a cluster's scratch files go.
+pub const SCRATCH_PREFIX: &str = "_scratch";
 
 /// Rows per row group in lake files.
 const LAKE_ROW_GROUP_ROWS: usize = 256 * 1024;
