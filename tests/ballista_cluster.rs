@@ -174,3 +174,51 @@ fn an_unreachable_scheduler_is_a_one_line_error_saying_to_start_the_cluster() {
         assert!(err.contains(needle), "missing `{needle}` in: {err}");
     }
 }
+
+/// Proves: a cluster that takes the night's query and never answers (here its only executor is
+/// frozen with SIGSTOP, so the scheduler waits for a task slot for ever) ends the night with an
+/// error naming the cluster and what to do, after `features.cluster_query_timeout_secs`,
+/// instead of leaving the night waiting for ever.
+#[test]
+fn a_stuck_cluster_ends_the_night_with_an_error_after_the_query_deadline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = common::populated_data_dir(tmp.path(), 500, 4, 5, NIGHT);
+    let cluster = common::cluster::Cluster::start(&tmp.path().join("cluster"), 1);
+    let executor = cluster.pid("executor-1").to_string();
+    let signal = |sig: &str| {
+        assert!(Command::new("kill")
+            .args([sig, &executor])
+            .status()
+            .unwrap()
+            .success());
+    };
+    signal("-STOP");
+    let started = std::time::Instant::now();
+    let o = Command::new(env!("CARGO_BIN_EXE_lantern"))
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["features", "--as-of", NIGHT, "--out", "x.parquet"])
+        .args(["--engine", &cluster.address])
+        .env("LANTERN__FEATURES__CLUSTER_QUERY_TIMEOUT_SECS", "3")
+        .env("LANTERN_NO_PROGRESS", "1")
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    signal("-CONT");
+    assert!(
+        !o.status.success(),
+        "the night finished on a frozen cluster"
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    for needle in [
+        "did not finish on the cluster at ballista://127.0.0.1:",
+        "within 3 s",
+        "--engine local",
+    ] {
+        assert!(err.contains(needle), "missing `{needle}` in: {err}");
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(120),
+        "the deadline did not end the wait"
+    );
+}

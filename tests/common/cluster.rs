@@ -41,6 +41,15 @@ impl Cluster {
         }
     }
 
+    /// The process id of a role (`scheduler`, `executor-1`, …).
+    pub fn pid(&self, role: &str) -> u32 {
+        std::fs::read_to_string(self.dir.join(format!("{role}.pid")))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
     /// Tasks each executor's log says it ran.
     pub fn tasks_run(&self, executors: u32) -> Vec<usize> {
         (1..=executors)

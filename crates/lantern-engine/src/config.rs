@@ -155,6 +155,14 @@ pub struct FeatureSettings {
     /// scheduler of a Ballista cluster; a build with the `ballista` feature).
     #[serde(default)]
     pub engine: crate::engine::QueryEngine,
+    /// On a cluster, the longest one query may take, in seconds (0: no limit): a
+    /// stuck cluster becomes an error instead of a night that never ends.
+    #[serde(default = "default_cluster_query_timeout")]
+    pub cluster_query_timeout_secs: u64,
+}
+
+fn default_cluster_query_timeout() -> u64 {
+    900
 }
 
 fn default_slices_in_flight() -> usize {

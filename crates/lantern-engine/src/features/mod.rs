@@ -79,6 +79,18 @@ pub enum FeatureError {
     State(#[from] StateError),
     #[error(transparent)]
     Engine(#[from] crate::engine::EngineError),
+    #[error(
+        "{what} did not finish on the cluster at {engine} within {seconds} s; the cluster may be stuck: read the scheduler's and \
+         executors' logs, restart them (scripts/ballista.sh stop/start, or your service \
+         manager) and run the night again, or run it with --engine local \
+         (features.cluster_query_timeout_secs sets the limit)"
+    )]
+    ClusterTimeout {
+        engine: String,
+        /// "a feature slice of N households and dates", or "a query".
+        what: String,
+        seconds: u64,
+    },
 }
 
 /// Where the feature query reads the signals from (config `features.source`).
@@ -384,6 +396,8 @@ pub struct FeatureEngine {
     state_buckets: u32,
     /// Slices whose queries run at once; see [`FeatureEngine::with_slices_in_flight`].
     in_flight: usize,
+    /// On a cluster, the longest a query may take; see [`FeatureEngine::with_cluster_timeout`].
+    cluster_timeout: Option<std::time::Duration>,
 }
 
 /// (household, date) pairs per query slice by default; see [`FeatureEngine::with_slice_pairs`].
@@ -446,6 +460,7 @@ impl FeatureEngine {
             source: SignalSource::State,
             state_buckets: 0,
             in_flight: DEFAULT_SLICES_IN_FLIGHT,
+            cluster_timeout: None,
         })
     }
 
@@ -464,7 +479,16 @@ impl FeatureEngine {
         .await?
         .with_source(settings.source)
         .with_state_buckets(settings.state_buckets)
-        .with_slices_in_flight(settings.slices_in_flight))
+        .with_slices_in_flight(settings.slices_in_flight)
+        .with_cluster_timeout(settings.cluster_query_timeout_secs))
+    }
+
+    /// On a cluster, fails a query (a feature slice, the cohort, …) that has not finished after `seconds` (0: waits for
+    /// ever). Ballista 55's client waits for ever when a job fails in some scheduler-side ways;
+    /// the night must end, with an error an operator can act on. No effect on the local engine.
+    pub fn with_cluster_timeout(mut self, seconds: u64) -> FeatureEngine {
+        self.cluster_timeout = (seconds > 0).then(|| std::time::Duration::from_secs(seconds));
+        self
     }
 
     /// Reads the signals from `source` (the default is the signal state).
@@ -572,9 +596,25 @@ impl FeatureEngine {
         &self.data_dir
     }
 
-    /// The session, with every table registered, for ad-hoc SQL over the same data.
+    /// The session, with every table registered, for ad-hoc SQL over the same data. Run
+    /// queries with [`FeatureEngine::query`], which keeps the cluster's deadline.
     pub fn context(&self) -> &SessionContext {
         &self.ctx
+    }
+
+    /// Runs `sql` on the engine's session and collects the rows; on a cluster, under the
+    /// deadline of [`FeatureEngine::with_cluster_timeout`].
+    pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>, FeatureError> {
+        let run = async { Ok(self.ctx.sql(sql).await?.collect().await?) };
+        within_deadline(&self.engine, self.deadline(), 0, run).await
+    }
+
+    /// The deadline of one cluster query, if any.
+    fn deadline(&self) -> Option<std::time::Duration> {
+        match self.engine {
+            QueryEngine::Local => None,
+            QueryEngine::Ballista { .. } => self.cluster_timeout,
+        }
     }
 
     /// The households screened on `as_of`: any signal known by then in the look-back window.
@@ -582,7 +622,7 @@ impl FeatureEngine {
         let state = self.refresh()?;
         self.register_events(state.as_ref(), Scope::All).await?;
         let sql = self.spec.render(&self.spec.cohort_sql, as_of, as_of);
-        let batches = self.ctx.sql(&sql).await?.collect().await?;
+        let batches = self.query(&sql).await?;
         let mut out = Vec::new();
         for b in batches {
             let ids = cast(b.column(0), &DataType::Utf8).map_err(DataFusionError::from)?;
@@ -607,7 +647,7 @@ impl FeatureEngine {
                 "{estimated_lag_days}",
                 &self.spec.estimated_referral_lag_days.to_string(),
             );
-        let batches = self.ctx.sql(&sql).await?.collect().await?;
+        let batches = self.query(&sql).await?;
         let mut out = Vec::new();
         for b in batches {
             let text = |name: &str| -> Result<Vec<String>, FeatureError> {
@@ -736,36 +776,88 @@ impl FeatureEngine {
                 lake: crate::lake::Lake::in_data_dir(&self.data_dir),
             }),
         };
+        let deadline = self.deadline();
+        let engine = self.engine.clone();
         Ok(tokio::spawn(async move {
-            // Removes the cohort's file, if any, when the slice is done or dropped.
-            let _cohort_file = register_cohort(&ctx, &slice, scratch.as_ref()).await?;
-            register_events(&ctx, &events, Scope::Cohort(bucket)).await?;
-            let sql = spec.render(&spec.sql, first, last);
-            let df = ctx.sql(&sql).await?;
-            let columns = check_columns(&spec, df.schema().as_arrow())?;
-            let planned = started.elapsed().as_secs_f64();
-            let mut stream = df.execute_stream().await?;
-            let mut out = FeatureBatch {
-                width: spec.features.len(),
-                ..Default::default()
-            };
-            while let Some(batch) = stream.next().await {
-                let batch = batch?;
-                if batch.num_rows() > 0 {
-                    out.extend(to_features(&batch, &columns, &spec)?);
-                }
-            }
-            tracing::debug!(
-                pairs = slice.len(),
-                ?bucket,
-                planned,
-                seconds = started.elapsed().as_secs_f64(),
-                "feature slice done"
+            let pairs = slice.len();
+            let query = run_slice(
+                ctx, slice, scratch, events, spec, first, last, bucket, started,
             );
-            Ok(out)
+            within_deadline(&engine, deadline, pairs, query).await
         }))
     }
+}
 
+/// Runs a cluster query, failing it with [`FeatureError::ClusterTimeout`] if it has not ended
+/// after `deadline`. `pairs`: the households and dates a feature slice computes (0: another
+/// query).
+async fn within_deadline<T>(
+    engine: &QueryEngine,
+    deadline: Option<std::time::Duration>,
+    pairs: usize,
+    query: impl std::future::Future<Output = Result<T, FeatureError>>,
+) -> Result<T, FeatureError> {
+    match deadline {
+        None => query.await,
+        Some(limit) => tokio::time::timeout(limit, query)
+            .await
+            .unwrap_or_else(|_| {
+                Err(FeatureError::ClusterTimeout {
+                    engine: engine.to_string(),
+                    what: if pairs > 0 {
+                        format!("a feature slice of {pairs} households and dates")
+                    } else {
+                        "a query".to_string()
+                    },
+                    seconds: limit.as_secs(),
+                })
+            }),
+    }
+}
+
+/// One slice's query, start to end: registers its cohort and events in `ctx`, runs the feature
+/// SQL and collects the rows.
+#[allow(clippy::too_many_arguments)]
+async fn run_slice(
+    ctx: SessionContext,
+    slice: Vec<(String, NaiveDate)>,
+    scratch: Option<Scratch>,
+    events: EventsSource,
+    spec: Arc<FeatureSpec>,
+    first: NaiveDate,
+    last: NaiveDate,
+    bucket: Option<u32>,
+    started: std::time::Instant,
+) -> Result<FeatureBatch, FeatureError> {
+    // Removes the cohort's file, if any, when the slice is done or dropped.
+    let _cohort_file = register_cohort(&ctx, &slice, scratch.as_ref()).await?;
+    register_events(&ctx, &events, Scope::Cohort(bucket)).await?;
+    let sql = spec.render(&spec.sql, first, last);
+    let df = ctx.sql(&sql).await?;
+    let columns = check_columns(&spec, df.schema().as_arrow())?;
+    let planned = started.elapsed().as_secs_f64();
+    let mut stream = df.execute_stream().await?;
+    let mut out = FeatureBatch {
+        width: spec.features.len(),
+        ..Default::default()
+    };
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        if batch.num_rows() > 0 {
+            out.extend(to_features(&batch, &columns, &spec)?);
+        }
+    }
+    tracing::debug!(
+        pairs = slice.len(),
+        ?bucket,
+        planned,
+        seconds = started.elapsed().as_secs_f64(),
+        "feature slice done"
+    );
+    Ok(out)
+}
+
+impl FeatureEngine {
     /// All features of a cohort in memory, in the cohort's order.
     pub async fn compute(
         &self,

@@ -94,14 +94,7 @@ pub async fn referral_dates(
     }
     let sql = "SELECT household_id, as_of FROM referrals \
                UNION ALL SELECT household_id, as_of FROM withdrawn_referrals";
-    let batches = engine
-        .context()
-        .sql(sql)
-        .await
-        .map_err(FeatureError::from)?
-        .collect()
-        .await
-        .map_err(FeatureError::from)?;
+    let batches = engine.query(sql).await?;
     for b in batches {
         let arrow = |e| FeatureError::from(datafusion::error::DataFusionError::from(e));
         let ids = cast(b.column(0), &DataType::Utf8).map_err(arrow)?;

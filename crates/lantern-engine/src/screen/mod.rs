@@ -218,7 +218,7 @@ pub async fn history(
          ) o ON o.referral_id = r.referral_id
          WHERE r.as_of < DATE '{as_of}'"
     );
-    let batches = engine.context().sql(&sql).await?.collect().await?;
+    let batches = engine.query(&sql).await?;
     let mut out: HashMap<String, History> = HashMap::new();
     for b in batches {
         let h = cast(b.column(0), &DataType::Utf8)?;
@@ -269,7 +269,7 @@ pub async fn urgent_households(
         as_of.format("%Y-%m")
     );
     let mut out = std::collections::HashSet::new();
-    for b in engine.context().sql(&sql).await?.collect().await? {
+    for b in engine.query(&sql).await? {
         let h = cast(b.column(0), &DataType::Utf8)?;
         let h = h.as_string::<i32>();
         out.extend((0..b.num_rows()).map(|i| h.value(i).to_string()));
@@ -285,7 +285,7 @@ pub async fn input_watermark(engine: &FeatureEngine) -> Result<String, ScreenErr
         UNION ALL SELECT max(ingested_at), max(observed_on) FROM council_report
         UNION ALL SELECT max(ingested_at), max(observed_on) FROM service_gap
         UNION ALL SELECT max(ingested_at), max(decided_on) FROM outcomes)";
-    let batches = engine.context().sql(sql).await?.collect().await?;
+    let batches = engine.query(sql).await?;
     let get = |j: usize| -> String {
         batches
             .first()

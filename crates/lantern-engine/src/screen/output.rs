@@ -141,7 +141,7 @@ pub async fn signals_behind(
     ];
     let mut out: HashMap<String, Vec<SignalLine>> = HashMap::new();
     for q in queries {
-        for b in ctx.sql(&q).await?.collect().await? {
+        for b in engine.query(&q).await? {
             let cols: Vec<_> = (0..7)
                 .map(|j| cast(b.column(j), &DataType::Utf8))
                 .collect::<Result<_, _>>()
