@@ -24,10 +24,7 @@ install() {
   {
     if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
       echo "moto: installing python3 and python3-venv" >&2
-      SUDO=""
-      [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-      $SUDO apt-get update -qq
-      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3 python3-venv
+      bash "$(dirname "${BASH_SOURCE[0]}")/apt-install.sh" python3 python3-venv
     fi
     echo "moto: installing moto[server] $MOTO_VERSION into $ROOT" >&2
     # A venv's scripts name their interpreter by absolute path, so it is built where it lives;

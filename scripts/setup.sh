@@ -18,10 +18,7 @@ done
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
+  bash "$(dirname "${BASH_SOURCE[0]}")/apt-install.sh" "${need[@]}"
 fi
 
 command -v cargo >/dev/null 2>&1 || {

@@ -25,10 +25,7 @@ install() {
   {
     if ! command -v cmake >/dev/null 2>&1; then
       echo "tansu: installing cmake (needed to build tansu)" >&2
-      SUDO=""
-      [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-      $SUDO apt-get update -qq
-      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends cmake
+      bash "$(dirname "${BASH_SOURCE[0]}")/apt-install.sh" cmake
     fi
     echo "tansu: building tansu $TANSU_VERSION into $ROOT (one time, about 25 minutes)" >&2
     mkdir -p "$ROOT"

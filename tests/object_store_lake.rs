@@ -174,16 +174,37 @@ fn households_in(lake: &Lake, table: Table) -> Vec<String> {
 
 const NIGHT: &str = "2026-10-31";
 
-fn signal_files(sim: &Path) -> Vec<String> {
-    [
-        "signals/utility-arrears",
-        "signals/council-reports",
-        "signals/service-gaps",
-        "outcomes/case-outcomes",
-    ]
-    .iter()
-    .map(|f| sim.join(format!("{f}.ndjson")).display().to_string())
-    .collect()
+/// A moto server with `bucket`, a data directory under `root` whose lake is in it, and a
+/// simulated population (6 months to [`NIGHT`]) whose NDJSON files are returned, not yet
+/// ingested. Keep the server alive as long as the lake is used.
+fn simulated_bucket(
+    bin: &Path,
+    root: &Path,
+    bucket: &str,
+    households: u32,
+    seed: u64,
+) -> (S3Server, PathBuf, Vec<String>) {
+    let s3 = S3Server::start(bin, &root.join("moto"));
+    let location = s3.bucket(bucket, "lake");
+    let data = root.join("data");
+    let sim = root.join("sim");
+    ok(lantern(&data, &["lake", "use", &location], &[]), "lake use");
+    let (h, s) = (households.to_string(), seed.to_string());
+    let args = [
+        "simulate",
+        "--households",
+        &h,
+        "--months",
+        "6",
+        "--seed",
+        &s,
+        "--end",
+        NIGHT,
+        "--out",
+        sim.to_str().unwrap(),
+    ];
+    ok(lantern(&data, &args, &[]), "simulate");
+    (s3, data, common::signal_files(&sim))
 }
 
 /// Proves: a data directory whose lake is in an object store gives the same night as one whose
@@ -293,32 +314,7 @@ fn a_night_on_an_object_store_lake_equals_the_night_on_a_folder_lake() {
 fn two_ingest_processes_store_each_event_once_in_an_object_store_lake() {
     let Some(bin) = moto() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let s3 = S3Server::start(&bin, &tmp.path().join("moto"));
-    let location = s3.bucket("shared-lake", "lake");
-    let data = tmp.path().join("data");
-    let sim = tmp.path().join("sim");
-    ok(lantern(&data, &["lake", "use", &location], &[]), "lake use");
-    ok(
-        lantern(
-            &data,
-            &[
-                "simulate",
-                "--households",
-                "1500",
-                "--months",
-                "6",
-                "--seed",
-                "5",
-                "--end",
-                NIGHT,
-                "--out",
-                sim.to_str().unwrap(),
-            ],
-            &[],
-        ),
-        "simulate",
-    );
-    let files = signal_files(&sim);
+    let (_s3, data, files) = simulated_bucket(&bin, tmp.path(), "shared-lake", 1500, 5);
     let spawn = || {
         let mut c = Command::new(env!("CARGO_BIN_EXE_lantern"));
         c.arg("--data-dir")
@@ -411,32 +407,7 @@ fn two_ingest_processes_store_each_event_once_in_an_object_store_lake() {
 fn compaction_erasure_and_retention_work_on_an_object_store_lake() {
     let Some(bin) = moto() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let s3 = S3Server::start(&bin, &tmp.path().join("moto"));
-    let location = s3.bucket("kept-lake", "lake");
-    let data = tmp.path().join("data");
-    let sim = tmp.path().join("sim");
-    ok(lantern(&data, &["lake", "use", &location], &[]), "lake use");
-    ok(
-        lantern(
-            &data,
-            &[
-                "simulate",
-                "--households",
-                "500",
-                "--months",
-                "6",
-                "--seed",
-                "9",
-                "--end",
-                NIGHT,
-                "--out",
-                sim.to_str().unwrap(),
-            ],
-            &[],
-        ),
-        "simulate",
-    );
-    let files = signal_files(&sim);
+    let (_s3, data, files) = simulated_bucket(&bin, tmp.path(), "kept-lake", 500, 9);
     let mut args = vec!["ingest", "--ingest-day", NIGHT, "--file"];
     args.extend(files.iter().map(String::as_str));
     ok(

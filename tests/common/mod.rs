@@ -329,6 +329,20 @@ pub fn lantern_ok(data: &std::path::Path, args: &[&str]) -> std::process::Output
     o
 }
 
+/// The NDJSON files `lantern simulate --out sim` writes that `lantern ingest` reads: the
+/// three signal kinds and the case outcomes.
+pub fn signal_files(sim: &std::path::Path) -> Vec<String> {
+    [
+        "signals/utility-arrears",
+        "signals/council-reports",
+        "signals/service-gaps",
+        "outcomes/case-outcomes",
+    ]
+    .iter()
+    .map(|f| sim.join(format!("{f}.ndjson")).display().to_string())
+    .collect()
+}
+
 /// A data directory as an agency has it before its first night, made with the commands an
 /// operator runs: `lantern simulate` (into `root/sim`), `ingest` of every signal file and the
 /// outcomes (ingest day `night`), `import` of the households and the past referral lists.
@@ -359,15 +373,7 @@ pub fn populated_data_dir(
             sim.to_str().unwrap(),
         ],
     );
-    let files: Vec<String> = [
-        "signals/utility-arrears",
-        "signals/council-reports",
-        "signals/service-gaps",
-        "outcomes/case-outcomes",
-    ]
-    .iter()
-    .map(|f| sim.join(format!("{f}.ndjson")).display().to_string())
-    .collect();
+    let files = signal_files(&sim);
     let mut ingest = vec!["ingest", "--ingest-day", night, "--file"];
     ingest.extend(files.iter().map(String::as_str));
     lantern_ok(&data, &ingest);

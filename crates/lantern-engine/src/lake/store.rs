@@ -267,14 +267,18 @@ mod object {
             Key::from(path.to_string_lossy().as_ref())
         }
 
-        /// The names of the "folders" directly under `dir`.
-        pub fn list_dirs(&self, dir: &Path) -> Result<Vec<String>, LakeError> {
+        /// What is directly under `dir`: "folders" and objects.
+        fn list(&self, dir: &Path) -> Result<object_store::ListResult, LakeError> {
             let store = self.store.clone();
             let key = Self::key(dir);
-            let listed = self
-                .block(async move { store.list_with_delimiter(Some(&key)).await })
-                .map_err(|e| err(dir.display(), e))?;
-            Ok(listed
+            self.block(async move { store.list_with_delimiter(Some(&key)).await })
+                .map_err(|e| err(dir.display(), e))
+        }
+
+        /// The names of the "folders" directly under `dir`.
+        pub fn list_dirs(&self, dir: &Path) -> Result<Vec<String>, LakeError> {
+            Ok(self
+                .list(dir)?
                 .common_prefixes
                 .iter()
                 .filter_map(|p| p.filename().map(str::to_string))
@@ -283,12 +287,8 @@ mod object {
 
         /// The objects directly under `dir`, as paths.
         pub fn list_files(&self, dir: &Path) -> Result<Vec<PathBuf>, LakeError> {
-            let store = self.store.clone();
-            let key = Self::key(dir);
-            let listed = self
-                .block(async move { store.list_with_delimiter(Some(&key)).await })
-                .map_err(|e| err(dir.display(), e))?;
-            Ok(listed
+            Ok(self
+                .list(dir)?
                 .objects
                 .iter()
                 .map(|o| PathBuf::from(o.location.as_ref()))
