@@ -203,51 +203,20 @@ pub fn fit(
     as_of: NaiveDate,
     version: u32,
 ) -> Result<Model, ModelError> {
-    // Protected features out of the model: held at their imputed value in every row it sees,
-    // so no split or coefficient can use them; the model masks scoring rows the same way.
-    let protected = super::Protected::resolve(spec, &settings.protected, kind);
-    let masked;
-    let set = if protected.withheld.is_empty() {
-        set
-    } else {
-        let mut m = set.clone();
-        protected.mask_all(&mut m.features.values, m.features.width);
-        protected.mask_all(&mut m.inferred.features.values, m.inferred.features.width);
-        masked = m;
-        &masked
-    };
+    let Prepared {
+        set,
+        protected,
+        cut,
+        calibration_from,
+        y,
+        fitting,
+        everything,
+    } = prepare(kind, set, spec, settings, as_of)?;
+    let set = set.as_ref();
     let n = set.labels.len();
-    let too_few = |detail: String| ModelError::TooFewLabels { detail };
-    let min = settings.min_labels.max(20);
-    if n < min {
-        return Err(too_few(format!(
-            "{n} labelled referrals decided before {as_of}, need at least {min} (model.min_labels)"
-        )));
-    }
-    // Split at a date, so no referral night is on both sides.
-    let cut = date_cut(&set.labels, 1.0 - settings.holdout_share);
-    let calibration_from = set.labels[cut].as_of;
-    if cut == 0 {
-        return Err(too_few(format!(
-            "every label is from one referral night ({calibration_from}); need earlier nights to fit on"
-        )));
-    }
-    let y = set.y();
     let width = set.features.width;
     let (y_fit, y_cal) = (&y[..cut], &y[cut..]);
     let x_cal = &set.features.values[cut * width..];
-    for (part, ys) in [("fitting", y_fit), ("calibration", y_cal)] {
-        let pos = ys.iter().filter(|&&v| v == 1).count();
-        if pos == 0 || pos == ys.len() {
-            return Err(too_few(format!(
-                "the {part} rows ({}) hold only one class",
-                ys.len()
-            )));
-        }
-    }
-    let cap = settings.max_inverse_propensity;
-    let fitting = Rows::take(set, 0..cut, calibration_from, cap);
-    let everything = Rows::take(set, 0..n, NaiveDate::MAX, cap);
     let learned = match kind {
         Kind::Logistic => {
             let alpha = settings.logistic_alpha;
@@ -274,14 +243,7 @@ pub fn fit(
     // The model is calibrated on every hold-out row; its metrics come from out-of-fold
     // probabilities, so no row that reports a metric calibrated itself.
     let calibration = Platt::fit(&raw_cal, y_cal);
-    let p_cal: Vec<f64> = Platt::cross_fitted(&raw_cal, y_cal);
-    let metrics = HoldoutMetrics {
-        roc_auc: roc_auc(&p_cal, y_cal),
-        pr_auc: pr_auc(&p_cal, y_cal),
-        brier: brier(&p_cal, y_cal),
-        base_rate: y_cal.iter().filter(|&&v| v == 1).count() as f64 / y_cal.len() as f64,
-        reliability: reliability(&p_cal, y_cal),
-    };
+    let metrics = holdout_metrics(&raw_cal, y_cal);
     let inferred_fit = fitting.len() - cut;
     Ok(Model {
         name: kind.name().to_string(),
@@ -317,6 +279,133 @@ pub fn fit(
         created_at: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
         protected,
     })
+}
+
+/// A training set made ready to fit: protected features masked for `kind`, split at a referral
+/// date into fitting and held-out (calibration) rows, with the weighted rows a learner sees.
+struct Prepared<'a> {
+    set: std::borrow::Cow<'a, TrainingSet>,
+    protected: super::Protected,
+    /// Labels before this index are fitted on; the rest are held out.
+    cut: usize,
+    calibration_from: NaiveDate,
+    y: Vec<u8>,
+    fitting: Rows,
+    everything: Rows,
+}
+
+fn prepare<'a>(
+    kind: Kind,
+    set: &'a TrainingSet,
+    spec: &FeatureSpec,
+    settings: &TrainSettings,
+    as_of: NaiveDate,
+) -> Result<Prepared<'a>, ModelError> {
+    // Protected features out of the model: held at their imputed value in every row it sees,
+    // so no split or coefficient can use them; the model masks scoring rows the same way.
+    let protected = super::Protected::resolve(spec, &settings.protected, kind);
+    let set: std::borrow::Cow<'a, TrainingSet> = if protected.withheld.is_empty() {
+        std::borrow::Cow::Borrowed(set)
+    } else {
+        let mut m = set.clone();
+        protected.mask_all(&mut m.features.values, m.features.width);
+        protected.mask_all(&mut m.inferred.features.values, m.inferred.features.width);
+        std::borrow::Cow::Owned(m)
+    };
+    let n = set.labels.len();
+    let too_few = |detail: String| ModelError::TooFewLabels { detail };
+    let min = settings.min_labels.max(20);
+    if n < min {
+        return Err(too_few(format!(
+            "{n} labelled referrals decided before {as_of}, need at least {min} (model.min_labels)"
+        )));
+    }
+    // Split at a date, so no referral night is on both sides.
+    let cut = date_cut(&set.labels, 1.0 - settings.holdout_share);
+    let calibration_from = set.labels[cut].as_of;
+    if cut == 0 {
+        return Err(too_few(format!(
+            "every label is from one referral night ({calibration_from}); need earlier nights to fit on"
+        )));
+    }
+    let y = set.y();
+    let (y_fit, y_cal) = (&y[..cut], &y[cut..]);
+    for (part, ys) in [("fitting", y_fit), ("calibration", y_cal)] {
+        let pos = ys.iter().filter(|&&v| v == 1).count();
+        if pos == 0 || pos == ys.len() {
+            return Err(too_few(format!(
+                "the {part} rows ({}) hold only one class",
+                ys.len()
+            )));
+        }
+    }
+    let cap = settings.max_inverse_propensity;
+    let fitting = Rows::take(&set, 0..cut, calibration_from, cap);
+    let everything = Rows::take(&set, 0..n, NaiveDate::MAX, cap);
+    Ok(Prepared {
+        set,
+        protected,
+        cut,
+        calibration_from,
+        y,
+        fitting,
+        everything,
+    })
+}
+
+/// The rows [`fit`] fits `kind` on and measures it with, for comparing a learner outside
+/// Lantern on exactly the same footing (`examples/learners.rs`).
+#[derive(Debug, Clone)]
+pub struct Holdout {
+    pub width: usize,
+    /// Fitting rows (labels before the held-out nights, then inferred negatives of earlier
+    /// nights), row-major, with labels and weights.
+    pub fit_x: Vec<f32>,
+    pub fit_y: Vec<u8>,
+    pub fit_w: Vec<f64>,
+    /// The held-out rows whose out-of-fold calibrated scores give [`HoldoutMetrics`].
+    pub holdout_x: Vec<f32>,
+    pub holdout_y: Vec<u8>,
+    /// Every row, as the model a night uses is refitted on (all labels, all inferred negatives).
+    pub all_x: Vec<f32>,
+    pub all_y: Vec<u8>,
+    pub all_w: Vec<f64>,
+}
+
+/// See [`Holdout`].
+pub fn holdout(
+    kind: Kind,
+    set: &TrainingSet,
+    spec: &FeatureSpec,
+    settings: &TrainSettings,
+    as_of: NaiveDate,
+) -> Result<Holdout, ModelError> {
+    let p = prepare(kind, set, spec, settings, as_of)?;
+    let width = p.set.features.width;
+    Ok(Holdout {
+        width,
+        holdout_x: p.set.features.values[p.cut * width..].to_vec(),
+        holdout_y: p.y[p.cut..].to_vec(),
+        fit_x: p.fitting.x,
+        fit_y: p.fitting.y,
+        fit_w: p.fitting.w,
+        all_x: p.everything.x,
+        all_y: p.everything.y,
+        all_w: p.everything.w,
+    })
+}
+
+/// Held-out metrics of raw scores on held-out rows, as [`fit`] reports them: calibrated out of
+/// fold, so no row that reports a metric calibrated itself.
+pub fn holdout_metrics(raw: &[f64], y: &[u8]) -> HoldoutMetrics {
+    let p: Vec<f64> = Platt::cross_fitted(raw, y);
+    HoldoutMetrics {
+        roc_auc: roc_auc(&p, y),
+        pr_auc: pr_auc(&p, y),
+        brier: brier(&p, y),
+        base_rate: y.iter().filter(|&&v| v == 1).count() as f64 / y.len() as f64,
+        reliability: reliability(&p, y),
+    }
 }
 
 /// Trees: early stopping on the most recent fitting labels, then a fit on all fitting rows and
