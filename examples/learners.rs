@@ -79,7 +79,10 @@ fn main() -> Result<()> {
         );
     };
     line(
-        &format!("own trees ({} trees)", own.training.trees_chosen.unwrap_or(0)),
+        &format!(
+            "own trees ({} trees)",
+            own.training.trees_chosen.unwrap_or(0)
+        ),
         &own.metrics,
         own_secs,
     );
@@ -123,10 +126,7 @@ fn main() -> Result<()> {
         };
         let n_fit = rows.fit_y.len();
         let fitted = booster(&fit_cols, n_fit, &rows.fit_y, &rows.fit_w)?;
-        let raw = fitted.predict(
-            &Matrix::new(&hold_cols, rows.holdout_y.len(), width),
-            true,
-        );
+        let raw = fitted.predict(&Matrix::new(&hold_cols, rows.holdout_y.len(), width), true);
         // The refit on every row, as `fit` makes the model a night uses: timed, scores unused.
         booster(&all_cols, rows.all_y.len(), &rows.all_y, &rows.all_w)?;
         let secs = started.elapsed().as_secs_f64();

@@ -468,6 +468,48 @@ fn compaction_erasure_and_retention_work_on_an_object_store_lake() {
     }
 }
 
+/// Proves: a cluster's cohort file a killed process left in the bucket is swept once it is
+/// old (a day, at the next cluster night), and a fresh one, a running night's, is kept.
+#[test]
+fn old_scratch_files_are_swept_from_the_bucket_and_fresh_ones_kept() {
+    let Some(bin) = moto() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start(&bin, &tmp.path().join("moto"));
+    let location = s3.bucket("scratch-lake", "lake");
+    let data = tmp.path().join("data");
+    ok(lantern(&data, &["lake", "use", &location], &[]), "lake use");
+    let lake = Lake::in_data_dir(&data);
+    let schema = std::sync::Arc::new(datafusion::arrow::datatypes::Schema::new(vec![
+        datafusion::arrow::datatypes::Field::new(
+            "household_id",
+            datafusion::arrow::datatypes::DataType::Utf8,
+            false,
+        ),
+    ]));
+    let batch = datafusion::arrow::array::RecordBatch::try_new(
+        schema,
+        vec![std::sync::Arc::new(
+            datafusion::arrow::array::StringArray::from(vec!["H-1"]),
+        )],
+    )
+    .unwrap();
+    let ctx = datafusion::prelude::SessionContext::new();
+    let (url, _) = lake
+        .write_scratch(&ctx, "cohort-left-behind.parquet", &batch)
+        .unwrap()
+        .expect("an object-store lake keeps scratch files in its bucket");
+    assert!(url.starts_with("s3://scratch-lake/lake/_scratch/"), "{url}");
+    let day = Duration::from_secs(24 * 3600);
+    assert_eq!(
+        lake.sweep_scratch(day).unwrap(),
+        0,
+        "a fresh file was swept"
+    );
+    assert_eq!(lake.scratch_files().unwrap().len(), 1);
+    assert_eq!(lake.sweep_scratch(Duration::ZERO).unwrap(), 1);
+    assert!(lake.scratch_files().unwrap().is_empty());
+}
+
 /// Proves: pointing a data directory at a bucket that does not exist is refused at once, with
 /// the reason, and the lake stays where it was.
 #[test]

@@ -447,6 +447,11 @@ impl FeatureEngine {
         engine.check()?;
         if !matches!(engine, QueryEngine::Local) {
             sweep_scratch(&data_dir.join(SCRATCH_DIR));
+            // The same for cohorts a killed process left in the lake's bucket.
+            let day = std::time::Duration::from_secs(24 * 3600);
+            if let Err(e) = crate::lake::Lake::in_data_dir(data_dir).sweep_scratch(day) {
+                tracing::warn!(error = %e, "could not sweep old cohort files from the lake's bucket");
+            }
         }
         let ctx = engine.session(config.clone(), runtime.build_arc()?).await?;
         crate::lake::sql::register_all(&ctx, data_dir).await?;

@@ -314,6 +314,26 @@ impl Lake {
         }
     }
 
+    /// Removes scratch files older than `age` from the lake's object store (those a killed
+    /// process left; a running night's are minutes old). Returns how many.
+    pub fn sweep_scratch(&self, age: std::time::Duration) -> Result<usize, LakeError> {
+        self.check()?;
+        match &self.backend {
+            #[cfg(feature = "s3")]
+            Backend::Object(o) => {
+                let old = o.list_older(&self.root.join(SCRATCH_PREFIX), age)?;
+                for f in &old {
+                    o.delete(f)?;
+                }
+                Ok(old.len())
+            }
+            _ => {
+                let _ = age;
+                Ok(0)
+            }
+        }
+    }
+
     /// The scratch files in the lake's object store now (none for a folder lake).
     pub fn scratch_files(&self) -> Result<Vec<PathBuf>, LakeError> {
         self.check()?;

@@ -297,13 +297,28 @@ mod object {
 
         /// Every object under `dir`, at any depth.
         pub fn list_all(&self, dir: &Path) -> Result<Vec<PathBuf>, LakeError> {
+            Ok(self
+                .list_deep(dir)?
+                .iter()
+                .map(|o| PathBuf::from(o.location.as_ref()))
+                .collect())
+        }
+
+        fn list_deep(&self, dir: &Path) -> Result<Vec<object_store::ObjectMeta>, LakeError> {
             let store = self.store.clone();
             let key = Self::key(dir);
-            let listed: Vec<_> = self
-                .block(async move { store.list(Some(&key)).try_collect::<Vec<_>>().await })
-                .map_err(|e| err(dir.display(), e))?;
-            Ok(listed
+            self.block(async move { store.list(Some(&key)).try_collect::<Vec<_>>().await })
+                .map_err(|e| err(dir.display(), e))
+        }
+
+        /// The objects under `dir`, at any depth, last written more than `age` ago.
+        pub fn list_older(&self, dir: &Path, age: Duration) -> Result<Vec<PathBuf>, LakeError> {
+            let cutoff = chrono::Utc::now()
+                - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::zero());
+            Ok(self
+                .list_deep(dir)?
                 .iter()
+                .filter(|o| o.last_modified < cutoff)
                 .map(|o| PathBuf::from(o.location.as_ref()))
                 .collect())
         }
