@@ -582,8 +582,10 @@ impl FeatureEngine {
     /// Runs the query over slices of about `n` (household, date) pairs, every date of a
     /// household in the same slice. Memory follows the slice, not the cohort (the query's
     /// aggregations hold one group per pair); reading the signal state, a slice reads only its
-    /// bucket (the raw lake: all of it). Values do not depend on the slicing (a test holds
-    /// this).
+    /// bucket (the raw lake: all of it). A bucket is cut into the whole number of even slices
+    /// closest to `n` pairs each (so a slice holds at most about 1.5 `n`): each slice reads its
+    /// bucket's files again, so a small leftover slice cost nearly as much as a full one.
+    /// Values do not depend on the slicing (a test holds this).
     pub fn with_slice_pairs(mut self, n: usize) -> FeatureEngine {
         self.slice_pairs = n.max(1);
         self
@@ -730,16 +732,29 @@ impl FeatureEngine {
             .map(|(h, d)| (buckets.map(|n| state::bucket_of(h, n)), h.clone(), *d))
             .collect();
         sorted.sort();
+        let mut in_bucket: BTreeMap<Option<u32>, usize> = BTreeMap::new();
+        for (bucket, _, _) in &sorted {
+            *in_bucket.entry(*bucket).or_default() += 1;
+        }
+        // Pairs per slice in a bucket: even slices, as many as make them closest to the
+        // configured size.
+        let target = |bucket: &Option<u32>| {
+            let pairs = in_bucket.get(bucket).copied().unwrap_or(0);
+            let n = ((pairs as f64 / self.slice_pairs as f64).round() as usize).max(1);
+            pairs.div_ceil(n).max(1)
+        };
         let mut slices = std::collections::VecDeque::new();
         let mut current: Vec<(String, NaiveDate)> = Vec::new();
         let mut current_bucket = None;
+        let mut size = self.slice_pairs;
         for (bucket, h, d) in sorted {
             let new_household = current.last().is_none_or(|p| p.0 != h);
             let new_bucket = bucket != current_bucket;
-            if !current.is_empty()
-                && (new_bucket || (new_household && current.len() >= self.slice_pairs))
-            {
+            if !current.is_empty() && (new_bucket || (new_household && current.len() >= size)) {
                 slices.push_back((current_bucket, std::mem::take(&mut current)));
+            }
+            if new_bucket || current.is_empty() {
+                size = target(&bucket);
             }
             current_bucket = bucket;
             current.push((h, d));
