@@ -272,6 +272,7 @@ impl Lake {
         match &self.backend {
             #[cfg(feature = "s3")]
             Backend::Object(o) => {
+                let mut encoded = Vec::with_capacity(files.len());
                 for (dest, batch) in files {
                     let mut bytes = Vec::new();
                     write_parquet_to(
@@ -280,9 +281,9 @@ impl Lake {
                         std::slice::from_ref(batch),
                         LAKE_ROW_GROUP_ROWS,
                     )?;
-                    o.create(dest, bytes)?;
+                    encoded.push((dest.clone(), bytes));
                 }
-                Ok(())
+                o.create_all(encoded)
             }
             _ => write_parquet_group(files),
         }

@@ -167,6 +167,8 @@ mod object {
     /// How long a writer waits for a held lease before it gives up with an error.
     const WAIT: Duration = Duration::from_secs(600);
     const LOCK_OBJECT: &str = "_write_lock.json";
+    /// `PUT`s a flush keeps in flight at once.
+    const PUTS_AT_ONCE: usize = 8;
 
     /// An S3-compatible bucket and prefix holding a lake. Its calls run on a runtime of their
     /// own, so the lake's synchronous interface works from any thread, a Tokio worker
@@ -330,22 +332,38 @@ mod object {
                 .map_err(|e| err(path.display(), e))
         }
 
-        /// Writes a new object; fails if one already has that name, so no file is ever
-        /// replaced by accident.
-        pub fn create(&self, path: &Path, bytes: Vec<u8>) -> Result<(), LakeError> {
+        /// Writes new objects, up to [`PUTS_AT_ONCE`] at a time (one flush writes a file per
+        /// month partition it touches, and each `PUT` to a remote store is a round trip); each
+        /// fails if an object already has its name, so no file is ever replaced by accident.
+        /// On an error some objects may be written: the caller acknowledges nothing, and their
+        /// records are recognised by their keys when delivered again.
+        pub fn create_all(&self, files: Vec<(PathBuf, Vec<u8>)>) -> Result<(), LakeError> {
+            use futures::StreamExt;
             let store = self.store.clone();
-            let key = Self::key(path);
-            self.block(async move {
-                store
-                    .put_opts(
-                        &key,
-                        PutPayload::from(bytes),
-                        PutOptions::from(PutMode::Create),
-                    )
+            let results: Vec<(PathBuf, object_store::Result<_>)> = self.block(async move {
+                futures::stream::iter(files)
+                    .map(|(path, bytes)| {
+                        let store = store.clone();
+                        async move {
+                            let key = Self::key(&path);
+                            let put = store
+                                .put_opts(
+                                    &key,
+                                    PutPayload::from(bytes),
+                                    PutOptions::from(PutMode::Create),
+                                )
+                                .await;
+                            (path, put)
+                        }
+                    })
+                    .buffer_unordered(PUTS_AT_ONCE)
+                    .collect()
                     .await
-            })
-            .map(|_| ())
-            .map_err(|e| err(path.display(), e))
+            });
+            for (path, put) in results {
+                put.map_err(|e| err(path.display(), e))?;
+            }
+            Ok(())
         }
 
         pub fn delete(&self, path: &Path) -> Result<(), LakeError> {
