@@ -853,6 +853,16 @@ impl WriteLock {
             .unwrap_or(0))
     }
 
+    /// Keeps the lock through long work (compaction, erasure): an object-store lease is
+    /// extended (an error if another writer took it); a `flock` needs nothing.
+    pub fn renew(&mut self) -> Result<(), LakeError> {
+        match self {
+            WriteLock::File { .. } => Ok(()),
+            #[cfg(feature = "s3")]
+            WriteLock::Lease(lease) => lease.renew(),
+        }
+    }
+
     /// Raises the generation by one; returns the new number.
     pub fn advance(&mut self) -> Result<u64, LakeError> {
         use std::io::{Seek, Write};
@@ -1312,6 +1322,7 @@ impl Lake {
         let mut report = CompactReport::default();
         for table in Table::ALL {
             for p in self.partitions(table)? {
+                lock.renew()?;
                 report.partials_removed += self.remove_partials(&p)?;
                 let files = self.files(&p)?;
                 if files.len() <= max_files.max(1) {
@@ -1377,6 +1388,7 @@ impl Lake {
         let mut rewritten = Vec::new();
         for table in Table::ALL {
             for p in self.partitions(table)? {
+                lock.renew()?;
                 for f in self.files(&p)? {
                     let mut kept = Vec::new();
                     let mut gone = 0;

@@ -506,6 +506,14 @@ mod object {
         /// Raises the generation by one (and renews the lease).
         pub fn advance(&mut self) -> Result<u64, LakeError> {
             self.state.generation = self.state.generation.wrapping_add(1);
+            self.renew()?;
+            Ok(self.state.generation)
+        }
+
+        /// Extends the lease by its full length from now; an error if another writer took it
+        /// meanwhile. Long work under the lock (compaction, erasure) renews it as it goes, so
+        /// a writer that is working is never taken over.
+        pub fn renew(&mut self) -> Result<(), LakeError> {
             let version = self.version.clone().map(PutMode::Update);
             let mode = version.unwrap_or(PutMode::Create);
             if !self.put(mode, Some(self.holder.clone()))? {
@@ -515,7 +523,7 @@ mod object {
                      nothing was written, and what this writer holds is delivered again",
                 ));
             }
-            Ok(self.state.generation)
+            Ok(())
         }
 
         /// Writes the lease object with `mode`; false if the condition failed.
