@@ -510,6 +510,62 @@ fn old_scratch_files_are_swept_from_the_bucket_and_fresh_ones_kept() {
     assert!(lake.scratch_files().unwrap().is_empty());
 }
 
+/// Proves: a writer whose lease another writer took over (as after a stall past the lease)
+/// finds out at its next change to the lease, before writing any file, with an error saying
+/// so; the other writer's lease stands.
+#[test]
+fn a_writer_whose_lease_was_taken_over_stops_before_writing() {
+    use object_store::ObjectStoreExt;
+    let Some(bin) = moto() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start(&bin, &tmp.path().join("moto"));
+    let location = s3.bucket("fenced-lake", "lake");
+    let data = tmp.path().join("data");
+    ok(lantern(&data, &["lake", "use", &location], &[]), "lake use");
+    let lake = Lake::in_data_dir(&data);
+    let mut lock = lake.write_lock().unwrap();
+    lock.advance().unwrap();
+
+    // Another writer takes the lease over: the lease object replaced, unconditionally here.
+    let lantern::lake::store::Location::S3 {
+        bucket, options, ..
+    } = lantern::lake::store::Location::parse(&location).unwrap()
+    else {
+        unreachable!()
+    };
+    let store = lantern::lake::store::s3_store(&bucket, &options).unwrap();
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        + 600_000;
+    let theirs = format!(r#"{{"generation":7,"holder":"another-writer","until_ms":{until}}}"#);
+    let key = object_store::path::Path::from("lake/_write_lock.json");
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(store.put(
+            &key,
+            object_store::PutPayload::from(theirs.clone().into_bytes()),
+        ))
+        .unwrap();
+
+    let err = lock.advance().expect_err("a lease taken over was used");
+    assert!(
+        err.to_string().contains("lease on the lake ran out"),
+        "{err}"
+    );
+    drop(lock);
+    let now = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async { store.get(&key).await.unwrap().bytes().await.unwrap() });
+    assert_eq!(
+        String::from_utf8(now.to_vec()).unwrap(),
+        theirs,
+        "the lease taken over was released or changed by its old holder"
+    );
+    assert!(lake.table_files(Table::UtilityArrears).unwrap().is_empty());
+}
+
 /// Proves: pointing a data directory at a bucket that does not exist is refused at once, with
 /// the reason, and the lake stays where it was.
 #[test]
