@@ -554,6 +554,11 @@ fn lake_ids(lake: &Lake) -> (Vec<String>, usize) {
 /// event is in the lake once, the two processes' `accepted` counters add up to exactly the
 /// valid events (a redelivered event counts as a duplicate), and every invalid record is
 /// dead-lettered under its origin once in effect.
+///
+/// The premise is made, not hoped for: half of every topic is produced before the first
+/// consumer starts and the other half only once the second has been handed partitions, so the
+/// second always finds work of its own however fast the first drains (in CI the first once
+/// drained everything before the second joined).
 #[test]
 fn two_consumers_in_one_group_one_leaving_mid_stream_lose_nothing_and_count_nothing_twice() {
     // No planted re-sends: they would make `duplicates` non-zero for reasons of their own.
@@ -561,8 +566,53 @@ fn two_consumers_in_one_group_one_leaving_mid_stream_lose_nothing_and_count_noth
     let _cluster =
         lantern::kafka::start_mock_cluster(&mut settings, "lantern-test-rebalance", 3).unwrap();
     let sim_dir = tempfile::tempdir().unwrap();
-    let manifest = common::simulate_to_kafka(&settings, sim_dir.path(), 6_000, 23, 0.02, 0.0);
+    let manifest = common::simulate(sim_dir.path(), 6_000, 23, 0.02, 0.0);
     let m = &manifest;
+    // Each topic's file, split into its first and second halves.
+    use lantern::contract::Vocab;
+    let mut files: Vec<(String, std::path::PathBuf)> = lantern::contract::SignalKind::ALL
+        .iter()
+        .map(|k| {
+            (
+                settings.topics.for_kind(*k).to_string(),
+                lantern::sim::signal_file(sim_dir.path(), *k),
+            )
+        })
+        .collect();
+    files.push((
+        settings.topics.case_outcomes.clone(),
+        lantern::sim::outcome_file(sim_dir.path()),
+    ));
+    let halves: Vec<(String, std::path::PathBuf, std::path::PathBuf)> = files
+        .iter()
+        .enumerate()
+        .map(|(i, (topic, path))| {
+            let text = std::fs::read_to_string(path).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            let (first, second) = lines.split_at(lines.len() / 2);
+            let write = |name: String, part: &[&str]| {
+                let p = sim_dir.path().join(name);
+                std::fs::write(
+                    &p,
+                    part.iter().map(|l| format!("{l}\n")).collect::<String>(),
+                )
+                .unwrap();
+                p
+            };
+            (
+                topic.clone(),
+                write(format!("first-{i}.ndjson"), first),
+                write(format!("second-{i}.ndjson"), second),
+            )
+        })
+        .collect();
+    let producer: rdkafka::producer::BaseProducer =
+        lantern::kafka::producer_config(&settings.kafka)
+            .create()
+            .unwrap();
+    for (topic, first, _) in &halves {
+        lantern::kafka::produce_file(&producer, topic, first).unwrap();
+    }
     let registry = Registry::embedded();
     let data = tempfile::tempdir().unwrap();
     let lake = Lake::in_data_dir(data.path());
@@ -603,10 +653,20 @@ fn two_consumers_in_one_group_one_leaving_mid_stream_lose_nothing_and_count_noth
             "the first consumer took nothing"
         );
         let b = scope.spawn(|| run(&opts_b));
-        // Mid-stream: the second joins and takes partitions while the first is still busy...
+        // Mid-stream: the second joins and is handed partitions...
         assert!(
-            pb.wait_until(Duration::from_secs(60), || taken(&pb) > 0),
-            "the second consumer never got partitions"
+            pb.wait_until(Duration::from_secs(120), || {
+                pb.assigned.load(std::sync::atomic::Ordering::Relaxed) > 0
+            }),
+            "the second consumer was never handed partitions"
+        );
+        // ... the second half of the stream arrives, for both of them ...
+        for (topic, _, second) in &halves {
+            lantern::kafka::produce_file(&producer, topic, second).unwrap();
+        }
+        assert!(
+            pb.wait_until(Duration::from_secs(120), || taken(&pb) > 0),
+            "the second consumer took nothing from its partitions"
         );
         // ... and the first goes on with its share for a moment, then leaves.
         let now = taken(&pa);
