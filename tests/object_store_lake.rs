@@ -58,33 +58,46 @@ struct S3Server {
 
 impl S3Server {
     /// Starts moto on a free port and returns once it accepts connections (or fails after a
-    /// minute, with its log).
+    /// minute, with its log). A port taken between choosing it and moto's bind (another test's
+    /// server) makes moto exit: then it is started again on another.
     fn start(bin: &Path, dir: &Path) -> S3Server {
         credentials();
         std::fs::create_dir_all(dir).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = std::fs::File::create(dir.join("moto.log")).unwrap();
-        let child = Command::new(bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("moto_server starts");
-        let server = S3Server { child, port };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "moto did not listen within a minute:\n{}",
-                std::fs::read_to_string(dir.join("moto.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
+        let log_path = dir.join("moto.log");
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let log = std::fs::File::create(&log_path).unwrap();
+            let child = Command::new(bin)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(Stdio::from(log.try_clone().unwrap()))
+                .stderr(Stdio::from(log))
+                .spawn()
+                .expect("moto_server starts");
+            let mut server = S3Server { child, port };
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                if server.child.try_wait().unwrap().is_some() {
+                    break; // exited: most likely the port was taken; try another
+                }
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return server;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "moto did not listen within a minute:\n{}",
+                    std::fs::read_to_string(&log_path).unwrap_or_default()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
-        server
+        panic!(
+            "moto exited five times before listening:\n{}",
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        );
     }
 
     /// Creates a bucket and returns the lake location of `prefix` in it.
