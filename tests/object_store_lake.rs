@@ -57,10 +57,12 @@ struct S3Server {
 }
 
 impl S3Server {
-    /// Starts moto on a free port and returns once it accepts connections (or fails after a
-    /// minute, with its log). A port taken between choosing it and moto's bind (another test's
-    /// server) makes moto exit: then it is started again on another.
+    /// Starts moto on a free port and returns once it says it is listening (`Running on …` on
+    /// its stderr), or fails after a minute with its log. A port taken between choosing it and
+    /// moto's bind (another test's server) makes moto exit without saying so: then it is
+    /// started again on another.
     fn start(bin: &Path, dir: &Path) -> S3Server {
+        use std::io::BufRead;
         credentials();
         std::fs::create_dir_all(dir).unwrap();
         let log_path = dir.join("moto.log");
@@ -70,28 +72,39 @@ impl S3Server {
                 .local_addr()
                 .unwrap()
                 .port();
-            let log = std::fs::File::create(&log_path).unwrap();
-            let child = Command::new(bin)
+            let mut log = std::fs::File::create(&log_path).unwrap();
+            let mut child = Command::new(bin)
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 .stdout(Stdio::from(log.try_clone().unwrap()))
-                .stderr(Stdio::from(log))
+                .stderr(Stdio::piped())
                 .spawn()
                 .expect("moto_server starts");
-            let mut server = S3Server { child, port };
-            let deadline = Instant::now() + Duration::from_secs(60);
-            loop {
-                if server.child.try_wait().unwrap().is_some() {
-                    break; // exited: most likely the port was taken; try another
+            // Its stderr, line by line, into the log; the first `Running on` (or the end of
+            // the stream, when it exits) is sent back. It keeps draining afterwards.
+            let (tx, rx) = std::sync::mpsc::channel();
+            let stderr = child.stderr.take().unwrap();
+            std::thread::spawn(move || {
+                let mut told = false;
+                for line in std::io::BufReader::new(stderr)
+                    .lines()
+                    .map_while(Result::ok)
+                {
+                    let _ = writeln!(log, "{line}");
+                    if !told && line.contains("Running on") {
+                        told = true;
+                        let _ = tx.send(true);
+                    }
                 }
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return server;
-                }
-                assert!(
-                    Instant::now() < deadline,
+                let _ = tx.send(false);
+            });
+            let server = S3Server { child, port };
+            match rx.recv_timeout(Duration::from_secs(60)) {
+                Ok(true) => return server,
+                Ok(false) => continue, // exited: most likely the port was taken; try another
+                Err(_) => panic!(
                     "moto did not listen within a minute:\n{}",
                     std::fs::read_to_string(&log_path).unwrap_or_default()
-                );
-                std::thread::sleep(Duration::from_millis(50));
+                ),
             }
         }
         panic!(
