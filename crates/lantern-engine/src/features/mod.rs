@@ -396,6 +396,9 @@ pub struct FeatureEngine {
     state_buckets: u32,
     /// Slices whose queries run at once; see [`FeatureEngine::with_slices_in_flight`].
     in_flight: usize,
+    /// The lake of `data_dir`, opened once (an object-store lake's client and runtime are
+    /// shared by every slice through its clones).
+    lake: crate::lake::Lake,
     /// On a cluster, the longest a query may take; see [`FeatureEngine::with_cluster_timeout`].
     cluster_timeout: Option<std::time::Duration>,
 }
@@ -445,18 +448,21 @@ impl FeatureEngine {
             ));
         }
         engine.check()?;
+        // Opened once: an object-store lake's client is shared by every slice.
+        let lake = crate::lake::Lake::in_data_dir(data_dir);
         if !matches!(engine, QueryEngine::Local) {
             sweep_scratch(&data_dir.join(SCRATCH_DIR));
             // The same for cohorts a killed process left in the lake's bucket.
             let day = std::time::Duration::from_secs(24 * 3600);
-            if let Err(e) = crate::lake::Lake::in_data_dir(data_dir).sweep_scratch(day) {
+            if let Err(e) = lake.sweep_scratch(day) {
                 tracing::warn!(error = %e, "could not sweep old cohort files from the lake's bucket");
             }
         }
         let ctx = engine.session(config.clone(), runtime.build_arc()?).await?;
-        crate::lake::sql::register_all(&ctx, data_dir).await?;
+        crate::lake::sql::register_all(&ctx, &lake).await?;
         Ok(FeatureEngine {
             ctx,
+            lake,
             engine,
             session_config: config,
             spec: Arc::new(spec),
@@ -793,7 +799,7 @@ impl FeatureEngine {
             QueryEngine::Local => None,
             QueryEngine::Ballista { .. } => Some(Scratch {
                 dir: self.data_dir.join(SCRATCH_DIR),
-                lake: crate::lake::Lake::in_data_dir(&self.data_dir),
+                lake: self.lake.clone(),
             }),
         };
         let deadline = self.deadline();

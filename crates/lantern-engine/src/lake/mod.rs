@@ -62,7 +62,10 @@ pub enum LakeError {
     Parquet { path: PathBuf, message: String },
     #[error("object-store lake, {what}: {message}; check the AWS_* settings (endpoint, credentials, region) and that the bucket exists")]
     Store { what: String, message: String },
-    #[error("the lake cannot be opened: {0}")]
+    #[error(
+        "the lake cannot be opened: {0}; `lantern lake use` shows where this data directory's \
+         lake is and changes it"
+    )]
     Unavailable(String),
 }
 

@@ -33,9 +33,10 @@ pub async fn register(ctx: &SessionContext, lake: &Lake) -> Result<(), DataFusio
     Ok(())
 }
 
-/// Registers the lake tables, `households` and `referrals` of a data directory.
-pub async fn register_all(ctx: &SessionContext, data_dir: &Path) -> Result<(), DataFusionError> {
-    register(ctx, &Lake::in_data_dir(data_dir)).await?;
+/// Registers the tables of `lake` and the `households` and `referrals` of its data directory.
+pub async fn register_all(ctx: &SessionContext, lake: &Lake) -> Result<(), DataFusionError> {
+    register(ctx, lake).await?;
+    let data_dir = lake.data_dir();
     let households = households_path(data_dir);
     if households.exists() {
         ctx.register_parquet(
