@@ -592,9 +592,12 @@ async fn features_export_to_parquet_with_every_catalogue_column() {
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     assert_eq!(rows, cohort.len());
     let schema = batches[0].schema();
-    assert_eq!(schema.fields().len(), 5 + e.spec().features.len());
+    assert_eq!(schema.fields().len(), 6 + e.spec().features.len());
     assert_eq!(schema.field(0).name(), "household_id");
-    assert_eq!(schema.field(5).name(), &e.spec().features[0].name);
+    // Where to visit, as the lists give it: the district and dong of the latest signal.
+    assert_eq!(schema.field(2).name(), "district_code");
+    assert_eq!(schema.field(3).name(), "dong_code");
+    assert_eq!(schema.field(6).name(), &e.spec().features[0].name);
 }
 
 /// Copies a data directory, so two histories can start from the same state.

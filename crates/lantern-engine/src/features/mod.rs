@@ -1319,7 +1319,8 @@ fn to_features(
     })
 }
 
-/// Writes feature batches to a Parquet file: keys as strings and dates, features as float32,
+/// Writes feature batches to a Parquet file: keys as strings and dates (with the place to visit:
+/// district and dong of the latest signal), features as float32,
 /// in catalogue order, for pandas, polars and DuckDB.
 pub struct ParquetSink {
     writer: datafusion::parquet::arrow::ArrowWriter<std::fs::File>,
@@ -1333,6 +1334,7 @@ impl ParquetSink {
             Field::new("household_id", DataType::Utf8, false),
             Field::new("as_of", DataType::Date32, false),
             Field::new("district_code", DataType::Utf8, true),
+            Field::new("dong_code", DataType::Utf8, true),
             Field::new("household_type", DataType::Utf8, true),
             Field::new("head_age_band", DataType::Utf8, true),
         ];
@@ -1373,6 +1375,7 @@ impl ParquetSink {
             text(&|k| Some(k.household_id.as_str())),
             Arc::new(dates.finish()),
             text(&|k| k.district_code.as_deref()),
+            text(&|k| k.dong_code.as_deref()),
             text(&|k| k.household_type.as_deref()),
             text(&|k| k.head_age_band.as_deref()),
         ];
