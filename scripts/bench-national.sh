@@ -11,7 +11,13 @@
 #    recomputation from the raw lake: the baseline), each under /usr/bin/time -v.
 # Prints one line per step: wall seconds and peak RSS. Results are in $W/results.tsv.
 # LANTERN_BENCH_NIGHT_ONLY=1 stops after the state's screening (no training, no full
-# recomputation, no end to end): for the largest populations.
+# recomputation, no end to end): for the largest populations. There the simulated signal files
+# are removed as they are split (10 million households × 24 months is about 20 GB of NDJSON),
+# and LANTERN_BENCH_MODEL=DATA_DIR/models/NAME@VERSION screens with a model trained on another
+# run's population (training at 10 million is not what the night measures).
+# The history's one-off load gets a dedup cache large enough for the whole history
+# (LANTERN_BENCH_DEDUP_KEYS, default 80 million fingerprints, about 2.5 GB): the nightly
+# delivery uses the configured default.
 set -euo pipefail
 N=${1:-1000000}
 M=${2:-24}
@@ -35,15 +41,23 @@ for f in sim/signals/*.ndjson; do
   b=$(basename "$f")
   grep -v -e '"observed_on":"2026-10-30"' -e '"observed_on":"2026-10-31"' "$f" > "history/$b" || true
   grep -e '"observed_on":"2026-10-30"' -e '"observed_on":"2026-10-31"' "$f" > "tonight/$b" || true
+  if [ -n "${LANTERN_BENCH_NIGHT_ONLY:-}" ]; then rm "$f"; fi
 done
 wc -l history/*.ndjson tonight/*.ndjson | tail -n +1 | sed 's/^/# /'
-t ingest-history "$L" --data-dir d ingest --file history/*.ndjson sim/outcomes/case-outcomes.ndjson --ingest-day 2026-11-01
+LANTERN__INGEST__DEDUP_CACHE_KEYS=${LANTERN_BENCH_DEDUP_KEYS:-80000000} t ingest-history "$L" --data-dir d ingest --file history/*.ndjson sim/outcomes/case-outcomes.ndjson --ingest-day 2026-11-01
 t import "$L" --data-dir d import --households sim/households.csv --referrals sim/history/referrals.ndjson
 t state-first-build "$L" --data-dir d lake state
 t ingest-tonight "$L" --data-dir d ingest --file tonight/*.ndjson --ingest-day 2026-11-01
 t state-update-tonight "$L" --data-dir d lake state
 if [ -n "${LANTERN_BENCH_NIGHT_ONLY:-}" ]; then
-  t screen-state "$L" --data-dir d screen --as-of "$NIGHT"
+  MODEL=()
+  if [ -n "${LANTERN_BENCH_MODEL:-}" ]; then
+    mkdir -p d/models && cp -r "$LANTERN_BENCH_MODEL" d/models/
+    MODEL=(--model "$(basename "$LANTERN_BENCH_MODEL")")
+  fi
+  t screen-state "$L" --data-dir d screen --as-of "$NIGHT" "${MODEL[@]}"
+  t screen-state-again "$L" --data-dir d screen --as-of "$NIGHT" "${MODEL[@]}"
+  grep -h "Time by phase" screen-state.out screen-state-again.out | sed 's/^/# /'
   du -sh d/lake d/state | sed 's/^/# /'
   exit 0
 fi

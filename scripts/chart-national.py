@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Draws docs/national-scale.svg from bench-national.sh results: wall time and peak memory of a
-night's screening, the state's first build and its nightly update, against households.
+night's screening (and of its features alone, where measured), the state's first build and its
+nightly update, against households.
 
     python3 scripts/chart-national.py OUT.svg HOUSEHOLDS=RESULTS.tsv [HOUSEHOLDS=RESULTS.tsv ...]
 
@@ -9,6 +10,7 @@ Standard library only (the figure is a plain SVG, readable in any browser and on
 import sys
 
 SERIES = [
+    ("screen-state", "lantern screen: the whole night", "#d62728"),
     ("features", "features of one night (signal state)", "#1f77b4"),
     ("state-first-build", "state: first build", "#ff7f0e"),
     ("state-update-tonight", "state: tonight's update", "#2ca02c"),
@@ -64,7 +66,7 @@ def main():
     body += panel(440, "Peak memory (RSS)", "GiB", points, 1)
     for i, (_, label, colour) in enumerate(SERIES):
         y = 305
-        x = 60 + i * 270
+        x = 20 + i * 215
         body.append(f'<rect x="{x}" y="{y}" width="12" height="12" fill="{colour}"/>')
         body.append(f'<text x="{x + 16}" y="{y + 10}" font-size="11">{label}</text>')
     svg = (

@@ -14,8 +14,8 @@
 //!    type, age band, disability, region kind) large enough to judge, the ratios of its
 //!    precision and of its false-negative rate to the reference group are not a *breach* (the
 //!    whole 95% interval outside the band, 0.8–1.25 by default), or no further from 1 (measured
-//!    as `|ln ratio|`) than the current model's on the same rows (today's practice, the rule,
-//!    when there is no current model). A ratio outside the band whose interval reaches into it
+//!    as `|ln ratio|`, from the end of its interval nearest to 1) than the current model's on
+//!    the same rows (today's practice, the rule, when there is no current model). A ratio outside the band whose interval reaches into it
 //!    is reported as uncertain and does not block: groups of a few dozen referrals would
 //!    otherwise refuse every model on noise. Selection rates differ legitimately where need
 //!    differs (elderly singles are in crisis far more often): they are reported, not gated.
@@ -459,6 +459,21 @@ fn distance(r: f64) -> f64 {
     }
 }
 
+/// The value in a ratio's 95% interval closest to parity (the ratio itself when it has no
+/// interval). "Further from 1 than the reference" is judged with the same uncertainty as the
+/// breach: a candidate is worse only if even the nearest end of its interval is further out
+/// than the reference's ratio. Compared as points, a breach the rule shares at nearly the
+/// same size refused a better model on noise (county false-negative ratio 0.09 for the trees
+/// against 0.09 for the rule, in the end-to-end run at 1 million households).
+fn nearest_to_parity(ratio: f64, interval: Option<crate::fairness::Interval>) -> f64 {
+    match interval {
+        Some(c) if c.low <= 1.0 && c.high >= 1.0 => 1.0,
+        Some(c) if c.high < 1.0 => c.high,
+        Some(c) => c.low,
+        None => ratio,
+    }
+}
+
 fn fairness_check(mine: &[GroupRow], reference: &[GroupRow], reference_name: &str) -> Check {
     let mut failures = Vec::new();
     let (mut judged, mut uncertain, mut not_judged) = (0, 0, 0);
@@ -485,9 +500,10 @@ fn fairness_check(mine: &[GroupRow], reference: &[GroupRow], reference_name: &st
             }
             let ratio = rate.ratio.unwrap_or(f64::NAN);
             let other = theirs.and_then(|t| t.judged()[i].1.ratio);
+            let nearest = nearest_to_parity(ratio, rate.ratio_interval);
             let no_worse = other
                 .filter(|o| o.is_finite() && *o >= 0.0)
-                .is_some_and(|o| ratio >= 0.0 && distance(ratio) <= distance(o) + 1e-12);
+                .is_some_and(|o| nearest >= 0.0 && distance(nearest) <= distance(o) + 1e-12);
             if !no_worse {
                 let ci = rate
                     .ratio_interval
@@ -668,6 +684,29 @@ mod tests {
         r.fairness
             .insert("rule".to_string(), vec![group("county", 1.0, 0.9)]);
         assert!(!decide(&r, &["trees"]).promote);
+    }
+
+    /// A breach the reference shares at nearly the same size is no worse when the candidate's
+    /// interval reaches the reference's ratio: judged with the same uncertainty as the breach.
+    /// Only when even its nearest end is further out is it refused.
+    #[test]
+    fn a_shared_breach_is_no_worse_within_the_candidates_interval() {
+        let breach = |ratio: f64, low: f64, high: f64| {
+            let mut g = group("county", 1.0, ratio);
+            g.false_negative_rate.ratio_interval = Some(crate::fairness::Interval { low, high });
+            g
+        };
+        let mut r = report(0.4, 0.55, 0.5, vec![breach(0.085, 0.04, 0.2)]);
+        r.fairness
+            .insert("rule".to_string(), vec![group("county", 1.0, 0.09)]);
+        let d = decide(&r, &["trees"]);
+        assert!(d.promote, "{}", d.summary());
+        // The same point ratio with a narrow interval, wholly further out than the rule's 0.09.
+        r.fairness
+            .insert("trees".to_string(), vec![breach(0.05, 0.04, 0.06)]);
+        let d = decide(&r, &["trees"]);
+        assert!(!d.promote, "{}", d.summary());
+        assert!(d.checks[2].detail.contains("county"), "{}", d.summary());
     }
 
     /// Against the current model on rows neither has seen: a candidate worse than it is
