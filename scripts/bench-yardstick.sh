@@ -5,6 +5,7 @@
 # simulator's ground truth. Figures go to docs/BENCHMARKS.md.
 #
 #   bash scripts/bench-yardstick.sh [HOUSEHOLDS] [SEEDS]
+#   LANTERN_BENCH_SEATS=10 bash scripts/bench-yardstick.sh 200000 "7 8 9"   (ten times the seats)
 #
 # For each seed: simulate HOUSEHOLDS x 24 months; then twice, once with the SPEC §3 outcome
 # feed alone (no lists: referral dates estimated) and once with the legacy lists imported:
@@ -28,7 +29,10 @@ PY="$VENV/bin/python"
 cargo build --release --locked
 L=$ROOT/target/release/lantern
 REGISTRY=$ROOT/../shared/data/districts.csv
-SCALE=$(python3 -c "print($N / 23000000)")
+# Capacity follows the population (the country's seats × N / 23 million), times
+# LANTERN_BENCH_SEATS (default 1). At 200,000 households one seat per district leaves no room
+# between the baseline and the full-label ceiling; raising it for every pipeline alike does.
+SCALE=$(python3 -c "print($N / 23000000 * ${LANTERN_BENCH_SEATS:-1})")
 export LANTERN_NO_PROGRESS=1 RUST_LOG=warn LANTERN__SCREEN__CAPACITY_SCALE=$SCALE
 mkdir -p "$W"
 RESULTS=$W/results.tsv
