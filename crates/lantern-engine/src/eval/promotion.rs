@@ -15,9 +15,13 @@
 //!    precision and of its false-negative rate to the reference group are not a *breach* (the
 //!    whole 95% interval outside the band, 0.8–1.25 by default), or no further from 1 (measured
 //!    as `|ln ratio|`, from the end of its interval nearest to 1) than the current model's on
-//!    the same rows (today's practice, the rule, when there is no current model). A ratio outside the band whose interval reaches into it
-//!    is reported as uncertain and does not block: groups of a few dozen referrals would
-//!    otherwise refuse every model on noise. Selection rates differ legitimately where need
+//!    the same rows (today's practice, the rule, when there is no current model). A wider gap
+//!    is not refused when the group itself is no worse served than under the current model (its
+//!    own precision no lower, its own missed-crisis rate no higher, judged from the end of its
+//!    interval in its favour): the reference group gained more, and refusing would keep more
+//!    crises missed in every group ("levelling down"). A ratio outside the band whose interval
+//!    reaches into it is reported as uncertain and does not block: groups of a few dozen
+//!    referrals would otherwise refuse every model on noise. Selection rates differ legitimately where need
 //!    differs (elderly singles are in crisis far more often): they are reported, not gated.
 //!
 //! An operator may promote a model the gate refused (`lantern promote MODEL --reason TEXT`);
@@ -476,6 +480,7 @@ fn nearest_to_parity(ratio: f64, interval: Option<crate::fairness::Interval>) ->
 
 fn fairness_check(mine: &[GroupRow], reference: &[GroupRow], reference_name: &str) -> Check {
     let mut failures = Vec::new();
+    let mut wider_without_harm = Vec::new();
     let (mut judged, mut uncertain, mut not_judged) = (0, 0, 0);
     for row in mine {
         let theirs = reference
@@ -504,7 +509,34 @@ fn fairness_check(mine: &[GroupRow], reference: &[GroupRow], reference_name: &st
             let no_worse = other
                 .filter(|o| o.is_finite() && *o >= 0.0)
                 .is_some_and(|o| nearest >= 0.0 && distance(nearest) <= distance(o) + 1e-12);
-            if !no_worse {
+            // A gap wider than the reference's is still no harm when the group itself is at
+            // least as well served as under the reference: its own precision no lower, its own
+            // missed-crisis rate no higher (each judged from the end of its interval most in its
+            // favour). The gap then widened because the reference group gained more, and refusing
+            // would keep more crises missed in every group ("levelling down").
+            let theirs_rate = theirs.map(|t| t.judged()[i].1.value).unwrap_or(f64::NAN);
+            let best = match (i, rate.interval) {
+                (0, Some(c)) => c.high,
+                (_, Some(c)) => c.low,
+                (_, None) => rate.value,
+            };
+            let no_group_worse = theirs_rate.is_finite()
+                && best.is_finite()
+                && if i == 0 {
+                    best >= theirs_rate - 1e-12
+                } else {
+                    best <= theirs_rate + 1e-12
+                };
+            if !no_worse && no_group_worse {
+                wider_without_harm.push(format!(
+                    "{} {}: {what} {:.1}% against {reference_name}'s {:.1}% (ratio {ratio:.2})",
+                    row.attribute,
+                    row.group,
+                    rate.value * 100.0,
+                    theirs_rate * 100.0
+                ));
+            }
+            if !no_worse && !no_group_worse {
                 let ci = rate
                     .ratio_interval
                     .map(|c| format!(" [{:.2}–{:.2}]", c.low, c.high))
@@ -523,12 +555,20 @@ fn fairness_check(mine: &[GroupRow], reference: &[GroupRow], reference_name: &st
         }
     }
     let detail = if failures.is_empty() {
+        let wider = if wider_without_harm.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; gaps wider than {reference_name}'s but no group worse served, so not refused: {}",
+                wider_without_harm.join("; ")
+            )
+        };
         format!(
-            "{judged} ratios judged, none a breach further from 1 than {reference_name}'s ({uncertain} outside the band but within their 95% interval of it); {not_judged} reference or too small to judge"
+            "{judged} ratios judged, none a breach further from 1 than {reference_name}'s that leaves its group worse served ({uncertain} outside the band but within their 95% interval of it); {not_judged} reference or too small to judge{wider}"
         )
     } else {
         format!(
-            "a breach (the 95% interval outside the band) further from 1 than {reference_name}'s: {}",
+            "a breach (the 95% interval outside the band) further from 1 than {reference_name}'s, its group worse served than under it: {}",
             failures.join("; ")
         )
     };
@@ -707,6 +747,37 @@ mod tests {
         let d = decide(&r, &["trees"]);
         assert!(!d.promote, "{}", d.summary());
         assert!(d.checks[2].detail.contains("county"), "{}", d.summary());
+    }
+
+    /// A gap that widened because the reference group gained more is not refused when the
+    /// group itself is served at least as well as by the reference model (1 million households,
+    /// 24 months: the trees missed 36.7% of couples' crises against the rule's 43.0%, yet the
+    /// ratio to elderly singles rose from 1.46 to 1.83). A group left worse served still blocks.
+    #[test]
+    fn a_wider_gap_with_no_group_worse_served_is_not_refused() {
+        let with_rates = |fnr_ratio: f64, fnr: f64, interval: Option<(f64, f64)>| {
+            let mut g = group("couple", 1.0, fnr_ratio);
+            g.false_negative_rate.value = fnr;
+            g.false_negative_rate.interval =
+                interval.map(|(low, high)| crate::fairness::Interval { low, high });
+            g
+        };
+        let mut r = report(0.67, 0.77, 0.72, vec![with_rates(1.83, 0.367, Some((0.323, 0.414)))]);
+        r.fairness.insert(
+            "rule".to_string(),
+            vec![with_rates(1.46, 0.430, Some((0.384, 0.477)))],
+        );
+        let d = decide(&r, &["trees"]);
+        assert!(d.promote, "{}", d.summary());
+        assert!(d.checks[2].detail.contains("no group worse served"), "{}", d.summary());
+        // The couples' own missed-crisis rate rises beyond its interval: refused.
+        r.fairness.insert(
+            "trees".to_string(),
+            vec![with_rates(1.83, 0.50, Some((0.46, 0.54)))],
+        );
+        let d = decide(&r, &["trees"]);
+        assert!(!d.promote, "{}", d.summary());
+        assert!(d.checks[2].detail.contains("couple"), "{}", d.summary());
     }
 
     /// Against the current model on rows neither has seen: a candidate worse than it is

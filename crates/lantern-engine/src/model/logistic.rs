@@ -76,27 +76,7 @@ pub fn fit(
     };
     let mut current = objective(&beta);
     for iteration in 1..=MAX_ITERATIONS {
-        let mut g = vec![0.0; d];
-        let mut h = vec![0.0; d * d];
-        let mut row = vec![0.0; d];
-        for i in 0..n {
-            let p = sigmoid(raw(&beta, i));
-            let wi = w(i);
-            row[..width].copy_from_slice(&z[i * width..(i + 1) * width]);
-            row[width] = 1.0;
-            let gi = wi * (p - y[i] as f64);
-            let hi = wi * (p * (1.0 - p)).max(1e-12);
-            for a in 0..d {
-                g[a] += gi * row[a];
-                let ha = hi * row[a];
-                if ha != 0.0 {
-                    // Lower triangle only; mirrored below.
-                    for b in 0..=a {
-                        h[a * d + b] += ha * row[b];
-                    }
-                }
-            }
-        }
+        let (mut g, mut h) = gradient_hessian(z, width, y, weights, &beta);
         for a in 0..width {
             g[a] += alpha * beta[a];
             h[a * d + a] += alpha;
@@ -138,6 +118,95 @@ pub fn fit(
         }
     }
     Err(LogisticError::NoConvergence(MAX_ITERATIONS))
+}
+
+/// Rows per block of the gradient and Hessian sums. Blocks are summed in their order, so the
+/// result is the same whatever the number of threads.
+const BLOCK: usize = 4096;
+
+/// The gradient and the Hessian (lower triangle) of the unpenalised loss at `beta`: a sum over
+/// blocks of rows, the blocks spread over the machine's cores. This is nearly all of a fit
+/// (`n · d² / 2` multiply-adds an iteration), and was 59% of `lantern train` at 1 million
+/// households when it ran on one core, one element at a time.
+fn gradient_hessian(
+    z: &[f64],
+    width: usize,
+    y: &[u8],
+    weights: &[f64],
+    beta: &[f64],
+) -> (Vec<f64>, Vec<f64>) {
+    let n = y.len();
+    let d = width + 1;
+    let blocks = n.div_ceil(BLOCK);
+    let threads = std::thread::available_parallelism()
+        .map(|t| t.get())
+        .unwrap_or(1)
+        .clamp(1, blocks.max(1));
+    let block = |k: usize| {
+        let mut g = vec![0.0; d];
+        let mut h = vec![0.0; d * d];
+        let mut row = vec![0.0; d];
+        for i in k * BLOCK..((k + 1) * BLOCK).min(n) {
+            row[..width].copy_from_slice(&z[i * width..(i + 1) * width]);
+            row[width] = 1.0;
+            let r: f64 = row.iter().zip(beta).map(|(a, b)| a * b).sum();
+            let p = sigmoid(r);
+            let wi = weights.get(i).copied().unwrap_or(1.0);
+            let gi = wi * (p - y[i] as f64);
+            let hi = wi * (p * (1.0 - p)).max(1e-12);
+            for (ga, ra) in g.iter_mut().zip(&row) {
+                *ga += gi * ra;
+            }
+            // Lower triangle only (mirrored by the caller), as slices so the compiler
+            // vectorises the inner loop.
+            for a in 0..d {
+                let ha = hi * row[a];
+                for (hb, rb) in h[a * d..a * d + a + 1].iter_mut().zip(&row[..=a]) {
+                    *hb += ha * rb;
+                }
+            }
+        }
+        (g, h)
+    };
+    let mut parts: Vec<Option<(Vec<f64>, Vec<f64>)>> = vec![None; blocks];
+    if threads <= 1 {
+        for (k, part) in parts.iter_mut().enumerate() {
+            *part = Some(block(k));
+        }
+    } else {
+        // Thread t computes blocks t, t + threads, ...; each block's sums are kept apart.
+        let per_thread: Vec<Vec<(usize, (Vec<f64>, Vec<f64>))>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let block = &block;
+                    scope.spawn(move || {
+                        (t..blocks)
+                            .step_by(threads)
+                            .map(|k| (k, block(k)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a gradient block panicked"))
+                .collect()
+        });
+        for (k, sums) in per_thread.into_iter().flatten() {
+            parts[k] = Some(sums);
+        }
+    }
+    let mut g = vec![0.0; d];
+    let mut h = vec![0.0; d * d];
+    for (pg, ph) in parts.into_iter().flatten() {
+        for (a, b) in g.iter_mut().zip(&pg) {
+            *a += b;
+        }
+        for (a, b) in h.iter_mut().zip(&ph) {
+            *a += b;
+        }
+    }
+    (g, h)
 }
 
 /// Solves `A x = b` for a symmetric positive definite `A` (row-major, overwritten by its
