@@ -342,8 +342,8 @@ pub async fn screen(
     let mut pools: BTreeMap<String, (Vec<Candidate>, Option<f64>)> = BTreeMap::new();
     let mut stream = engine.stream(&cohort).await?;
     // The stream holds its own copy of the pairs, slice by slice, and lets each go when its
-    // query starts; this one would only keep every screened household's id (half a gigabyte
-    // at 10 million households) for the rest of the night.
+    // query starts; this one would only keep every screened household's id for the rest of
+    // the night.
     drop(cohort);
     // Time waiting for the next batch is the feature query's; the loop's own is scoring.
     while let Some(batch) = stream.next().await? {
