@@ -200,6 +200,16 @@ fn households_in(lake: &Lake, table: Table) -> Vec<String> {
 
 const NIGHT: &str = "2026-10-31";
 
+/// A moto server with `bucket`, and a data directory `root/data` whose lake is in it under
+/// `lake/` (returned with its location). Keep the server alive as long as the lake is used.
+fn bucket_lake(bin: &Path, root: &Path, bucket: &str) -> (S3Server, PathBuf, String) {
+    let s3 = S3Server::start(bin, &root.join("moto"));
+    let location = s3.bucket(bucket, "lake");
+    let data = root.join("data");
+    ok(lantern(&data, &["lake", "use", &location], &[]), "lake use");
+    (s3, data, location)
+}
+
 /// A moto server with `bucket`, a data directory under `root` whose lake is in it, and a
 /// simulated population (6 months to [`NIGHT`]) whose NDJSON files are returned, not yet
 /// ingested. Keep the server alive as long as the lake is used.
@@ -210,11 +220,8 @@ fn simulated_bucket(
     households: u32,
     seed: u64,
 ) -> (S3Server, PathBuf, Vec<String>) {
-    let s3 = S3Server::start(bin, &root.join("moto"));
-    let location = s3.bucket(bucket, "lake");
-    let data = root.join("data");
+    let (s3, data, _) = bucket_lake(bin, root, bucket);
     let sim = root.join("sim");
-    ok(lantern(&data, &["lake", "use", &location], &[]), "lake use");
     let (h, s) = (households.to_string(), seed.to_string());
     let args = [
         "simulate",
@@ -500,10 +507,7 @@ fn compaction_erasure_and_retention_work_on_an_object_store_lake() {
 fn old_scratch_files_are_swept_from_the_bucket_and_fresh_ones_kept() {
     let Some(bin) = moto() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let s3 = S3Server::start(&bin, &tmp.path().join("moto"));
-    let location = s3.bucket("scratch-lake", "lake");
-    let data = tmp.path().join("data");
-    ok(lantern(&data, &["lake", "use", &location], &[]), "lake use");
+    let (_s3, data, _) = bucket_lake(&bin, tmp.path(), "scratch-lake");
     let lake = Lake::in_data_dir(&data);
     let schema = std::sync::Arc::new(datafusion::arrow::datatypes::Schema::new(vec![
         datafusion::arrow::datatypes::Field::new(
@@ -544,10 +548,7 @@ fn a_writer_whose_lease_was_taken_over_stops_before_writing() {
     use object_store::ObjectStoreExt;
     let Some(bin) = moto() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let s3 = S3Server::start(&bin, &tmp.path().join("moto"));
-    let location = s3.bucket("fenced-lake", "lake");
-    let data = tmp.path().join("data");
-    ok(lantern(&data, &["lake", "use", &location], &[]), "lake use");
+    let (_s3, data, location) = bucket_lake(&bin, tmp.path(), "fenced-lake");
     let lake = Lake::in_data_dir(&data);
     let mut lock = lake.write_lock().unwrap();
     lock.advance().unwrap();

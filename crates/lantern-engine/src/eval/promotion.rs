@@ -762,14 +762,23 @@ mod tests {
                 interval.map(|(low, high)| crate::fairness::Interval { low, high });
             g
         };
-        let mut r = report(0.67, 0.77, 0.72, vec![with_rates(1.83, 0.367, Some((0.323, 0.414)))]);
+        let mut r = report(
+            0.67,
+            0.77,
+            0.72,
+            vec![with_rates(1.83, 0.367, Some((0.323, 0.414)))],
+        );
         r.fairness.insert(
             "rule".to_string(),
             vec![with_rates(1.46, 0.430, Some((0.384, 0.477)))],
         );
         let d = decide(&r, &["trees"]);
         assert!(d.promote, "{}", d.summary());
-        assert!(d.checks[2].detail.contains("no group worse served"), "{}", d.summary());
+        assert!(
+            d.checks[2].detail.contains("no group worse served"),
+            "{}",
+            d.summary()
+        );
         // The couples' own missed-crisis rate rises beyond its interval: refused.
         r.fairness.insert(
             "trees".to_string(),
