@@ -7,7 +7,8 @@
 //! XGBoost/LightGBM):
 //!
 //! - each feature is cut into at most [`MAX_BINS`] quantile bins once, so finding a split is a
-//!   histogram scan, not a sort;
+//!   histogram scan, not a sort; of two sibling nodes only the smaller is scanned, the other's
+//!   histogram is its parent's minus the sibling's;
 //! - trees grow level by level to `depth`, a split must gain more than zero and leave at least
 //!   `min_child_weight` of hessian on each side, leaves are shrunk by `lambda` and the learning rate;
 //! - rows and features are subsampled per tree with a seeded generator, so a fit is reproducible;
@@ -316,13 +317,80 @@ impl Bounds {
     }
 }
 
-/// A node waiting to be split: its index, rows, gradient and hessian sums, and bounds.
+/// Gradient and hessian sums per bin of each searched feature (in the order of `cols`), for
+/// one node's rows: what a split search reads.
+struct Histogram {
+    g: Vec<f64>,
+    h: Vec<f64>,
+}
+
+impl Histogram {
+    /// Scans `rows` once per feature. Features are summed on all cores; each feature's sums
+    /// are made by one thread in row order, so the result does not depend on thread timing.
+    fn of(b: &Binned, grad: &[f64], hess: &[f64], rows: &[u32], cols: &[usize]) -> Histogram {
+        let one = |f: usize| -> ([f64; MAX_BINS], [f64; MAX_BINS]) {
+            let mut hg = [0.0f64; MAX_BINS];
+            let mut hh = [0.0f64; MAX_BINS];
+            let col = &b.bins[f];
+            for &i in rows {
+                let k = col[i as usize] as usize;
+                hg[k] += grad[i as usize];
+                hh[k] += hess[i as usize];
+            }
+            (hg, hh)
+        };
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(cols.len().max(1));
+        let parts: Vec<([f64; MAX_BINS], [f64; MAX_BINS])> = if rows.len() * cols.len() < 200_000
+            || threads == 1
+        {
+            cols.iter().map(|&f| one(f)).collect()
+        } else {
+            let chunk = cols.len().div_ceil(threads).max(1);
+            std::thread::scope(|s| {
+                let handles: Vec<_> = cols
+                    .chunks(chunk)
+                    .map(|part| s.spawn(move || part.iter().map(|&f| one(f)).collect::<Vec<_>>()))
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().expect("histogram thread"))
+                    .collect()
+            })
+        };
+        let mut out = Histogram {
+            g: Vec::with_capacity(cols.len() * MAX_BINS),
+            h: Vec::with_capacity(cols.len() * MAX_BINS),
+        };
+        for (hg, hh) in parts {
+            out.g.extend_from_slice(&hg);
+            out.h.extend_from_slice(&hh);
+        }
+        out
+    }
+
+    /// The sibling's histogram: the parent's minus this child's. The standard trick of
+    /// histogram learners (LightGBM, XGBoost's `hist`): only the smaller child of a split is
+    /// scanned, at most half the parent's rows.
+    fn sibling_of(&self, parent: &Histogram) -> Histogram {
+        Histogram {
+            g: parent.g.iter().zip(&self.g).map(|(p, c)| p - c).collect(),
+            h: parent.h.iter().zip(&self.h).map(|(p, c)| p - c).collect(),
+        }
+    }
+}
+
+/// A node waiting to be split: its index, rows, gradient and hessian sums, bounds, and (for a
+/// node that may still be split) its histogram.
 struct Open {
     idx: usize,
     rows: Vec<u32>,
     g: f64,
     h: f64,
     bounds: Bounds,
+    hist: Option<Histogram>,
 }
 
 fn grow(
@@ -345,17 +413,24 @@ fn grow(
         value,
     };
     let mut nodes = vec![leaf(leaf_value(g, h, params))];
+    let hist = (params.depth > 0).then(|| Histogram::of(b, grad, hess, &rows, cols));
     let mut frontier = vec![Open {
         idx: 0,
         rows,
         g,
         h,
         bounds: Bounds::FREE,
+        hist,
     }];
-    for _ in 0..params.depth {
+    for level in 0..params.depth {
+        // Children of the last level are leaves: no histogram is made for them.
+        let last = level + 1 == params.depth;
         let mut next = Vec::new();
         for open in frontier {
-            let Some(split) = best_split(b, grad, hess, &open, cols, monotone, params) else {
+            let Some(hist) = &open.hist else {
+                continue;
+            };
+            let Some(split) = best_split(b, hist, &open, cols, monotone, params) else {
                 continue;
             };
             let col = &b.bins[split.feature];
@@ -396,6 +471,17 @@ fn grow(
                 ),
                 _ => (open.bounds, open.bounds),
             };
+            let (hist_l, hist_r) = if last {
+                (None, None)
+            } else if left.len() <= right.len() {
+                let small = Histogram::of(b, grad, hess, &left, cols);
+                let big = small.sibling_of(hist);
+                (Some(small), Some(big))
+            } else {
+                let small = Histogram::of(b, grad, hess, &right, cols);
+                let big = small.sibling_of(hist);
+                (Some(big), Some(small))
+            };
             let li = nodes.len();
             nodes.push(leaf(wl));
             nodes.push(leaf(wr));
@@ -410,6 +496,7 @@ fn grow(
                 g: gl,
                 h: hl,
                 bounds: lb,
+                hist: hist_l,
             });
             next.push(Open {
                 idx: li + 1,
@@ -417,6 +504,7 @@ fn grow(
                 g: gr,
                 h: hr,
                 bounds: rb,
+                hist: hist_r,
             });
         }
         if next.is_empty() {
@@ -437,37 +525,31 @@ struct Split {
     hl: f64,
 }
 
-/// The split of `open` that gains most, if any does. A split on a constrained feature whose
-/// two sides would go against the constraint is not a candidate.
+/// The split of `open` that gains most, if any does, read from its histogram. A split on a
+/// constrained feature whose two sides would go against the constraint is not a candidate.
+/// Ties go to the lower feature index and then the lower bin.
 fn best_split(
     b: &Binned,
-    grad: &[f64],
-    hess: &[f64],
+    hist: &Histogram,
     open: &Open,
     cols: &[usize],
     monotone: &[i8],
     params: &GbmParams,
 ) -> Option<Split> {
-    let (rows, g, h) = (&open.rows, open.g, open.h);
+    let (g, h) = (open.g, open.h);
     if h < 2.0 * params.min_child_weight {
         return None;
     }
     let parent = gain(g, h, params.lambda);
-    let search = |f: usize| -> Option<Split> {
+    let mut best: Option<Split> = None;
+    for (c, &f) in cols.iter().enumerate() {
         let nb = b.edges[f].len();
         if nb < 2 {
-            return None;
+            continue;
         }
         let constraint = monotone.get(f).copied().unwrap_or(0);
-        let mut hg = [0.0f64; MAX_BINS];
-        let mut hh = [0.0f64; MAX_BINS];
-        let col = &b.bins[f];
-        for &i in rows {
-            let k = col[i as usize] as usize;
-            hg[k] += grad[i as usize];
-            hh[k] += hess[i as usize];
-        }
-        let mut best: Option<Split> = None;
+        let hg = &hist.g[c * MAX_BINS..(c + 1) * MAX_BINS];
+        let hh = &hist.h[c * MAX_BINS..(c + 1) * MAX_BINS];
         let (mut gl, mut hl) = (0.0, 0.0);
         for k in 0..nb - 1 {
             gl += hg[k];
@@ -494,36 +576,8 @@ fn best_split(
                 });
             }
         }
-        best
-    };
-    // Features are searched on all cores; ties go to the lower feature index, so the result
-    // does not depend on thread timing.
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(cols.len().max(1));
-    let chunk = cols.len().div_ceil(threads).max(1);
-    let results: Vec<Option<Split>> = if rows.len() * cols.len() < 200_000 || threads == 1 {
-        cols.iter().map(|&f| search(f)).collect()
-    } else {
-        std::thread::scope(|s| {
-            let handles: Vec<_> = cols
-                .chunks(chunk)
-                .map(|part| s.spawn(move || part.iter().map(|&f| search(f)).collect::<Vec<_>>()))
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().expect("split search thread"))
-                .collect()
-        })
-    };
-    results
-        .into_iter()
-        .flatten()
-        .fold(None, |best: Option<Split>, c| match best {
-            Some(b) if b.gain >= c.gain => Some(b),
-            _ => Some(c),
-        })
+    }
+    best
 }
 
 #[cfg(test)]
@@ -712,6 +766,36 @@ mod tests {
         assert!(
             curve[..k].iter().all(|&l| l >= curve[k - 1]),
             "the chosen size is the lowest loss seen up to it"
+        );
+    }
+
+    /// The subtraction trick is exact up to rounding: a child's histogram taken as its parent's
+    /// minus its sibling's matches a direct scan of the child's rows, bin by bin.
+    #[test]
+    fn a_siblings_histogram_by_subtraction_matches_a_direct_scan() {
+        let (x, y) = toy(3000, 7);
+        let b = Binned::new(&x, 3, 3000);
+        let grad: Vec<f64> = y.iter().map(|&l| 0.3 - l as f64).collect();
+        let hess: Vec<f64> = (0..3000).map(|i| 0.1 + (i % 7) as f64 * 0.01).collect();
+        let cols = [0usize, 2];
+        let all: Vec<u32> = (0..3000).collect();
+        let (left, right): (Vec<u32>, Vec<u32>) =
+            all.iter().partition(|&&i| b.bins[0][i as usize] < 20);
+        assert!(!left.is_empty() && !right.is_empty());
+        let parent = Histogram::of(&b, &grad, &hess, &all, &cols);
+        let by_subtraction = Histogram::of(&b, &grad, &hess, &left, &cols).sibling_of(&parent);
+        let direct = Histogram::of(&b, &grad, &hess, &right, &cols);
+        for (a, d) in by_subtraction
+            .g
+            .iter()
+            .zip(&direct.g)
+            .chain(by_subtraction.h.iter().zip(&direct.h))
+        {
+            assert!((a - d).abs() < 1e-9, "{a} vs {d}");
+        }
+        assert!(
+            direct.h.iter().sum::<f64>() > 1.0,
+            "the right child has rows to compare"
         );
     }
 
