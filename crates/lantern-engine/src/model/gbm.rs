@@ -144,15 +144,14 @@ impl Gbm {
         let mut valid_loss = Vec::new();
         let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
         let mut trees = Vec::with_capacity(params.trees);
-        let mut grad = vec![0.0f64; n];
-        let mut hess = vec![0.0f64; n];
+        // Each row's gradient and hessian side by side: a histogram reads both at once.
+        let mut gh = vec![[0.0f64; 2]; n];
         for _ in 0..params.trees {
-            for i in 0..n {
+            par_each(&mut gh, |i, v| {
                 let p = 1.0 / (1.0 + (-raw[i]).exp());
                 let w = weight(i);
-                grad[i] = w * (p - y[i] as f64);
-                hess[i] = (w * p * (1.0 - p)).max(1e-12);
-            }
+                *v = [w * (p - y[i] as f64), (w * p * (1.0 - p)).max(1e-12)];
+            });
             let rows: Vec<u32> = if params.row_sample < 1.0 {
                 let k = ((n as f64 * params.row_sample).ceil() as usize).clamp(1, n);
                 let mut r: Vec<u32> = sample(&mut rng, n, k)
@@ -172,14 +171,14 @@ impl Gbm {
             } else {
                 (0..width).collect()
             };
-            let tree = grow(&binned, &grad, &hess, rows, &cols, opts.monotone, params);
-            for (i, r) in raw.iter_mut().enumerate() {
+            let tree = grow(&binned, &gh, rows, &cols, opts.monotone, params);
+            par_each(&mut raw, |i, r| {
                 *r += tree.leaf_path(&x[i * width..(i + 1) * width], |_, _| {});
-            }
+            });
             if let (Some((vx, vy)), Some(vr)) = (opts.validation, valid_raw.as_mut()) {
-                for (i, r) in vr.iter_mut().enumerate() {
+                par_each(vr, |i, r| {
                     *r += tree.leaf_path(&vx[i * width..(i + 1) * width], |_, _| {});
-                }
+                });
                 valid_loss.push(log_loss(vr, vy, opts.validation_weights));
             }
             trees.push(tree);
@@ -234,6 +233,29 @@ fn log_loss(raw: &[f64], y: &[u8], w: &[f64]) -> f64 {
     } else {
         0.0
     }
+}
+
+/// Sets every element of `items` with `f(index, element)` on all cores, in contiguous chunks.
+/// Each element is computed on its own, so the result does not depend on the thread count.
+fn par_each<T: Send>(items: &mut [T], f: impl Fn(usize, &mut T) + Sync) {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    if threads == 1 || items.len() < 20_000 {
+        items.iter_mut().enumerate().for_each(|(i, t)| f(i, t));
+        return;
+    }
+    let chunk = items.len().div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|s| {
+        for (c, part) in items.chunks_mut(chunk).enumerate() {
+            s.spawn(move || {
+                for (j, t) in part.iter_mut().enumerate() {
+                    f(c * chunk + j, t);
+                }
+            });
+        }
+    });
 }
 
 /// Early stopping: the number of trees with the lowest validation loss, stopping the search
@@ -327,15 +349,16 @@ struct Histogram {
 impl Histogram {
     /// Scans `rows` once per feature. Features are summed on all cores; each feature's sums
     /// are made by one thread in row order, so the result does not depend on thread timing.
-    fn of(b: &Binned, grad: &[f64], hess: &[f64], rows: &[u32], cols: &[usize]) -> Histogram {
+    fn of(b: &Binned, gh: &[[f64; 2]], rows: &[u32], cols: &[usize]) -> Histogram {
         let one = |f: usize| -> ([f64; MAX_BINS], [f64; MAX_BINS]) {
             let mut hg = [0.0f64; MAX_BINS];
             let mut hh = [0.0f64; MAX_BINS];
             let col = &b.bins[f];
             for &i in rows {
                 let k = col[i as usize] as usize;
-                hg[k] += grad[i as usize];
-                hh[k] += hess[i as usize];
+                let [g, h] = gh[i as usize];
+                hg[k] += g;
+                hh[k] += h;
             }
             (hg, hh)
         };
@@ -395,15 +418,14 @@ struct Open {
 
 fn grow(
     b: &Binned,
-    grad: &[f64],
-    hess: &[f64],
+    gh: &[[f64; 2]],
     rows: Vec<u32>,
     cols: &[usize],
     monotone: &[i8],
     params: &GbmParams,
 ) -> Tree {
     let (g, h) = rows.iter().fold((0.0, 0.0), |(g, h), &i| {
-        (g + grad[i as usize], h + hess[i as usize])
+        (g + gh[i as usize][0], h + gh[i as usize][1])
     });
     let leaf = |value: f64| Node {
         feature: None,
@@ -413,7 +435,7 @@ fn grow(
         value,
     };
     let mut nodes = vec![leaf(leaf_value(g, h, params))];
-    let hist = (params.depth > 0).then(|| Histogram::of(b, grad, hess, &rows, cols));
+    let hist = (params.depth > 0).then(|| Histogram::of(b, gh, &rows, cols));
     let mut frontier = vec![Open {
         idx: 0,
         rows,
@@ -474,11 +496,11 @@ fn grow(
             let (hist_l, hist_r) = if last {
                 (None, None)
             } else if left.len() <= right.len() {
-                let small = Histogram::of(b, grad, hess, &left, cols);
+                let small = Histogram::of(b, gh, &left, cols);
                 let big = small.sibling_of(hist);
                 (Some(small), Some(big))
             } else {
-                let small = Histogram::of(b, grad, hess, &right, cols);
+                let small = Histogram::of(b, gh, &right, cols);
                 let big = small.sibling_of(hist);
                 (Some(big), Some(small))
             };
@@ -775,16 +797,17 @@ mod tests {
     fn a_siblings_histogram_by_subtraction_matches_a_direct_scan() {
         let (x, y) = toy(3000, 7);
         let b = Binned::new(&x, 3, 3000);
-        let grad: Vec<f64> = y.iter().map(|&l| 0.3 - l as f64).collect();
-        let hess: Vec<f64> = (0..3000).map(|i| 0.1 + (i % 7) as f64 * 0.01).collect();
+        let gh: Vec<[f64; 2]> = (0..3000)
+            .map(|i| [0.3 - y[i] as f64, 0.1 + (i % 7) as f64 * 0.01])
+            .collect();
         let cols = [0usize, 2];
         let all: Vec<u32> = (0..3000).collect();
         let (left, right): (Vec<u32>, Vec<u32>) =
             all.iter().partition(|&&i| b.bins[0][i as usize] < 20);
         assert!(!left.is_empty() && !right.is_empty());
-        let parent = Histogram::of(&b, &grad, &hess, &all, &cols);
-        let by_subtraction = Histogram::of(&b, &grad, &hess, &left, &cols).sibling_of(&parent);
-        let direct = Histogram::of(&b, &grad, &hess, &right, &cols);
+        let parent = Histogram::of(&b, &gh, &all, &cols);
+        let by_subtraction = Histogram::of(&b, &gh, &left, &cols).sibling_of(&parent);
+        let direct = Histogram::of(&b, &gh, &right, &cols);
         for (a, d) in by_subtraction
             .g
             .iter()
