@@ -272,17 +272,18 @@ pub fn best_size(valid_loss: &[f64], patience: usize) -> usize {
     best.1 + 1
 }
 
-/// Features cut into quantile bins, stored column by column.
+/// Features cut into quantile bins, stored row by row: a histogram reads each row's bins
+/// together, once, with its gradient and hessian.
 struct Binned {
-    /// `bins[f][i]`: the bin of row `i` for feature `f`.
-    bins: Vec<Vec<u8>>,
+    /// `bins[i * width + f]`: the bin of row `i` for feature `f`.
+    bins: Vec<u8>,
+    width: usize,
     /// `edges[f][b]`: the largest value in bin `b`; a split after bin `b` has that threshold.
     edges: Vec<Vec<f32>>,
 }
 
 impl Binned {
     fn new(x: &[f32], width: usize, n: usize) -> Binned {
-        let mut bins = Vec::with_capacity(width);
         let mut edges = Vec::with_capacity(width);
         // Quantiles from a sample keep binning linear in n.
         let step = (n / 50_000).max(1);
@@ -299,17 +300,20 @@ impl Binned {
                 e.dedup();
                 e
             };
-            let col: Vec<u8> = (0..n)
-                .map(|i| {
-                    let v = x[i * width + f];
-                    e.partition_point(|&edge| edge < v)
-                        .min(e.len().saturating_sub(1)) as u8
-                })
-                .collect();
-            bins.push(col);
             edges.push(e);
         }
-        Binned { bins, edges }
+        let mut bins = vec![0u8; n * width];
+        par_each(&mut bins, |j, bin| {
+            let e = &edges[j % width];
+            *bin = e
+                .partition_point(|&edge| edge < x[j])
+                .min(e.len().saturating_sub(1)) as u8;
+        });
+        Binned { bins, width, edges }
+    }
+
+    fn bin(&self, row: usize, feature: usize) -> usize {
+        self.bins[row * self.width + feature] as usize
     }
 }
 
@@ -340,58 +344,73 @@ impl Bounds {
 }
 
 /// Gradient and hessian sums per bin of each searched feature (in the order of `cols`), for
-/// one node's rows: what a split search reads.
+/// one node's rows: what a split search reads. Entry `c * MAX_BINS + k` is bin `k` of
+/// `cols[c]`.
 struct Histogram {
-    g: Vec<f64>,
-    h: Vec<f64>,
+    gh: Vec<[f64; 2]>,
 }
 
+/// Rows per block of a histogram. Blocks are summed in their order, so a histogram is the same
+/// whatever the number of threads.
+const HIST_BLOCK: usize = 8192;
+
 impl Histogram {
-    /// Scans `rows` once per feature. Features are summed on all cores; each feature's sums
-    /// are made by one thread in row order, so the result does not depend on thread timing.
+    /// Scans `rows` once, each row's bins of every searched feature together: one read of its
+    /// gradient and hessian, not one per feature. Blocks of rows are spread over the cores.
     fn of(b: &Binned, gh: &[[f64; 2]], rows: &[u32], cols: &[usize]) -> Histogram {
-        let one = |f: usize| -> ([f64; MAX_BINS], [f64; MAX_BINS]) {
-            let mut hg = [0.0f64; MAX_BINS];
-            let mut hh = [0.0f64; MAX_BINS];
-            let col = &b.bins[f];
-            for &i in rows {
-                let k = col[i as usize] as usize;
-                let [g, h] = gh[i as usize];
-                hg[k] += g;
-                hh[k] += h;
+        let size = cols.len() * MAX_BINS;
+        let block = |part: &[u32]| -> Vec<[f64; 2]> {
+            let mut out = vec![[0.0f64; 2]; size];
+            for &i in part {
+                let i = i as usize;
+                let [g, h] = gh[i];
+                let row = &b.bins[i * b.width..(i + 1) * b.width];
+                for (c, &f) in cols.iter().enumerate() {
+                    let slot = &mut out[c * MAX_BINS + row[f] as usize];
+                    slot[0] += g;
+                    slot[1] += h;
+                }
             }
-            (hg, hh)
+            out
         };
+        let blocks: Vec<&[u32]> = rows.chunks(HIST_BLOCK).collect();
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
-            .min(cols.len().max(1));
-        let parts: Vec<([f64; MAX_BINS], [f64; MAX_BINS])> = if rows.len() * cols.len() < 200_000
-            || threads == 1
-        {
-            cols.iter().map(|&f| one(f)).collect()
+            .min(blocks.len().max(1));
+        let mut total = vec![[0.0f64; 2]; size];
+        let mut add = |part: Vec<[f64; 2]>| {
+            for (t, p) in total.iter_mut().zip(part) {
+                t[0] += p[0];
+                t[1] += p[1];
+            }
+        };
+        if threads <= 1 {
+            blocks.iter().for_each(|part| add(block(part)));
         } else {
-            let chunk = cols.len().div_ceil(threads).max(1);
-            std::thread::scope(|s| {
-                let handles: Vec<_> = cols
-                    .chunks(chunk)
-                    .map(|part| s.spawn(move || part.iter().map(|&f| one(f)).collect::<Vec<_>>()))
+            // Thread t sums blocks t, t + threads, ...; the sums are added in block order.
+            let mut parts: Vec<(usize, Vec<[f64; 2]>)> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..threads)
+                    .map(|t| {
+                        let blocks = &blocks;
+                        let block = &block;
+                        s.spawn(move || {
+                            (t..blocks.len())
+                                .step_by(threads)
+                                .map(|k| (k, block(blocks[k])))
+                                .collect::<Vec<_>>()
+                        })
+                    })
                     .collect();
                 handles
                     .into_iter()
                     .flat_map(|h| h.join().expect("histogram thread"))
                     .collect()
-            })
-        };
-        let mut out = Histogram {
-            g: Vec::with_capacity(cols.len() * MAX_BINS),
-            h: Vec::with_capacity(cols.len() * MAX_BINS),
-        };
-        for (hg, hh) in parts {
-            out.g.extend_from_slice(&hg);
-            out.h.extend_from_slice(&hh);
+            });
+            parts.sort_by_key(|(k, _)| *k);
+            parts.into_iter().for_each(|(_, part)| add(part));
         }
-        out
+        Histogram { gh: total }
     }
 
     /// The sibling's histogram: the parent's minus this child's. The standard trick of
@@ -399,8 +418,12 @@ impl Histogram {
     /// scanned, at most half the parent's rows.
     fn sibling_of(&self, parent: &Histogram) -> Histogram {
         Histogram {
-            g: parent.g.iter().zip(&self.g).map(|(p, c)| p - c).collect(),
-            h: parent.h.iter().zip(&self.h).map(|(p, c)| p - c).collect(),
+            gh: parent
+                .gh
+                .iter()
+                .zip(&self.gh)
+                .map(|(p, c)| [p[0] - c[0], p[1] - c[1]])
+                .collect(),
         }
     }
 }
@@ -455,11 +478,10 @@ fn grow(
             let Some(split) = best_split(b, hist, &open, cols, monotone, params) else {
                 continue;
             };
-            let col = &b.bins[split.feature];
             let (left, right): (Vec<u32>, Vec<u32>) = open
                 .rows
                 .iter()
-                .partition(|&&i| col[i as usize] as usize <= split.bin);
+                .partition(|&&i| b.bin(i as usize, split.feature) <= split.bin);
             let (gl, hl) = (split.gl, split.hl);
             let (gr, hr) = (open.g - gl, open.h - hl);
             let (wl, wr) = (
@@ -570,12 +592,11 @@ fn best_split(
             continue;
         }
         let constraint = monotone.get(f).copied().unwrap_or(0);
-        let hg = &hist.g[c * MAX_BINS..(c + 1) * MAX_BINS];
-        let hh = &hist.h[c * MAX_BINS..(c + 1) * MAX_BINS];
+        let bins = &hist.gh[c * MAX_BINS..(c + 1) * MAX_BINS];
         let (mut gl, mut hl) = (0.0, 0.0);
-        for k in 0..nb - 1 {
-            gl += hg[k];
-            hl += hh[k];
+        for (k, bin) in bins[..nb - 1].iter().enumerate() {
+            gl += bin[0];
+            hl += bin[1];
             let (gr, hr) = (g - gl, h - hl);
             if hl < params.min_child_weight || hr < params.min_child_weight {
                 continue;
@@ -803,21 +824,19 @@ mod tests {
         let cols = [0usize, 2];
         let all: Vec<u32> = (0..3000).collect();
         let (left, right): (Vec<u32>, Vec<u32>) =
-            all.iter().partition(|&&i| b.bins[0][i as usize] < 20);
+            all.iter().partition(|&&i| b.bin(i as usize, 0) < 20);
         assert!(!left.is_empty() && !right.is_empty());
         let parent = Histogram::of(&b, &gh, &all, &cols);
         let by_subtraction = Histogram::of(&b, &gh, &left, &cols).sibling_of(&parent);
         let direct = Histogram::of(&b, &gh, &right, &cols);
-        for (a, d) in by_subtraction
-            .g
-            .iter()
-            .zip(&direct.g)
-            .chain(by_subtraction.h.iter().zip(&direct.h))
-        {
-            assert!((a - d).abs() < 1e-9, "{a} vs {d}");
+        for (a, d) in by_subtraction.gh.iter().zip(&direct.gh) {
+            assert!(
+                (a[0] - d[0]).abs() < 1e-9 && (a[1] - d[1]).abs() < 1e-9,
+                "{a:?} vs {d:?}"
+            );
         }
         assert!(
-            direct.h.iter().sum::<f64>() > 1.0,
+            direct.gh.iter().map(|v| v[1]).sum::<f64>() > 1.0,
             "the right child has rows to compare"
         );
     }
