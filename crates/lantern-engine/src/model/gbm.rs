@@ -139,6 +139,7 @@ impl Gbm {
         let prior = ((pos + 0.5) / (total + 1.0)).clamp(1e-6, 1.0 - 1e-6);
         let base = (prior / (1.0 - prior)).ln();
         let binned = Binned::new(x, width, n);
+        let has_nan = x.iter().any(|v| v.is_nan());
         let mut raw = vec![base; n];
         let mut valid_raw = opts.validation.map(|(_, vy)| vec![base; vy.len()]);
         let mut valid_loss = Vec::new();
@@ -171,9 +172,23 @@ impl Gbm {
             } else {
                 (0..width).collect()
             };
-            let tree = grow(&binned, &gh, rows, &cols, opts.monotone, params);
+            let (tree, leaves) = grow(&binned, &gh, rows, &cols, opts.monotone, params);
+            // The rows the tree was grown on are already sorted into its leaves (by their bins,
+            // which send a row the way its value does, NaN aside); the others walk the tree.
+            let mut reached = Vec::new();
+            if !has_nan {
+                reached = vec![f64::NAN; n];
+                for (leaf, rows) in &leaves {
+                    for &i in rows {
+                        reached[i as usize] = tree.nodes[*leaf].value;
+                    }
+                }
+            }
             par_each(&mut raw, |i, r| {
-                *r += tree.leaf_path(&x[i * width..(i + 1) * width], |_, _| {});
+                *r += match reached.get(i) {
+                    Some(v) if !v.is_nan() => *v,
+                    _ => tree.leaf_path(&x[i * width..(i + 1) * width], |_, _| {}),
+                };
             });
             if let (Some((vx, vy)), Some(vr)) = (opts.validation, valid_raw.as_mut()) {
                 par_each(vr, |i, r| {
@@ -446,7 +461,7 @@ fn grow(
     cols: &[usize],
     monotone: &[i8],
     params: &GbmParams,
-) -> Tree {
+) -> (Tree, Vec<(usize, Vec<u32>)>) {
     let (g, h) = rows.iter().fold((0.0, 0.0), |(g, h), &i| {
         (g + gh[i as usize][0], h + gh[i as usize][1])
     });
@@ -467,15 +482,19 @@ fn grow(
         bounds: Bounds::FREE,
         hist,
     }];
+    // Each leaf with the rows that reached it.
+    let mut leaves = Vec::new();
     for level in 0..params.depth {
         // Children of the last level are leaves: no histogram is made for them.
         let last = level + 1 == params.depth;
         let mut next = Vec::new();
         for open in frontier {
             let Some(hist) = &open.hist else {
+                leaves.push((open.idx, open.rows));
                 continue;
             };
             let Some(split) = best_split(b, hist, &open, cols, monotone, params) else {
+                leaves.push((open.idx, open.rows));
                 continue;
             };
             let (left, right): (Vec<u32>, Vec<u32>) = open
@@ -551,12 +570,13 @@ fn grow(
                 hist: hist_r,
             });
         }
-        if next.is_empty() {
+        frontier = next;
+        if frontier.is_empty() {
             break;
         }
-        frontier = next;
     }
-    Tree { nodes }
+    leaves.extend(frontier.into_iter().map(|open| (open.idx, open.rows)));
+    (Tree { nodes }, leaves)
 }
 
 /// A chosen split: rows whose bin of `feature` is at most `bin` go left, with these sums.
@@ -839,6 +859,32 @@ mod tests {
             direct.gh.iter().map(|v| v[1]).sum::<f64>() > 1.0,
             "the right child has rows to compare"
         );
+    }
+
+    /// The rows a tree was grown on are sorted into its leaves by their bins; that must be the
+    /// leaf walking the tree by value reaches, or the training scores drift from the model's.
+    #[test]
+    fn the_leaves_a_tree_sorts_its_rows_into_are_where_the_rows_walk() {
+        let (x, y) = toy(3000, 8);
+        let b = Binned::new(&x, 3, 3000);
+        let gh: Vec<[f64; 2]> = y.iter().map(|&l| [0.4 - l as f64, 0.24]).collect();
+        let params = GbmParams {
+            depth: 4,
+            min_child_weight: 1.0,
+            ..Default::default()
+        };
+        let (tree, leaves) = grow(&b, &gh, (0..3000).collect(), &[0, 1, 2], &[], &params);
+        assert!(leaves.len() > 2, "the tree split");
+        let mut seen = 0;
+        for (leaf, rows) in &leaves {
+            assert!(tree.nodes[*leaf].feature.is_none(), "a leaf");
+            for &i in rows {
+                let row = &x[i as usize * 3..(i as usize + 1) * 3];
+                assert_eq!(tree.leaf_path(row, |_, _| {}), tree.nodes[*leaf].value);
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, 3000, "every row in one leaf");
     }
 
     #[test]
