@@ -49,6 +49,20 @@ pub fn fit(
     weights: &[f64],
     alpha: f64,
 ) -> Result<Fitted, LogisticError> {
+    fit_from(z, width, y, weights, alpha, None)
+}
+
+/// As [`fit`], starting Newton's method from `start` (coefficients, then the intercept) instead
+/// of zero. The objective is convex, so the optimum is the same; a start near it (a fit on
+/// most of the same rows) only saves iterations.
+pub fn fit_from(
+    z: &[f64],
+    width: usize,
+    y: &[u8],
+    weights: &[f64],
+    alpha: f64,
+    start: Option<&[f64]>,
+) -> Result<Fitted, LogisticError> {
     let n = y.len();
     if n == 0 {
         return Err(LogisticError::Empty);
@@ -56,7 +70,10 @@ pub fn fit(
     assert_eq!(z.len(), n * width, "feature matrix shape");
     let w = |i: usize| weights.get(i).copied().unwrap_or(1.0);
     let d = width + 1; // the intercept is the last parameter
-    let mut beta = vec![0.0; d];
+    let mut beta = match start {
+        Some(b) if b.len() == d && b.iter().all(|v| v.is_finite()) => b.to_vec(),
+        _ => vec![0.0; d],
+    };
     let raw = |beta: &[f64], i: usize| {
         beta[width]
             + z[i * width..(i + 1) * width]
@@ -272,6 +289,23 @@ mod tests {
         assert!((m.coef[0] - 1.5).abs() < 0.1, "{m:?}");
         assert!(m.coef[1].abs() < 0.1, "{m:?}");
         assert!((m.intercept + 0.5).abs() < 0.1, "{m:?}");
+    }
+
+    /// A warm start changes the road, not the destination: started from a fit on most of the
+    /// rows, the fit on all of them lands where a cold start does, in fewer iterations.
+    #[test]
+    fn a_warm_start_reaches_the_same_fit_sooner() {
+        let (z, y) = data(20_000, 3);
+        let cold = fit(&z, 2, &y, &[], 0.5).unwrap();
+        let part = fit(&z[..30_000], 2, &y[..15_000], &[], 0.5).unwrap();
+        let mut start = part.coef.clone();
+        start.push(part.intercept);
+        let warm = fit_from(&z, 2, &y, &[], 0.5, Some(&start)).unwrap();
+        for (a, b) in cold.coef.iter().zip(&warm.coef) {
+            assert!((a - b).abs() < 1e-6, "{cold:?} vs {warm:?}");
+        }
+        assert!((cold.intercept - warm.intercept).abs() < 1e-6);
+        assert!(warm.iterations < cold.iterations, "{warm:?} vs {cold:?}");
     }
 
     /// A weight of 2 is the same as the row twice; a weight of 0, as the row absent.

@@ -220,9 +220,12 @@ pub fn fit(
     let learned = match kind {
         Kind::Logistic => {
             let alpha = settings.logistic_alpha;
+            let params = fit_logistic(&fitting, width, alpha, None)?;
+            // The refit starts where the fit on most of the same rows ended.
+            let refit = fit_logistic(&everything, width, alpha, Some(&params))?;
             Learned {
-                params: fit_logistic(&fitting, width, alpha)?,
-                refit: fit_logistic(&everything, width, alpha)?,
+                params,
+                refit,
                 trees: None,
             }
         }
@@ -465,7 +468,14 @@ fn fit_trees(
     }
 }
 
-fn fit_logistic(rows: &Rows, width: usize, alpha: f64) -> Result<Params, ModelError> {
+/// Fits the logistic model on standardized features; `warm`, a logistic fit on other rows,
+/// is re-expressed in this fit's standardization and used as Newton's starting point.
+fn fit_logistic(
+    rows: &Rows,
+    width: usize,
+    alpha: f64,
+    warm: Option<&Params>,
+) -> Result<Params, ModelError> {
     let n = rows.len();
     let total: f64 = rows.w.iter().sum::<f64>().max(1e-12);
     let mut mean = vec![0.0; width];
@@ -496,8 +506,33 @@ fn fit_logistic(rows: &Rows, width: usize, alpha: f64) -> Result<Params, ModelEr
                 .map(|(j, &v)| super::standardize(v, mean[j], scale[j])),
         );
     }
-    let fitted = super::logistic::fit(&z, width, &rows.y, &rows.w, alpha)
+    // raw = b + Σ c·(x − m)/s = b' + Σ c'·(x − m')/s' with c' = c·s'/s, b' = b + Σ c·(m' − m)/s.
+    let start = match warm {
+        Some(Params::Logistic {
+            mean: m0,
+            scale: s0,
+            coef,
+            intercept,
+            ..
+        }) if coef.len() == width => {
+            let mut beta: Vec<f64> = (0..width).map(|j| coef[j] * scale[j] / s0[j]).collect();
+            beta.push(
+                intercept
+                    + (0..width)
+                        .map(|j| coef[j] * (mean[j] - m0[j]) / s0[j])
+                        .sum::<f64>(),
+            );
+            Some(beta)
+        }
+        _ => None,
+    };
+    let fitted = super::logistic::fit_from(&z, width, &rows.y, &rows.w, alpha, start.as_deref())
         .map_err(|e| ModelError::Fit(e.to_string()))?;
+    tracing::debug!(
+        iterations = fitted.iterations,
+        warm = start.is_some(),
+        "logistic fit"
+    );
     Ok(Params::Logistic {
         mean,
         scale,
