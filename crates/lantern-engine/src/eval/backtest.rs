@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::features::FeatureEngine;
 use crate::model::calibrate::{reliability, ReliabilityBin};
-use crate::model::train::{fit, training_set, TrainSettings, TrainingSet};
+use crate::model::train::{fit_side_by_side, training_set, TrainSettings, TrainingSet};
 use crate::model::{Kind, ModelError};
 use crate::registry::{Capacities, Registry};
 use crate::stats::{brier, pr_auc, roc_auc};
@@ -232,8 +232,11 @@ pub fn backtest_on(
         // A fold whose models cannot be fitted (too few labels before it, one class only) is
         // skipped with its reason; the others still count.
         let mut failed = None;
-        for &(kind, name, fit_settings) in &fits {
-            let model = match fit(kind, &known, engine.spec(), fit_settings, t, 0) {
+        let jobs: Vec<(Kind, &TrainSettings, u32)> =
+            fits.iter().map(|&(kind, _, s)| (kind, s, 0)).collect();
+        let fitted = fit_side_by_side(&jobs, &known, engine.spec(), t, || progress.inc(1));
+        for ((_, name, _), model) in fits.iter().zip(fitted) {
+            let model = match model {
                 Ok(m) => m,
                 Err(e) => {
                     failed = Some(format!("{name}: {e}"));
@@ -244,7 +247,6 @@ pub fn backtest_on(
                 s.scores
                     .insert(name.to_string(), model.score(eval.features.row(i)));
             }
-            progress.inc(1);
         }
         if let Some(reason) = failed {
             tracing::warn!(night = %t, %reason, "back-test fold skipped");

@@ -111,32 +111,45 @@ pub async fn referral_dates(
     Ok(out)
 }
 
-/// Samples the inferred negatives for a training set of `labels` (see the module docs).
+/// The first half of sampling: the candidate (household, night) pairs whose features the
+/// second half, [`Candidates::choose`], needs. Split so that a training set computes the
+/// features of its labels and of these candidates in one pass over the state.
+pub struct Candidates {
+    /// Sorted (household, night) pairs.
+    pub pairs: Vec<(String, NaiveDate)>,
+    nights: Vec<NaiveDate>,
+    per_night: usize,
+    weight: f64,
+    evidence_quantile: f64,
+    rng: ChaCha8Rng,
+}
+
+/// Picks the candidates for the inferred negatives of a training set of `labels` (see the
+/// module docs): per night, twice what is needed of the screened, never-referred households.
 /// Deterministic for a given lake, labels, settings and seed.
-pub async fn sample(
+pub async fn candidates(
     engine: &FeatureEngine,
     labels: &[Label],
     settings: &RejectInference,
     seed: u64,
-) -> Result<Inferred, ModelError> {
-    let mut out = Inferred {
-        features: FeatureBatch {
-            width: engine.spec().features.len(),
-            ..Default::default()
-        },
+) -> Result<Candidates, ModelError> {
+    let mut out = Candidates {
+        pairs: Vec::new(),
+        nights: Vec::new(),
+        per_night: 0,
         weight: settings.weight,
+        evidence_quantile: settings.evidence_quantile,
+        rng: ChaCha8Rng::seed_from_u64(seed),
     };
     let wanted = (labels.len() as f64 * settings.share).round() as usize;
     if wanted == 0 || settings.nights == 0 || labels.is_empty() {
         return Ok(out);
     }
-    let nights = nights(labels, settings.nights);
-    let per_night = wanted.div_ceil(nights.len());
+    out.nights = nights(labels, settings.nights);
+    out.per_night = wanted.div_ceil(out.nights.len());
     let referred = referral_dates(engine, labels).await?;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     // Candidates: twice what is needed per night, so the weak-evidence half still fills it.
-    let mut pairs: Vec<(String, NaiveDate)> = Vec::new();
-    for &night in &nights {
+    for &night in &out.nights {
         let mut cohort: Vec<String> = engine
             .scoring_cohort(night)
             .await?
@@ -147,46 +160,65 @@ pub async fn sample(
                     .is_none_or(|dates| dates.iter().all(|&d| d > night))
             })
             .collect();
-        cohort.shuffle(&mut rng);
-        cohort.truncate(2 * per_night);
-        pairs.extend(cohort.into_iter().map(|h| (h, night)));
+        cohort.shuffle(&mut out.rng);
+        cohort.truncate(2 * out.per_night);
+        out.pairs.extend(cohort.into_iter().map(|h| (h, night)));
     }
-    if pairs.is_empty() {
-        return Ok(out);
-    }
-    pairs.sort();
-    let computed = engine.compute(&pairs).await?;
-    let rule = super::Params::Rule(super::train::rule_params(engine.spec())?);
-    // By night: the candidates and their rule scores; keep the weakest evidence.
-    let mut by_night: HashMap<NaiveDate, Vec<(f64, usize)>> = HashMap::new();
-    for (i, k) in computed.keys.iter().enumerate() {
-        let score = super::raw_score(&rule, computed.row(i));
-        by_night.entry(k.as_of).or_default().push((score, i));
-    }
-    let mut keep: Vec<usize> = Vec::new();
-    for night in &nights {
-        let Some(mut rows) = by_night.remove(night) else {
-            continue;
-        };
-        // Sorted by score, ties by row (the rows come in key order): deterministic.
-        rows.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        let q = settings.evidence_quantile.clamp(0.0, 1.0);
-        let cut = rows[((rows.len() - 1) as f64 * q).floor() as usize].0;
-        let mut weak: Vec<usize> = rows
-            .into_iter()
-            .filter(|(s, _)| *s <= cut)
-            .map(|(_, i)| i)
-            .collect();
-        weak.shuffle(&mut rng);
-        weak.truncate(per_night);
-        keep.extend(weak);
-    }
-    keep.sort_unstable();
-    for i in keep {
-        out.features.keys.push(computed.keys[i].clone());
-        out.features.values.extend_from_slice(computed.row(i));
-    }
+    out.pairs.sort();
     Ok(out)
+}
+
+impl Candidates {
+    /// The second half: of `computed`, the features of [`Candidates::pairs`] in that order,
+    /// keeps per night the weakest evidence by the rule's score (today's practice,
+    /// model-independent), `per_night` of them at random.
+    pub fn choose(
+        mut self,
+        computed: &FeatureBatch,
+        spec: &crate::features::FeatureSpec,
+    ) -> Result<Inferred, ModelError> {
+        let mut out = Inferred {
+            features: FeatureBatch {
+                width: computed.width,
+                ..Default::default()
+            },
+            weight: self.weight,
+        };
+        if self.pairs.is_empty() {
+            return Ok(out);
+        }
+        let rule = super::Params::Rule(super::train::rule_params(spec)?);
+        // By night: the candidates and their rule scores; keep the weakest evidence.
+        let mut by_night: HashMap<NaiveDate, Vec<(f64, usize)>> = HashMap::new();
+        for (i, k) in computed.keys.iter().enumerate() {
+            let score = super::raw_score(&rule, computed.row(i));
+            by_night.entry(k.as_of).or_default().push((score, i));
+        }
+        let mut keep: Vec<usize> = Vec::new();
+        for night in &self.nights {
+            let Some(mut rows) = by_night.remove(night) else {
+                continue;
+            };
+            // Sorted by score, ties by row (the rows come in key order): deterministic.
+            rows.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            let q = self.evidence_quantile.clamp(0.0, 1.0);
+            let cut = rows[((rows.len() - 1) as f64 * q).floor() as usize].0;
+            let mut weak: Vec<usize> = rows
+                .into_iter()
+                .filter(|(s, _)| *s <= cut)
+                .map(|(_, i)| i)
+                .collect();
+            weak.shuffle(&mut self.rng);
+            weak.truncate(self.per_night);
+            keep.extend(weak);
+        }
+        keep.sort_unstable();
+        for i in keep {
+            out.features.keys.push(computed.keys[i].clone());
+            out.features.values.extend_from_slice(computed.row(i));
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]

@@ -76,9 +76,19 @@ pub async fn training_set(
     settings: &TrainSettings,
 ) -> Result<TrainingSet, ModelError> {
     let labels = engine.labels(before).await?;
+    let candidates = super::reject::candidates(
+        engine,
+        &labels,
+        &settings.reject_inference,
+        settings.trees.seed,
+    )
+    .await?;
+    // The labels' pairs and the inferred negatives' candidates in one pass over the state: a
+    // pass has a fixed cost per bucket, whatever its pairs.
     let mut cohort: Vec<(String, NaiveDate)> = labels
         .iter()
         .map(|l| (l.household_id.clone(), l.as_of))
+        .chain(candidates.pairs.iter().cloned())
         .collect();
     cohort.sort();
     cohort.dedup();
@@ -89,32 +99,30 @@ pub async fn training_set(
         .enumerate()
         .map(|(i, k)| ((k.household_id.as_str(), k.as_of), i))
         .collect();
-    let mut features = FeatureBatch {
-        width: computed.width,
-        ..Default::default()
+    let missing = |h: &str, d: NaiveDate| {
+        ModelError::Features(crate::features::FeatureError::Mismatch {
+            detail: format!(
+                "features.sql returned no row for household {h} as of {d}; it must return one \
+                 row per cohort pair (LEFT JOIN from cohort)"
+            ),
+        })
     };
-    for l in &labels {
-        let Some(&i) = row.get(&(l.household_id.as_str(), l.as_of)) else {
-            return Err(ModelError::Features(
-                crate::features::FeatureError::Mismatch {
-                    detail: format!(
-                        "features.sql returned no row for household {} as of {}; it must return \
-                     one row per cohort pair (LEFT JOIN from cohort)",
-                        l.household_id, l.as_of
-                    ),
-                },
-            ));
+    let pick =
+        |pairs: &mut dyn Iterator<Item = (&str, NaiveDate)>| -> Result<FeatureBatch, ModelError> {
+            let mut out = FeatureBatch {
+                width: computed.width,
+                ..Default::default()
+            };
+            for (h, d) in pairs {
+                let &i = row.get(&(h, d)).ok_or_else(|| missing(h, d))?;
+                out.keys.push(computed.keys[i].clone());
+                out.values.extend_from_slice(computed.row(i));
+            }
+            Ok(out)
         };
-        features.keys.push(computed.keys[i].clone());
-        features.values.extend_from_slice(computed.row(i));
-    }
-    let inferred = super::reject::sample(
-        engine,
-        &labels,
-        &settings.reject_inference,
-        settings.trees.seed,
-    )
-    .await?;
+    let features = pick(&mut labels.iter().map(|l| (l.household_id.as_str(), l.as_of)))?;
+    let candidate_rows = pick(&mut candidates.pairs.iter().map(|(h, d)| (h.as_str(), *d)))?;
+    let inferred = candidates.choose(&candidate_rows, engine.spec())?;
     Ok(TrainingSet {
         labels,
         features,
@@ -606,10 +614,19 @@ pub fn train_all_on(
         "training set built"
     );
     let data_dir = engine.data_dir();
+    let jobs: Vec<(Kind, &TrainSettings, u32)> = kinds
+        .iter()
+        .map(|&k| {
+            (
+                k,
+                settings,
+                super::artefact::next_version(data_dir, k.name()),
+            )
+        })
+        .collect();
     let mut models = Vec::new();
-    for &kind in kinds {
-        let version = super::artefact::next_version(data_dir, kind.name());
-        let model = fit(kind, set, engine.spec(), settings, as_of, version)?;
+    for fitted in fit_side_by_side(&jobs, set, engine.spec(), as_of, || {}) {
+        let model = fitted?;
         let dir = super::artefact::save(data_dir, &model)?;
         tracing::info!(model = %model.id(), roc_auc = model.metrics.roc_auc, pr_auc = model.metrics.pr_auc, trees = ?model.training.trees_chosen, "saved");
         models.push((model, dir));
@@ -628,6 +645,37 @@ pub fn train_all_on(
     });
     audit(data_dir, record)?;
     Ok(Trained { models })
+}
+
+/// Fits several models on one training set side by side, a thread each, and returns them in
+/// the order asked (`(kind, settings, version)` per job); `done` is called as each finishes.
+/// Every fit is deterministic whatever the threads, so this changes only the wall time: a fit
+/// has stretches on one core (small tree nodes, the Newton solve, calibration) that the others
+/// fill.
+pub fn fit_side_by_side(
+    jobs: &[(Kind, &TrainSettings, u32)],
+    set: &TrainingSet,
+    spec: &FeatureSpec,
+    as_of: NaiveDate,
+    done: impl Fn() + Sync,
+) -> Vec<Result<Model, ModelError>> {
+    let done = &done;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = jobs
+            .iter()
+            .map(|&(kind, settings, version)| {
+                s.spawn(move || {
+                    let fitted = fit(kind, set, spec, settings, as_of, version);
+                    done();
+                    fitted
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a model fit panicked"))
+            .collect()
+    })
 }
 
 /// Appends to the audit log, as a model error.
