@@ -231,15 +231,39 @@ pub async fn train_and_promote(
         .filter(|m| m.check_features(engine.spec()).is_ok());
     // One training set for the fit and its back-test: labels decided before `as_of`.
     let set = crate::model::train::training_set(engine, as_of, settings).await?;
-    let trained = train_all_on(engine, &set, settings, as_of, kinds)?;
     let learned: Vec<&str> = kinds
         .iter()
         .filter(|k| **k != Kind::Rule)
         .map(|k| k.name())
         .collect();
+    let until = as_of.pred_opt().unwrap_or(as_of);
+    // The models and the back-test that judges them are fitted side by side: both read the
+    // same training set, and each has stretches on one core that the other fills.
+    let (trained, backtested) = std::thread::scope(|s| {
+        let fits = s.spawn(|| train_all_on(engine, &set, settings, as_of, kinds));
+        let backtested = (!learned.is_empty()).then(|| {
+            super::backtest::backtest_on(
+                engine,
+                &set,
+                settings,
+                registry,
+                capacities,
+                backtest,
+                until,
+                incumbent.as_ref(),
+                progress,
+            )
+        });
+        (
+            fits.join().expect("the model fits do not panic"),
+            backtested,
+        )
+    });
+    let trained = trained?;
     let mut record = crate::audit::AuditRecord::new("promote");
     record.as_of = Some(as_of.to_string());
-    if learned.is_empty() {
+    // No back-test: only the rule was trained.
+    let Some(backtested) = backtested else {
         let Some((rule, _)) = trained.models.iter().find(|(m, _)| m.kind() == Kind::Rule) else {
             return Ok(Gated {
                 trained,
@@ -269,19 +293,8 @@ pub async fn train_and_promote(
             current: Some(id),
             fell_back: false,
         });
-    }
-    let until = as_of.pred_opt().unwrap_or(as_of);
-    let report = match super::backtest::backtest_on(
-        engine,
-        &set,
-        settings,
-        registry,
-        capacities,
-        backtest,
-        until,
-        incumbent.as_ref(),
-        progress,
-    ) {
+    };
+    let report = match backtested {
         Ok(r) => r,
         // No back-test, no evidence: refused (the rule stays or becomes current), not a crash.
         Err(e) => {
