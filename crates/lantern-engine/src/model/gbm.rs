@@ -389,41 +389,12 @@ impl Histogram {
             out
         };
         let blocks: Vec<&[u32]> = rows.chunks(HIST_BLOCK).collect();
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .min(blocks.len().max(1));
         let mut total = vec![[0.0f64; 2]; size];
-        let mut add = |part: Vec<[f64; 2]>| {
+        for part in super::blocks_in_order(blocks.len(), |k| block(blocks[k])) {
             for (t, p) in total.iter_mut().zip(part) {
                 t[0] += p[0];
                 t[1] += p[1];
             }
-        };
-        if threads <= 1 {
-            blocks.iter().for_each(|part| add(block(part)));
-        } else {
-            // Thread t sums blocks t, t + threads, ...; the sums are added in block order.
-            let mut parts: Vec<(usize, Vec<[f64; 2]>)> = std::thread::scope(|s| {
-                let handles: Vec<_> = (0..threads)
-                    .map(|t| {
-                        let blocks = &blocks;
-                        let block = &block;
-                        s.spawn(move || {
-                            (t..blocks.len())
-                                .step_by(threads)
-                                .map(|k| (k, block(blocks[k])))
-                                .collect::<Vec<_>>()
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .flat_map(|h| h.join().expect("histogram thread"))
-                    .collect()
-            });
-            parts.sort_by_key(|(k, _)| *k);
-            parts.into_iter().for_each(|(_, part)| add(part));
         }
         Histogram { gh: total }
     }

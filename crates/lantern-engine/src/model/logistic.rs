@@ -155,10 +155,6 @@ fn gradient_hessian(
     let n = y.len();
     let d = width + 1;
     let blocks = n.div_ceil(BLOCK);
-    let threads = std::thread::available_parallelism()
-        .map(|t| t.get())
-        .unwrap_or(1)
-        .clamp(1, blocks.max(1));
     let block = |k: usize| {
         let mut g = vec![0.0; d];
         let mut h = vec![0.0; d * d];
@@ -185,37 +181,10 @@ fn gradient_hessian(
         }
         (g, h)
     };
-    let mut parts: Vec<Option<(Vec<f64>, Vec<f64>)>> = vec![None; blocks];
-    if threads <= 1 {
-        for (k, part) in parts.iter_mut().enumerate() {
-            *part = Some(block(k));
-        }
-    } else {
-        // Thread t computes blocks t, t + threads, ...; each block's sums are kept apart.
-        let per_thread: Vec<Vec<(usize, (Vec<f64>, Vec<f64>))>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    let block = &block;
-                    scope.spawn(move || {
-                        (t..blocks)
-                            .step_by(threads)
-                            .map(|k| (k, block(k)))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("a gradient block panicked"))
-                .collect()
-        });
-        for (k, sums) in per_thread.into_iter().flatten() {
-            parts[k] = Some(sums);
-        }
-    }
+    let parts = super::blocks_in_order(blocks, block);
     let mut g = vec![0.0; d];
     let mut h = vec![0.0; d * d];
-    for (pg, ph) in parts.into_iter().flatten() {
+    for (pg, ph) in parts {
         for (a, b) in g.iter_mut().zip(&pg) {
             *a += b;
         }

@@ -426,6 +426,38 @@ fn rule_inputs(p: &RuleParams, row: &[f32]) -> (bool, u16, usize) {
 /// value later would otherwise be dozens of deviations out and swamp every other feature.
 const Z_LIMIT: f64 = 5.0;
 
+/// `f(k)` for every block `k` in `0..blocks`, spread over the machine's cores (thread `t`
+/// takes blocks `t`, `t + threads`, ...), returned in block order: sums made from them in that
+/// order do not depend on the thread count, so a fit is the same on any machine.
+pub(crate) fn blocks_in_order<T: Send>(blocks: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let threads = std::thread::available_parallelism()
+        .map(|t| t.get())
+        .unwrap_or(1)
+        .clamp(1, blocks.max(1));
+    if threads <= 1 {
+        return (0..blocks).map(f).collect();
+    }
+    let f = &f;
+    let mut parts: Vec<(usize, T)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || {
+                    (t..blocks)
+                        .step_by(threads)
+                        .map(|k| (k, f(k)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a block of rows panicked"))
+            .collect()
+    });
+    parts.sort_by_key(|(k, _)| *k);
+    parts.into_iter().map(|(_, part)| part).collect()
+}
+
 /// `(v - mean) / scale`, clipped to ±[`Z_LIMIT`]; training uses the same function.
 pub fn standardize(v: f32, mean: f64, scale: f64) -> f64 {
     ((v as f64 - mean) / scale).clamp(-Z_LIMIT, Z_LIMIT)
