@@ -7,8 +7,6 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use rand::{Rng, SeedableRng};
-use rdkafka::consumer::BaseConsumer;
-use rdkafka::message::Message;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::BaseProducer;
 
@@ -18,7 +16,7 @@ use common::assert_lake_matches;
 use lantern::config::Settings;
 use lantern::contract::Validator;
 use lantern::ingest::kafka::{consume, KafkaDeadLetters, KafkaIngestOptions};
-use lantern::ingest::{DeadLetter, Ingestor};
+use lantern::ingest::Ingestor;
 use lantern::lake::{Lake, LakeWriter};
 use lantern::registry::Registry;
 use lantern::sim;
@@ -84,28 +82,6 @@ fn setup(households: u64, group: &str) -> Setup {
     }
 }
 
-/// Every letter on the dead-letter topic, read to its end by assigning its partitions.
-///
-/// Not by subscribing: a reader in a group closes through rust-rdkafka's default rebalance
-/// handler, which asks librdkafka for the rebalance protocol from inside the callback, and that
-/// request can wait for ever during a close (session 9 found it in the ingest consumer, which
-/// has its own handler since; this test's own reader hung the same way in session 11's CI, for
-/// 30 minutes until the CI's ceiling). Everything is on the topic by now: ingest flushes its
-/// dead letters before it commits and returns.
-fn dead_letters(settings: &Settings) -> Vec<DeadLetter> {
-    let consumer: BaseConsumer = lantern::kafka::client_config(&settings.kafka)
-        .set("group.id", "dead-letter-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut out = Vec::new();
-    lantern::kafka::read_to_end(&consumer, &settings.topics.dead_letter, |m| {
-        out.push(serde_json::from_slice::<DeadLetter>(m.payload().unwrap()).unwrap());
-    })
-    .unwrap();
-    out
-}
-
 #[test]
 fn topics_drain_into_the_lake_and_invalid_records_into_the_dead_letter_topic() {
     let s = setup(1_500, "lantern-test-drain");
@@ -131,7 +107,7 @@ fn topics_drain_into_the_lake_and_invalid_records_into_the_dead_letter_topic() {
     assert!(report.commits > 0);
     assert_lake_matches(&lake, m);
 
-    let letters = dead_letters(&s.settings);
+    let letters = common::dead_letters(&s.settings);
     let mut by_reason: BTreeMap<String, u64> = BTreeMap::new();
     for d in &letters {
         *by_reason.entry(d.reason.clone()).or_default() += 1;
@@ -255,7 +231,7 @@ fn sigkill_at_random_points_loses_nothing_and_duplicates_nothing() {
     assert_lake_matches(&lake, &s.manifest);
     // Dead letters are at least once: after crashes some may be repeated, but every invalid
     // message is there.
-    let letters = dead_letters(&s.settings);
+    let letters = common::dead_letters(&s.settings);
     let origins: HashSet<String> = letters
         .iter()
         .map(|d| serde_json::to_string(&d.origin).unwrap())
@@ -401,7 +377,7 @@ fn three_ingest_processes_killed_and_restarted_at_random_keep_every_event_once()
     );
 
     assert_lake_matches(&Lake::in_data_dir(data.path()), &s.manifest);
-    let letters = dead_letters(&s.settings);
+    let letters = common::dead_letters(&s.settings);
     let origins: HashSet<String> = letters.iter().map(|d| format!("{:?}", d.origin)).collect();
     assert_eq!(
         origins.len() as u64,

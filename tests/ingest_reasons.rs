@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use rdkafka::consumer::BaseConsumer;
-use rdkafka::message::Message;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::{json, Value};
+
+mod common;
 
 use lantern::config::Settings;
 use lantern::contract::{RejectReason, Validator};
@@ -229,35 +229,24 @@ fn every_reason_reaches_the_kafka_dead_letter_topic() {
     opts.until_idle = true;
     consume(&settings, &mut ing, &opts).unwrap();
 
-    // Read by assigning the partitions, not by joining a group: a subscribed reader's close can
-    // hang for ever in rust-rdkafka's default rebalance handler (see tests/ingest_kafka.rs's
-    // `dead_letters`). Ingest has flushed every letter before returning.
-    let reader: BaseConsumer = lantern::kafka::client_config(&settings.kafka)
-        .set("group.id", "reasons-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
+    // Every letter, read by assigning the partitions (see `common::dead_letters`); ingest has
+    // flushed them all before returning.
     let mut got: BTreeMap<i64, (String, String)> = BTreeMap::new();
     let mut outcome_letter: Option<(String, String)> = None;
-    lantern::kafka::read_to_end(&reader, &settings.topics.dead_letter, |m| {
-        let v: Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
-        if v["origin"]["topic"] == json!(settings.topics.case_outcomes) {
-            outcome_letter = Some((
-                v["reason"].as_str().unwrap().into(),
-                v["field"].as_str().unwrap().into(),
-            ));
-            return;
+    for d in common::dead_letters(&settings) {
+        let Origin::Kafka { topic, offset, .. } = &d.origin else {
+            panic!(
+                "a dead letter from Kafka has a Kafka origin: {:?}",
+                d.origin
+            );
+        };
+        if *topic == settings.topics.case_outcomes {
+            outcome_letter = Some((d.reason.clone(), d.field.clone()));
+            continue;
         }
-        assert_eq!(v["origin"]["topic"], json!(settings.topics.utility_arrears));
-        got.insert(
-            v["origin"]["offset"].as_i64().unwrap(),
-            (
-                v["reason"].as_str().unwrap().to_string(),
-                v["field"].as_str().unwrap().to_string(),
-            ),
-        );
-    })
-    .unwrap();
+        assert_eq!(topic, &settings.topics.utility_arrears);
+        got.insert(*offset, (d.reason.clone(), d.field.clone()));
+    }
     assert_eq!(got.len(), sent.len());
     for (offset, (_, reason, field)) in sent.iter().enumerate() {
         let (r, f) = &got[&(offset as i64)];

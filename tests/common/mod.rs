@@ -414,3 +414,30 @@ pub fn parquet_rows(path: &std::path::Path, order: &str) -> String {
             .to_string()
     })
 }
+
+/// Every letter on the dead-letter topic, read to its end by assigning its partitions.
+///
+/// Not by subscribing: a reader in a group closes through rust-rdkafka's default rebalance
+/// handler, which asks librdkafka for the rebalance protocol from inside the callback, and that
+/// request can wait for ever during a close (session 9 found it in the ingest consumer, which
+/// has its own handler since; this test's own reader hung the same way in session 11's CI, for
+/// 30 minutes until the CI's ceiling). Everything is on the topic by now: ingest flushes its
+/// dead letters before it commits and returns.
+pub fn dead_letters(settings: &lantern::config::Settings) -> Vec<lantern::ingest::DeadLetter> {
+    let consumer: rdkafka::consumer::BaseConsumer = lantern::kafka::client_config(&settings.kafka)
+        .set("group.id", "dead-letter-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut out = Vec::new();
+    lantern::kafka::read_to_end(&consumer, &settings.topics.dead_letter, |m| {
+        out.push(
+            serde_json::from_slice::<lantern::ingest::DeadLetter>(
+                rdkafka::Message::payload(m).unwrap(),
+            )
+            .unwrap(),
+        );
+    })
+    .unwrap();
+    out
+}

