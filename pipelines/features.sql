@@ -369,10 +369,12 @@ SELECT
     g.* EXCLUDE (household_id, as_of),
     y.* EXCLUDE (household_id, as_of),
     h.* EXCLUDE (household_id)
+-- Narrowest first: every join copies the columns joined so far, so the widest part (the
+-- arrears, over a hundred columns) is copied once, at the end, not once per later join.
 FROM cohort c
-LEFT JOIN spread s ON s.household_id = c.household_id AND s.as_of = c.as_of
-LEFT JOIN arrears_f a ON a.household_id = c.household_id AND a.as_of = c.as_of
-LEFT JOIN reports_f r ON r.household_id = c.household_id AND r.as_of = c.as_of
-LEFT JOIN gaps_f g ON g.household_id = c.household_id AND g.as_of = c.as_of
-LEFT JOIN history_f y ON y.household_id = c.household_id AND y.as_of = c.as_of
 LEFT JOIN hh_f h ON h.household_id = c.household_id
+LEFT JOIN history_f y ON y.household_id = c.household_id AND y.as_of = c.as_of
+LEFT JOIN spread s ON s.household_id = c.household_id AND s.as_of = c.as_of
+LEFT JOIN gaps_f g ON g.household_id = c.household_id AND g.as_of = c.as_of
+LEFT JOIN reports_f r ON r.household_id = c.household_id AND r.as_of = c.as_of
+LEFT JOIN arrears_f a ON a.household_id = c.household_id AND a.as_of = c.as_of
