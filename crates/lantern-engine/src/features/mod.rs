@@ -406,10 +406,12 @@ pub struct FeatureEngine {
 /// (household, date) pairs per query slice by default; see [`FeatureEngine::with_slice_pairs`].
 pub const DEFAULT_SLICE_PAIRS: usize = 50_000;
 
-/// Slices whose queries run at once by default: one, started as soon as the caller takes the
-/// last slice's features, so the next query runs while the caller scores. Two at once were
-/// slower on two cores, where one query already uses both (docs/BENCHMARKS.md).
-pub const DEFAULT_SLICES_IN_FLIGHT: usize = 1;
+/// Slices whose queries run at once by default: two, so that the next query runs while the
+/// caller scores and one query's single-threaded stretches (planning, the final joins, which
+/// build on one thread) overlap the other's work. On two cores this was slower while the final
+/// joins copied the wide arrears columns several times; since they copy them once, two are
+/// 0.94x one (docs/BENCHMARKS.md).
+pub const DEFAULT_SLICES_IN_FLIGHT: usize = 2;
 
 impl FeatureEngine {
     /// Registers the lake, the households reference and the referral lists of `data_dir`, with
