@@ -34,8 +34,9 @@ pub fn run(settings: &Settings, args: FeaturesArgs) -> Result<()> {
             FeatureEngine::open_configured(&settings.data.dir, spec, &settings.features).await?;
         // Each date's cohort: the households screened that night.
         let mut cohort = Vec::new();
-        for &d in &args.dates {
-            cohort.extend(engine.scoring_cohort(d).await?.into_iter().map(|h| (h, d)));
+        let cohorts = engine.scoring_cohorts(&args.dates).await?;
+        for (&d, households) in args.dates.iter().zip(cohorts) {
+            cohort.extend(households.into_iter().map(|h| (h, d)));
         }
         let groups: Vec<Vec<(String, NaiveDate)>> = if args.separate {
             args.dates

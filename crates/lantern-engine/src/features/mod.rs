@@ -634,8 +634,29 @@ impl FeatureEngine {
 
     /// The households screened on `as_of`: any signal known by then in the look-back window.
     pub async fn scoring_cohort(&self, as_of: NaiveDate) -> Result<Vec<String>, FeatureError> {
+        let mut cohorts = self.scoring_cohorts(&[as_of]).await?;
+        Ok(cohorts.pop().unwrap_or_default())
+    }
+
+    /// The households screened on each of `nights`, in that order: the state is brought up to
+    /// date and registered once, and two nights' queries run at once (a query's final
+    /// `DISTINCT … ORDER BY` is largely single-threaded, so the other core takes the next one).
+    pub async fn scoring_cohorts(
+        &self,
+        nights: &[NaiveDate],
+    ) -> Result<Vec<Vec<String>>, FeatureError> {
         let state = self.refresh()?;
         self.register_events(state.as_ref(), Scope::All).await?;
+        futures::stream::iter(nights.iter().map(|&night| self.registered_cohort(night)))
+            .buffered(2)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect()
+    }
+
+    /// One night's cohort query, with the events already registered.
+    async fn registered_cohort(&self, as_of: NaiveDate) -> Result<Vec<String>, FeatureError> {
         let sql = self.spec.render(&self.spec.cohort_sql, as_of, as_of);
         let batches = self.query(&sql).await?;
         let mut out = Vec::new();
@@ -1289,29 +1310,48 @@ fn to_features(
     let as_of = batch.column_by_name("as_of").expect("key columns checked");
     let as_of = cast(as_of, &DataType::Date32).map_err(DataFusionError::from)?;
     let as_of = as_of.as_primitive::<Date32Type>();
-    let mut keys = Vec::with_capacity(n);
-    for i in 0..n {
-        keys.push(RowKey {
-            household_id: ids[i].clone().unwrap_or_default(),
-            as_of: date_from_days(as_of.value(i)),
-            district_code: districts[i].clone(),
-            dong_code: dongs[i].clone(),
-            household_type: types[i].clone(),
-            head_age_band: ages[i].clone(),
-            disability: disability[i],
-        });
-    }
+    let keys = ids
+        .into_iter()
+        .zip(districts)
+        .zip(dongs)
+        .zip(types)
+        .zip(ages)
+        .zip(disability)
+        .enumerate()
+        .map(
+            |(i, (((((id, district_code), dong_code), household_type), head_age_band), disability))| {
+                RowKey {
+                    household_id: id.unwrap_or_default(),
+                    as_of: date_from_days(as_of.value(i)),
+                    district_code,
+                    dong_code,
+                    household_type,
+                    head_age_band,
+                    disability,
+                }
+            },
+        )
+        .collect();
+    let cols = columns
+        .iter()
+        .map(|&c| cast(batch.column(c), &DataType::Float64).map_err(DataFusionError::from))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cols: Vec<_> = cols.iter().map(|c| c.as_primitive::<Float64Type>()).collect();
+    // Row-major output written a block of rows at a time, column by column within the block,
+    // so the block's rows stay in cache (a whole batch is several MB, written once per column).
+    const BLOCK: usize = 256;
     let mut values = vec![0f32; n * width];
-    for (j, (&c, def)) in columns.iter().zip(&spec.features).enumerate() {
-        let col = cast(batch.column(c), &DataType::Float64).map_err(DataFusionError::from)?;
-        let col = col.as_primitive::<Float64Type>();
-        for i in 0..n {
-            let v = if col.is_valid(i) && col.value(i).is_finite() {
-                col.value(i)
-            } else {
-                def.impute
-            };
-            values[i * width + j] = v as f32;
+    for start in (0..n).step_by(BLOCK) {
+        let end = (start + BLOCK).min(n);
+        for (j, (col, def)) in cols.iter().zip(&spec.features).enumerate() {
+            for i in start..end {
+                let v = if col.is_valid(i) && col.value(i).is_finite() {
+                    col.value(i)
+                } else {
+                    def.impute
+                };
+                values[i * width + j] = v as f32;
+            }
         }
     }
     Ok(FeatureBatch {

@@ -149,10 +149,9 @@ pub async fn candidates(
     out.per_night = wanted.div_ceil(out.nights.len());
     let referred = referral_dates(engine, labels).await?;
     // Candidates: twice what is needed per night, so the weak-evidence half still fills it.
-    for &night in &out.nights {
-        let mut cohort: Vec<String> = engine
-            .scoring_cohort(night)
-            .await?
+    let cohorts = engine.scoring_cohorts(&out.nights).await?;
+    for (&night, cohort) in out.nights.iter().zip(cohorts) {
+        let mut cohort: Vec<String> = cohort
             .into_iter()
             .filter(|h| {
                 referred
