@@ -490,11 +490,46 @@ pub fn stage(
     let mut hashes = BTreeMap::new();
     let bytes = std::fs::read(&parquet).map_err(|e| ScreenError::Output(e.to_string()))?;
     hashes.insert("referrals.parquet".to_string(), sha256(&bytes));
+    // Every screened household's decision (the largest file, about half a million rows at 1
+    // million households) is written on a thread of its own while this one writes the lists.
     let decisions = dir.join(DECISIONS);
-    crate::lake::write_parquet_atomic(&decisions, &[decisions_batch(s)?])
-        .map_err(|e| ScreenError::Output(e.to_string()))?;
-    let bytes = std::fs::read(&decisions).map_err(|e| ScreenError::Output(e.to_string()))?;
-    hashes.insert(DECISIONS.to_string(), sha256(&bytes));
+    let write_decisions = || -> Result<String, ScreenError> {
+        crate::lake::write_parquet_atomic(&decisions, &[decisions_batch(s)?])
+            .map_err(|e| ScreenError::Output(e.to_string()))?;
+        let bytes = std::fs::read(&decisions).map_err(|e| ScreenError::Output(e.to_string()))?;
+        Ok(sha256(&bytes))
+    };
+    let (decisions_hash, lists) = std::thread::scope(|scope| {
+        let decisions = scope.spawn(write_decisions);
+        let lists = stage_lists(&dir, &html_dir, s, registry, signals, fairness, &mut hashes);
+        (
+            decisions
+                .join()
+                .unwrap_or_else(|_| Err(ScreenError::Output("writing decisions panicked".into()))),
+            lists,
+        )
+    });
+    hashes.insert(DECISIONS.to_string(), decisions_hash?);
+    lists?;
+    let manifest = serde_json::to_vec_pretty(&hashes).expect("hashes serialize");
+    write_file(&dir.join(MANIFEST), &manifest)?;
+    Ok(Staged {
+        staging: dir,
+        hashes,
+    })
+}
+
+/// The fairness audit, each district's CSV and page, and the index page, into `dir`; each
+/// file's hash into `hashes`.
+fn stage_lists(
+    dir: &Path,
+    html_dir: &Path,
+    s: &Screening,
+    registry: &Registry,
+    signals: &HashMap<String, Vec<SignalLine>>,
+    fairness: &[GroupRow],
+    hashes: &mut BTreeMap<String, String>,
+) -> Result<(), ScreenError> {
     let audit = serde_json::to_vec_pretty(&serde_json::json!({
         "as_of": s.as_of.to_string(),
         "model": s.model,
@@ -637,10 +672,5 @@ pub fn stage(
     let index_html = html_dir.join("index.html");
     write_file(&index_html, page.as_bytes())?;
     hashes.insert("html/index.html".into(), sha256(page.as_bytes()));
-    let manifest = serde_json::to_vec_pretty(&hashes).expect("hashes serialize");
-    write_file(&dir.join(MANIFEST), &manifest)?;
-    Ok(Staged {
-        staging: dir,
-        hashes,
-    })
+    Ok(())
 }
