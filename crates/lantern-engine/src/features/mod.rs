@@ -280,7 +280,8 @@ impl FeatureSpec {
         self.features.iter().map(|f| f.name.clone()).collect()
     }
 
-    /// A short hash of the feature names in order; a saved model records it.
+    /// A short hash of the pipeline (the query, the look-back, the catalogue); a saved model
+    /// records it and [`crate::model::Model::check_features`] refuses one that differs.
     pub fn fingerprint(&self) -> String {
         // What a model's parameters depend on: the query that computes the features, the
         // look-back, and the catalogue (names in order, imputation, reason codes). An edited
@@ -1319,7 +1320,10 @@ fn to_features(
         .zip(disability)
         .enumerate()
         .map(
-            |(i, (((((id, district_code), dong_code), household_type), head_age_band), disability))| {
+            |(
+                i,
+                (((((id, district_code), dong_code), household_type), head_age_band), disability),
+            )| {
                 RowKey {
                     household_id: id.unwrap_or_default(),
                     as_of: date_from_days(as_of.value(i)),
@@ -1336,7 +1340,10 @@ fn to_features(
         .iter()
         .map(|&c| cast(batch.column(c), &DataType::Float64).map_err(DataFusionError::from))
         .collect::<Result<Vec<_>, _>>()?;
-    let cols: Vec<_> = cols.iter().map(|c| c.as_primitive::<Float64Type>()).collect();
+    let cols: Vec<_> = cols
+        .iter()
+        .map(|c| c.as_primitive::<Float64Type>())
+        .collect();
     // Row-major output written a block of rows at a time, column by column within the block,
     // so the block's rows stay in cache (a whole batch is several MB, written once per column).
     const BLOCK: usize = 256;

@@ -259,11 +259,27 @@ impl Model {
         }
     }
 
-    /// Fails, saying what differs, unless the model was trained on exactly `spec`'s features.
+    /// Fails, saying what differs, unless the model was trained on exactly `spec`'s features:
+    /// the same names in the same order, computed by the same pipeline (the fingerprint covers
+    /// features.sql, the look-back and the catalogue). An edited query with the same column
+    /// names computes different numbers, which the model's parameters were not fitted to.
     pub fn check_features(&self, spec: &FeatureSpec) -> Result<(), ModelError> {
         let now = spec.names();
         if now == self.features {
-            return Ok(());
+            let fingerprint = spec.fingerprint();
+            if fingerprint == self.feature_fingerprint {
+                return Ok(());
+            }
+            return Err(ModelError::FeatureMismatch {
+                model: self.id(),
+                detail: format!(
+                    "the same {} columns, but features.sql, the look-back or the catalogue's \
+                     imputation changed since: pipeline fingerprint {} then, {} now",
+                    now.len(),
+                    self.feature_fingerprint,
+                    fingerprint
+                ),
+            });
         }
         let missing: Vec<&String> = self.features.iter().filter(|f| !now.contains(f)).collect();
         let added: Vec<&String> = now.iter().filter(|f| !self.features.contains(f)).collect();
