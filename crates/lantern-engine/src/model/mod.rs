@@ -273,8 +273,9 @@ impl Model {
             return Err(ModelError::FeatureMismatch {
                 model: self.id(),
                 detail: format!(
-                    "the same {} columns, but features.sql, the look-back or the catalogue's \
-                     imputation changed since: pipeline fingerprint {} then, {} now",
+                    "the same {} columns, but features.sql, the look-back, or an imputation \
+                     or reason code in features.toml changed since: pipeline fingerprint {} \
+                     then, {} now",
                     now.len(),
                     self.feature_fingerprint,
                     fingerprint
