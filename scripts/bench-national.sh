@@ -12,7 +12,8 @@
 # Prints one line per step: wall seconds and peak RSS. Results are in $W/results.tsv.
 # LANTERN_BENCH_NIGHT_ONLY=1 stops after the state's screening (no training, no full
 # recomputation, no end to end): for the largest populations. There the simulated signal files
-# are removed as they are split (10 million households × 24 months is about 20 GB of NDJSON),
+# are removed as they are split and the history's once it is ingested (10 million households ×
+# 24 months is about 20 GB of NDJSON),
 # and LANTERN_BENCH_MODEL=DATA_DIR/models/NAME@VERSION screens with a model trained on another
 # run's population (training at 10 million is not what the night measures).
 # The history's one-off load gets a dedup cache large enough for the whole history
@@ -37,14 +38,24 @@ t() {
 }
 t simulate "$L" simulate --households "$N" --months "$M" --out sim
 mkdir -p history tonight
+TONIGHT=(-e '"observed_on":"2026-10-30"' -e '"observed_on":"2026-10-31"')
 for f in sim/signals/*.ndjson; do
   b=$(basename "$f")
-  grep -v -e '"observed_on":"2026-10-30"' -e '"observed_on":"2026-10-31"' "$f" > "history/$b" || true
-  grep -e '"observed_on":"2026-10-30"' -e '"observed_on":"2026-10-31"' "$f" > "tonight/$b" || true
+  grep "${TONIGHT[@]}" "$f" > "tonight/$b" || true
+  if [ -n "${LANTERN_BENCH_NIGHT_ONLY:-}" ] && [ ! -s "tonight/$b" ]; then
+    # Nothing of tonight in it (the monthly arrears): the history is the file itself. A copy
+    # would need its size again on disk (44 GB at 23 million).
+    mv "$f" "history/$b"
+    continue
+  fi
+  grep -v "${TONIGHT[@]}" "$f" > "history/$b" || true
   if [ -n "${LANTERN_BENCH_NIGHT_ONLY:-}" ]; then rm "$f"; fi
 done
 wc -l history/*.ndjson tonight/*.ndjson | tail -n +1 | sed 's/^/# /'
 LANTERN__INGEST__DEDUP_CACHE_KEYS=${LANTERN_BENCH_DEDUP_KEYS:-80000000} t ingest-history "$L" --data-dir d ingest --file history/*.ndjson sim/outcomes/case-outcomes.ndjson --ingest-day 2026-11-01
+# At the largest sizes the history's NDJSON (46 GB at 23 million) is not kept once it is in
+# the lake: the night reads only the lake and the state.
+if [ -n "${LANTERN_BENCH_NIGHT_ONLY:-}" ]; then rm -r history; fi
 t import "$L" --data-dir d import --households sim/households.csv --referrals sim/history/referrals.ndjson
 t state-first-build "$L" --data-dir d lake state
 t ingest-tonight "$L" --data-dir d ingest --file tonight/*.ndjson --ingest-day 2026-11-01

@@ -1266,7 +1266,7 @@ async fn every_screened_household_has_a_decision_and_explain_answers_for_listed_
         .collect();
     assert!(explain_lines
         .iter()
-        .all(|l| !l.contains(&unlisted.household_id)));
+        .all(|l| !l.contains(&*unlisted.household_id)));
 }
 
 /// Issue 9.6: the "last successful night" that /metrics reports is an issued night; a dry run

@@ -113,17 +113,20 @@ pub struct ScreenCounts {
 
 /// Why a screened household is, or is not, on its district's list: one row of the night's
 /// decision log, so that "why was this household not on the list?" has an answer.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+///
+/// One is kept for every screened household until the night's outputs are written (11 million
+/// at national scale), so it is kept small: the id in a box of its exact length, the district
+/// shared with every other decision in it.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
-    pub household_id: String,
+    pub household_id: Box<str>,
     /// None when no signal named a district.
-    pub district_code: Option<String>,
+    pub district_code: Option<std::sync::Arc<str>>,
     /// The model's calibrated score (also for excluded households).
     pub score: f64,
     pub outcome: DecisionOutcome,
     /// The household's groups for the night's fairness audit ([`crate::fairness::groups`]);
     /// not written to the decision log.
-    #[serde(skip)]
     pub groups: crate::fairness::Groups,
 }
 
@@ -340,6 +343,8 @@ pub async fn screen(
     // district holds more than its capacity.
     let mut decisions: Vec<Decision> = Vec::new();
     let mut pools: BTreeMap<String, (Vec<Candidate>, Option<f64>)> = BTreeMap::new();
+    // Each district's code once, shared by its decisions.
+    let mut district_codes: HashMap<String, std::sync::Arc<str>> = HashMap::new();
     let mut stream = engine.stream(&cohort).await?;
     // The stream holds its own copy of the pairs, slice by slice, and lets each go when its
     // query starts; this one would only keep every screened household's id for the rest of
@@ -354,9 +359,20 @@ pub async fn screen(
             let key = &batch.keys[i];
             let row = batch.row(i);
             let score = model.score(row);
+            let district_code =
+                key.district_code
+                    .as_deref()
+                    .map(|code| match district_codes.get(code) {
+                        Some(shared) => shared.clone(),
+                        None => {
+                            let shared: std::sync::Arc<str> = code.into();
+                            district_codes.insert(code.to_string(), shared.clone());
+                            shared
+                        }
+                    });
             let decide = |outcome| Decision {
-                household_id: key.household_id.clone(),
-                district_code: key.district_code.clone(),
+                household_id: key.household_id.as_str().into(),
+                district_code: district_code.clone(),
                 score: (score * 1e6).round() / 1e6,
                 outcome,
                 groups: crate::fairness::groups(
@@ -533,9 +549,9 @@ pub async fn screen(
     counts.referred = referrals.len() as u64;
     for d in &mut decisions {
         if d.outcome == DecisionOutcome::BelowCut {
-            if let Some(&(rank, placement)) = listed.get(&d.household_id) {
+            if let Some(&(rank, placement)) = listed.get(&*d.household_id) {
                 d.outcome = DecisionOutcome::Listed { rank, placement };
-            } else if min_cut.contains(&d.household_id) {
+            } else if min_cut.contains(&*d.household_id) {
                 d.outcome = DecisionOutcome::BelowMinScore;
             }
         }
